@@ -1,0 +1,1 @@
+"""Dataset preparation, vocabulary, WebDataset streaming, synthetic data and feature caches."""

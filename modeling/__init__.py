@@ -1,0 +1,1 @@
+"""Show, Attend and Tell model: frozen ResNet-50 encoder, additive attention, LSTMCell decoder."""

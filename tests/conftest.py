@@ -1,0 +1,7 @@
+"""Shared pytest setup: keep every test offline, single-threaded enough for 2 cores, and deterministic."""
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

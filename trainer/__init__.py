@@ -1,0 +1,1 @@
+"""Training loop, configs, checkpoints, metrics and the evaluate/caption command-line tools."""
