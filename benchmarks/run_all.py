@@ -1,0 +1,85 @@
+"""Run every benchmark, collect their JSON results into one file and a Markdown table the README includes.
+
+    python benchmarks/run_all.py [--quick] [--out benchmarks/results]
+
+Each benchmark is a script `benchmarks/bench_*.py` that measures its figures against a baseline in the same run and
+writes a flat JSON object with `--json PATH`. Nothing here asserts on time: the machines are shared and noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHMARKS = {
+    "bench_loader.py": "Streaming loader vs bare decode loop (the limit)",
+    "bench_feature_cache.py": "Training on the feature cache vs on images (224 px)",
+    "bench_beam_search.py": "Batched beam search vs one image at a time",
+    "bench_train_step.py": "Training step on precomputed features",
+    "bench_ddp.py": "2-process CPU DDP vs 1 process",
+    "bench_memory.py": "Peak RSS as the dataset grows 10x",
+    "bench_metrics.py": "Our metrics vs pycocoevalcap 1.2",
+    "bench_prepare.py": "prepare --workers 2 vs --workers 1",
+}
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _flatten(result: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    """One row per benchmark: what it compares and its measured figures."""
+    lines = ["| benchmark | what | measured |", "|---|---|---|"]
+    for script, result in results.items():
+        figures = "; ".join(f"{k}={_format_value(v)}" for k, v in _flatten(result).items())
+        lines.append(f"| `{script}` | {BENCHMARKS[script]} | {figures} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark (smaller inputs)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="output directory")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these scripts (e.g. bench_metrics.py)")
+    args = parser.parse_args()
+
+    here = Path(__file__).parent
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for script in args.only or list(BENCHMARKS):
+        if script not in BENCHMARKS:
+            parser.error(f"unknown benchmark {script!r}; choose from {sorted(BENCHMARKS)}")
+        json_path = args.out / f"{Path(script).stem}.json"
+        command = [sys.executable, str(here / script), "--json", str(json_path)] + (["--quick"] if args.quick else [])
+        print(f"== {script}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
+        completed = subprocess.run(command)
+        elapsed = time.perf_counter() - started
+        if completed.returncode != 0:
+            results[script] = {"error": f"exit code {completed.returncode}", "wall_s": round(elapsed, 1)}
+            continue
+        results[script] = json.loads(json_path.read_text())
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown_table(results)
+    (args.out / "results.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
