@@ -1,1 +1,6 @@
 """Show, Attend and Tell model: frozen ResNet-50 encoder, additive attention, LSTMCell decoder."""
+from .beam_search import Generation
+from .captioner import Captioner, CaptionerOutput
+from .config import CaptionerConfig
+
+__all__ = ["Captioner", "CaptionerConfig", "CaptionerOutput", "Generation"]

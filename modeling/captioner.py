@@ -1,0 +1,100 @@
+"""Captioner: encoder + attention LSTM decoder, with decoding and safetensors save/load."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .beam_search import Generation, beam_search, greedy_search
+from .config import CaptionerConfig
+from .decoder import Decoder
+from .encoder import Encoder
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CaptionerOutput(NamedTuple):
+    """logits (N, T-1, V): logits[:, t] predicts captions[..., t+1]; alphas (N, T-1, R) attention weights."""
+
+    logits: torch.Tensor
+    alphas: torch.Tensor
+
+
+class Captioner(nn.Module):
+    """Show, Attend and Tell: frozen ResNet-50 -> region features -> additive attention -> LSTMCell -> words."""
+
+    def __init__(self, config: CaptionerConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config.encoder_weights, config.backbone_channels, config.feature_dim, config.grid_size)
+        self.decoder = Decoder(config)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B,3,H,W) or backbone features (B,2048,h,w) -> region features (B, 49, feature_dim)."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor, captions: torch.Tensor, teacher_forcing_ratio: float = 1.0) -> CaptionerOutput:
+        """Score captions (B, T) or (B, K, T); the K captions of an image share one encoder pass (rows image-major)."""
+        if captions.dim() not in (2, 3) or captions.shape[0] != x.shape[0]:
+            raise ValueError(f"captions must be (B, T) or (B, K, T) with B={x.shape[0]}, got {tuple(captions.shape)}")
+        features = self.encode(x)
+        if captions.dim() == 3:
+            features = features.repeat_interleave(captions.shape[1], dim=0)
+            captions = captions.flatten(0, 1)
+        logits, alphas = self.decoder(features, captions, teacher_forcing_ratio)
+        return CaptionerOutput(logits, alphas)
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor, beam_size: int = 3, max_len: int = 20,
+                 length_penalty: float = 0.0) -> Generation:
+        """Caption images or backbone features; beam_size=1 is greedy search. Runs in eval mode, then restores it."""
+        if beam_size < 1 or max_len < 1:
+            raise ValueError(f"beam_size and max_len must be >= 1, got beam_size={beam_size}, max_len={max_len}")
+        config = self.config
+        was_training = self.training
+        self.eval()
+        try:
+            features = self.encode(x)
+            if beam_size == 1:
+                return greedy_search(self.decoder, features, max_len, config.bos_id, config.eos_id, config.pad_id,
+                                     length_penalty)
+            return beam_search(self.decoder, features, beam_size, max_len, config.bos_id, config.eos_id,
+                               config.pad_id, length_penalty)
+        finally:
+            self.train(was_training)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the frozen backbone's."""
+        backbone = {id(p) for p in self.encoder.backbone.parameters()}
+        return [p for p in self.parameters() if id(p) not in backbone]
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json and model.safetensors (the whole state dict, frozen backbone included)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory / CONFIG_NAME)
+        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "Captioner":
+        """Load a save_pretrained directory; builds a random backbone first, so it never downloads or unpickles."""
+        directory = Path(directory)
+        config = CaptionerConfig.load(directory / CONFIG_NAME)
+        weights_path = directory / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"{weights_path} does not exist (save_pretrained writes {WEIGHTS_NAME})")
+        model = cls(dataclasses.replace(config, encoder_weights="none"))
+        model.config = config  # keep recording where the backbone weights came from
+        state = load_file(str(weights_path), device=str(torch.device(map_location)))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(f"{weights_path} does not match the model described by {directory / CONFIG_NAME}: "
+                             f"{error}") from error
+        return model.to(map_location)

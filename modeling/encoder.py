@@ -1,0 +1,116 @@
+"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv and pooling to a grid of region features."""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import ResNet50_Weights, resnet50
+
+RANDOM_BACKBONE_SEED = 0
+MIN_IMAGE_SIZE = 32
+
+
+class FrozenBackbone(nn.Sequential):
+    """ResNet-50 up to layer4: no gradients, always in eval mode, so BatchNorm statistics never change."""
+
+    def __init__(self, resnet: nn.Module):
+        layers = OrderedDict((name, module) for name, module in resnet.named_children() if name not in ("avgpool", "fc"))
+        super().__init__(layers)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "FrozenBackbone":
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return super().forward(images)
+
+
+def _resnet50_skeleton() -> nn.Module:
+    """A randomly initialised ResNet-50 from a fixed seed; the global RNG is neither used nor changed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_BACKBONE_SEED)
+        return resnet50(weights=None)
+
+
+def _imagenet_state_dict() -> dict:
+    try:
+        return ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False, check_hash=True)
+    except Exception as error:  # offline machines fail in many ways (URLError, socket errors, ...)
+        raise RuntimeError(
+            "could not download the torchvision ImageNet ResNet-50 weights "
+            f"({ResNet50_Weights.IMAGENET1K_V2.url}): {error}. On an offline machine, download that file elsewhere "
+            "and pass its local path as encoder_weights (a .pth or .safetensors ResNet-50 state dict), or use "
+            "encoder_weights='none' for a frozen random backbone."
+        ) from error
+
+
+def _file_state_dict(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder weights file {path} does not exist (expected a ResNet-50 state dict as "
+                                ".safetensors or .pth, or encoder_weights='imagenet' | 'none')")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if path.suffix == ".pth":
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds a {type(state).__name__}, expected a ResNet-50 state dict")
+        return state
+    raise ValueError(f"encoder weights file {path} must end in .safetensors or .pth, got {path.suffix!r}")
+
+
+def build_backbone(weights: str) -> FrozenBackbone:
+    """ResNet-50 without avgpool/fc mapping (B,3,H,W) to (B,2048,H/32,W/32); weights: 'imagenet' | 'none' | path."""
+    backbone = FrozenBackbone(_resnet50_skeleton())
+    if weights == "none":
+        return backbone
+    state = _imagenet_state_dict() if weights == "imagenet" else _file_state_dict(Path(weights))
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    expected = set(backbone.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"encoder weights {weights!r} are not a torchvision ResNet-50 state dict: "
+                         f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+                         f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as error:  # right keys, wrong shapes
+        raise ValueError(f"encoder weights {weights!r} do not fit a ResNet-50: {error}") from error
+    return backbone
+
+
+def backbone_fingerprint(backbone: nn.Module) -> str:
+    """Short sha256 of the backbone's state dict (names, dtypes, shapes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(backbone.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Encoder(nn.Module):
+    """Images (B,3,H,W) or backbone features (B,C,h,w) -> region features (B, grid*grid, feature_dim)."""
+
+    def __init__(self, weights: str, backbone_channels: int = 2048, feature_dim: int = 256, grid_size: int = 7):
+        super().__init__()
+        self.backbone_channels = backbone_channels
+        self.backbone = build_backbone(weights)
+        self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
+        self.pool = nn.AdaptiveAvgPool2d(grid_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] not in (3, self.backbone_channels):
+            raise ValueError(f"encoder input must be images (B,3,H,W) or backbone features "
+                             f"(B,{self.backbone_channels},h,w), got shape {tuple(x.shape)}")
+        if x.shape[1] == 3:
+            if min(x.shape[2:]) < MIN_IMAGE_SIZE:
+                raise ValueError(f"images must be at least {MIN_IMAGE_SIZE} px on each side, got {tuple(x.shape)}")
+            x = self.backbone(x)
+        return self.pool(self.project(x)).flatten(2).transpose(1, 2)
