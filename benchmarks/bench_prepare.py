@@ -1,0 +1,62 @@
+"""``prepare`` throughput: ``--workers 2`` vs ``--workers 1`` (the baseline) on generated synthetic images.
+
+python benchmarks/bench_prepare.py [--quick] [--images N] [--size PX] [--json PATH]   (target: >= 1.6x with 2 workers)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data_pipelines import prepare, synthetic  # noqa: E402
+
+
+def time_prepare(dataset_json: Path, out: Path, workers: int, image_size: int) -> float:
+    """Seconds for one full prepare run (reading the annotations, converting, writing shards and vocab)."""
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):  # keep the progress bar out of the report
+        prepare.run(["karpathy", "--json", dataset_json, "--out", out, "--workers", workers,
+                     "--image-size", image_size, "--shard-size", 100, "--overwrite"])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="120 images instead of 400")
+    parser.add_argument("--images", type=int, default=None, help="number of generated images (default 400)")
+    parser.add_argument("--size", type=int, default=480, help="generated image side in pixels (default 480)")
+    parser.add_argument("--image-size", type=int, default=256, help="prepare --image-size (default 256)")
+    parser.add_argument("--repeats", type=int, default=2, help="best of N runs per setting")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args()
+    num_images = args.images or (120 if args.quick else 400)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset_json = synthetic.generate(Path(tmp) / "source", num_images, seed=0, image_size=args.size)
+        seconds = {}
+        for workers in (1, 2):
+            seconds[workers] = min(time_prepare(dataset_json, Path(tmp) / f"out{workers}", workers, args.image_size)
+                                   for _ in range(args.repeats))
+        identical = all((Path(tmp) / "out1" / name.name).read_bytes() == name.read_bytes()
+                        for name in sorted((Path(tmp) / "out2").glob("*.tar")))
+    result = {"benchmark": "prepare", "images": num_images, "source_px": args.size, "image_size": args.image_size,
+              "seconds_workers_1": round(seconds[1], 3), "seconds_workers_2": round(seconds[2], 3),
+              "images_per_s_workers_1": round(num_images / seconds[1], 1),
+              "images_per_s_workers_2": round(num_images / seconds[2], 1),
+              "speedup": round(seconds[1] / seconds[2], 2), "target_speedup": 1.6, "identical_shards": identical}
+    print(f"prepare {num_images} images {args.size}px -> {args.image_size}px: "
+          f"1 worker {seconds[1]:.2f}s ({result['images_per_s_workers_1']} img/s), "
+          f"2 workers {seconds[2]:.2f}s ({result['images_per_s_workers_2']} img/s), "
+          f"speedup {result['speedup']}x (target >= 1.6x), shards identical: {identical}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""Turn a caption dataset into WebDataset shards: ``python -m data_pipelines.prepare SOURCE ... --out OUT``.
+
+OUT gets ``{split}-NNNNNN.tar`` (``KEY.jpg`` RGB JPEG + ``KEY.json``), ``manifest.json``, ``vocab.json`` (train split
+only) and ``stats.json`` (every skipped or converted input and why). Everything is written into a temporary folder
+beside OUT and moved into place at the end, so OUT is either the old finished dataset or the new one, never a mix.
+Images are decoded/resized/re-encoded in worker processes; results are written in input order, so the output is the
+same for any ``--workers``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from .shard_writer import ShardWriter
+from .sources import READERS, DataFormatError, Record, clean_records
+from .sources.common import issue
+from .vocab import Vocabulary
+
+MANIFEST_FORMAT = "showattend-shards"
+_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+_CHUNK = 8  # images per worker task: fewer, larger messages between processes
+
+
+@dataclass
+class PrepareOptions:
+    image_size: int = 256
+    shard_size: int = 1000
+    workers: int = 1
+    min_word_freq: int = 5
+    max_caption_len: int | None = None
+    jpeg_quality: int = 95
+    seed: int = 0  # order of the train split's samples across shards
+    overwrite: bool = False
+
+
+def _to_rgb(image: Image.Image, raw_mode: str) -> tuple[Image.Image, str | None]:
+    """RGB image plus a note describing the conversion (None when the input was 8-bit RGB already)."""
+    mode = image.mode
+    if mode == "RGB":
+        return image, ("16-bit RGB -> 8-bit RGB" if raw_mode.startswith("RGB;16") else None)
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit greyscale (PNG): scale 0..65535 to 0..255
+        pixels = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(pixels, "L").convert("RGB"), f"16-bit greyscale ({mode}) -> RGB"
+    if mode == "F":
+        pixels = np.clip(np.asarray(image, dtype=np.float64), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(pixels, "L").convert("RGB"), "32-bit float greyscale (F) -> RGB"
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB"), f"{mode} -> RGB (alpha composited on white)"
+    return image.convert("RGB"), f"{mode} -> RGB"
+
+
+def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
+    """Decode, convert to RGB, shrink the shorter side to ``image_size`` (never enlarge), re-encode as JPEG.
+
+    Returns ``{"jpg", "width", "height", "note"}`` (original size) or ``{"error": reason, "detail": message}``;
+    never raises."""
+    try:
+        if isinstance(image, str):
+            if not os.path.isfile(image):
+                return {"error": "missing image file"}
+            with open(image, "rb") as handle:
+                image = handle.read()
+        if not image:
+            return {"error": "zero-byte image file"}
+        with Image.open(io.BytesIO(image)) as decoded:
+            width, height = decoded.size
+            raw_mode = decoded.tile[0][3] if decoded.tile and isinstance(decoded.tile[0][3], str) else ""
+            scale = image_size / min(width, height)
+            if scale < 1 and decoded.format == "JPEG":  # decode at a reduced DCT scale, still >= the target size
+                decoded.draft(decoded.mode, (int(width * scale) + 1, int(height * scale) + 1))
+            decoded.load()
+            rgb, note = _to_rgb(decoded, raw_mode)
+        if scale < 1:
+            target = (max(1, round(width * scale)), max(1, round(height * scale)))
+            rgb = rgb.resize(target, Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        rgb.save(buffer, "JPEG", quality=quality)
+        return {"jpg": buffer.getvalue(), "width": width, "height": height, "note": note}
+    except UnidentifiedImageError:
+        return {"error": "corrupt image", "detail": "not a recognised image format"}
+    except (OSError, SyntaxError, ValueError) as error:
+        return {"error": "truncated or corrupt image", "detail": str(error)}
+    except Exception as error:  # one bad image must never stop a long run
+        return {"error": "cannot decode image", "detail": f"{type(error).__name__}: {error}"}
+
+
+def _convert_chunk(images: list[str | bytes], image_size: int, quality: int) -> list[dict]:
+    return [convert_image(image, image_size, quality) for image in images]
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes for ``workers > 1``. Forked (cheap to start, nothing to re-import) where the OS allows, and
+    started right away, before the progress bar starts its monitor thread."""
+    if workers <= 1:
+        return None
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    executor = ProcessPoolExecutor(workers, mp_context=get_context(method))
+    for future in [executor.submit(int) for _ in range(workers)]:
+        future.result()
+    return executor
+
+
+def _converted(records: list[Record], options: PrepareOptions, executor: ProcessPoolExecutor | None) -> Iterator[dict]:
+    """``convert_image`` results in record order; with an executor, a bounded window of chunks runs in parallel."""
+    convert = partial(_convert_chunk, image_size=options.image_size, quality=options.jpeg_quality)
+    images = (record.image() if callable(record.image) else record.image for record in records)
+    chunks = iter(lambda: list(islice(images, _CHUNK)), [])
+    if executor is None:
+        for chunk in chunks:
+            yield from convert(chunk)
+        return
+    pending: deque = deque()
+    for chunk in chunks:
+        pending.append(executor.submit(convert, chunk))
+        if len(pending) >= 4 * options.workers:
+            yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
+
+
+def _ordered(records: list[Record], seed: int) -> list[Record]:
+    """Splits train, val, test, then others; the train split shuffled (seeded) so shards mix the source's order."""
+    by_split: dict[str, list[Record]] = {}
+    for record in records:
+        by_split.setdefault(record.split, []).append(record)
+    random.Random(seed).shuffle(by_split.get("train", []))
+    return [r for split in sorted(by_split, key=lambda s: (_SPLIT_ORDER.get(s, 3), s)) for r in by_split[split]]
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        what = "a finished prepared dataset" if (out / "manifest.json").is_file() else "not empty"
+        raise FileExistsError(f"{out} already exists and is {what}; pass --overwrite to replace it "
+                              "(runs are never mixed into an existing output)")
+
+
+def _install(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished temporary folder to ``out`` (replacing an old one only with ``overwrite``)."""
+    _check_output(out, overwrite)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def _write_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, options: PrepareOptions,
+            source: dict | None = None) -> dict:
+    """Write ``records`` as a prepared dataset in ``out``; returns the manifest. ``source`` describes the input."""
+    out = Path(out).absolute()
+    _check_output(out, options.overwrite)
+    records_read = len(records)
+    records, skipped, dropped = clean_records(records)
+    skipped = list(reader_issues) + skipped
+    if not records:
+        raise DataFormatError(f"no image with a caption to write ({records_read} read, reasons: "
+                              f"{dict(Counter(entry['reason'] for entry in skipped))})")
+    records = _ordered(records, options.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    writers: dict[str, ShardWriter] = {}
+    executor = _start_pool(options.workers)
+    results = _converted(records, options, executor)
+    try:
+        converted, train_captions = [], []
+        for record, result in tqdm(zip(records, results), total=len(records), unit="img", desc="prepare"):
+            if "error" in result:
+                details = {"detail": result["detail"]} if result.get("detail") else {}
+                skipped.append(issue(record, record.source, result["error"], **details))
+                continue
+            if result["note"]:
+                converted.append(issue(record, record.source, result["note"]))
+            meta = {"image_id": record.image_id, "captions": record.captions, "width": result["width"],
+                    "height": result["height"], "source": record.source}
+            writer = writers.setdefault(record.split, ShardWriter(tmp, record.split, options.shard_size))
+            writer.write(record.image_id, {"jpg": result["jpg"], "json": json.dumps(meta, ensure_ascii=False).encode()},
+                         len(record.captions))
+            if record.split == "train":
+                train_captions += record.captions
+        splits = {}
+        for split, writer in writers.items():
+            shards = writer.close()
+            splits[split] = {"shards": [s["name"] for s in shards], "images": sum(s["images"] for s in shards),
+                             "captions": sum(s["captions"] for s in shards),
+                             "shard_sizes": {s["name"]: s["images"] for s in shards}}
+        if not splits:
+            raise DataFormatError(f"every image failed to convert (reasons: "
+                                  f"{dict(Counter(entry['reason'] for entry in skipped))}); nothing written")
+        vocab = Vocabulary.build(train_captions, options.min_word_freq, options.max_caption_len)
+        vocab.save(tmp / "vocab.json")
+        reasons = Counter(entry["reason"] for entry in skipped + converted + dropped)
+        _write_json(tmp / "stats.json", {
+            "records_read": records_read, "written": {split: entry["images"] for split, entry in splits.items()},
+            "num_skipped": len(skipped), "num_converted": len(converted), "num_dropped_captions": len(dropped),
+            "reasons": dict(sorted(reasons.items())),
+            "skipped": skipped, "converted": converted, "dropped_captions": dropped})
+        manifest = {"format": MANIFEST_FORMAT, "version": 1, "source": source or {}, "image_size": options.image_size,
+                    "jpeg_quality": options.jpeg_quality, "shard_size": options.shard_size,
+                    "min_word_freq": options.min_word_freq, "max_caption_len": options.max_caption_len,
+                    "vocab_size": len(vocab), "splits": splits}
+        _write_json(tmp / "manifest.json", manifest)
+        _install(tmp, out, options.overwrite)
+        return manifest
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, type=Path, help="output folder (must not exist unless --overwrite)")
+    common.add_argument("--image-size", type=int, default=256, help="shorter image side in pixels (default 256)")
+    common.add_argument("--shard-size", type=int, default=1000, help="samples per tar shard (default 1000)")
+    common.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="image-converting processes")
+    common.add_argument("--min-word-freq", type=int, default=5, help="vocabulary: min train count of a word")
+    common.add_argument("--max-caption-len", type=int, default=None,
+                        help="vocabulary: count only the first N words of each caption (the loader's cap)")
+    common.add_argument("--jpeg-quality", type=int, default=95, help="quality of the re-encoded JPEGs")
+    common.add_argument("--seed", type=int, default=0, help="seed of the train split's sample order")
+    common.add_argument("--overwrite", action="store_true", help="replace an existing OUT (atomically, at the end)")
+    parser = argparse.ArgumentParser(prog="python -m data_pipelines.prepare", description=__doc__.split("\n")[0])
+    subparsers = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    for name, reader in READERS.items():
+        sub = subparsers.add_parser(name, parents=[common], help=(reader.__doc__ or "").split("\n")[0])
+        reader.add_arguments(sub)
+    return parser
+
+
+def run(argv: Iterable[str] | None = None) -> dict:
+    """Parse arguments, read the source, prepare; errors propagate (see ``main`` for the CLI behaviour)."""
+    args = build_parser().parse_args(None if argv is None else [str(arg) for arg in argv])
+    options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
+                             args.jpeg_quality, args.seed, args.overwrite)
+    _check_output(args.out.absolute(), args.overwrite)  # fail before a long read
+    common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
+              "overwrite", "source"}
+    inputs = {key: (str(value) if isinstance(value, Path) else value)
+              for key, value in vars(args).items() if key not in common}
+    records, issues = READERS[args.source].read(args)
+    return prepare(records, issues, args.out, options, source={"kind": args.source, **inputs})
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    try:
+        manifest = run(argv)
+    except (DataFormatError, FileExistsError) as error:
+        sys.exit(f"error: {error}")
+    counts = ", ".join(f"{split} {entry['images']} images / {len(entry['shards'])} shards"
+                       for split, entry in manifest["splits"].items())
+    print(f"prepared {counts}; vocabulary {manifest['vocab_size']} words")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Hugging Face ``datasets`` reader: a dataset saved with ``save_to_disk`` (Dataset or DatasetDict).
+
+``datasets`` is imported only here, and only when this source is used (it takes seconds to import)."""
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
+                     check_split_name, parse_mapping, resolve_path)
+
+_DEFAULT_SPLIT_NAMES = {"validation": "val", "valid": "val", "dev": "val"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, type=Path, help="folder written by Dataset(Dict).save_to_disk")
+    parser.add_argument("--image-column", default="image", help="Image feature (PIL) or string path column")
+    parser.add_argument("--caption-column", default="caption", help="string or list-of-strings caption column")
+    parser.add_argument("--id-column", default=None, help="image id column (else SPLIT_ROWINDEX)")
+    parser.add_argument("--split-column", default=None, help="split column for a single Dataset (else fractions)")
+    parser.add_argument("--split-names", nargs="*", default=[], metavar="OURS=THEIRS",
+                        help="DatasetDict split mapping, e.g. val=validation (default maps validation/dev -> val)")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="folder that relative paths in a string image column start from (default: --dataset)")
+    add_fraction_arguments(parser)
+
+
+def _image_at(dataset: Any, column: str, index: int, base: Path) -> str | bytes:
+    """Encoded bytes of one row's image (or its file path when the dataset stores only paths)."""
+    value = dataset[index][column]
+    if isinstance(value, str):
+        return resolve_path(value, base)
+    if isinstance(value, dict) and value.get("bytes"):
+        return value["bytes"]
+    if isinstance(value, dict) and value.get("path"):
+        return resolve_path(value["path"], base)
+    return b""  # no image at all: reported as a zero-byte image
+
+
+def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str) -> list[Record]:
+    import datasets
+
+    columns = [args.caption_column] + [c for c in (args.id_column, args.split_column) if c]
+    missing = [c for c in [args.image_column, *columns] if c not in dataset.column_names]
+    if missing:
+        raise DataFormatError(f"{where}: no column(s) {', '.join(map(repr, missing))} "
+                              f"(columns: {', '.join(dataset.column_names)})")
+    feature = dataset.features[args.image_column]
+    if isinstance(feature, datasets.Image):
+        images = dataset.select_columns([args.image_column]).cast_column(args.image_column, datasets.Image(decode=False))
+    elif getattr(feature, "dtype", None) in ("string", "large_string"):
+        images = dataset.select_columns([args.image_column])
+    else:
+        raise DataFormatError(f"{where}: column {args.image_column!r} must be an Image feature or string paths, "
+                              f"got {feature}")
+    base = args.images if args.images is not None else args.dataset
+    records, index = [], 0
+    for batch in dataset.select_columns(columns).iter(batch_size=1000):
+        for row in range(len(batch[args.caption_column])):
+            row_where = f"{where}[{index}]"
+            captions = as_caption_list(batch[args.caption_column][row], f"{row_where}[{args.caption_column!r}]")
+            image_id = str(batch[args.id_column][row]) if args.id_column else f"{name or 'row'}_{index:07d}"
+            split = name
+            if args.split_column:
+                split = check_split_name(batch[args.split_column][row], f"{row_where}[{args.split_column!r}]")
+            image = partial(_image_at, images, args.image_column, index, base)
+            records.append(Record(image_id, split, captions, image, row_where))
+            index += 1
+    return records
+
+
+def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
+    """Records of every split (DatasetDict) or of the single Dataset (split column or fractions)."""
+    import datasets
+
+    if not (args.dataset / "dataset_dict.json").is_file() and not (args.dataset / "dataset_info.json").is_file():
+        raise DataFormatError(f"{args.dataset}: not a dataset saved with save_to_disk "
+                              "(no dataset_dict.json or dataset_info.json)")
+    try:
+        loaded = datasets.load_from_disk(str(args.dataset))
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise DataFormatError(f"{args.dataset}: cannot load with datasets.load_from_disk: {error}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        ours_by_theirs = {theirs: ours for ours, theirs in parse_mapping(args.split_names, "--split-names").items()}
+        records = []
+        for theirs, dataset in loaded.items():
+            ours = ours_by_theirs.get(theirs, _DEFAULT_SPLIT_NAMES.get(theirs, theirs))
+            split = check_split_name(ours, f"{args.dataset}: split {theirs!r}")
+            records += _split_records(dataset, split, args, f"{args.dataset}[{theirs!r}]")
+        return records, []
+    records = _split_records(loaded, "", args, str(args.dataset))
+    if not args.split_column:
+        splits = assign_fraction_splits([r.image_id for r in records], args.val_fraction, args.test_fraction)
+        for record in records:
+            record.split = splits[record.image_id]
+    return records, []

@@ -1,0 +1,36 @@
+"""Karpathy split JSON (dataset_coco.json / dataset_flickr8k.json / dataset_flickr30k.json) reader."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import DataFormatError, Record, check_split_name, load_json, require, resolve_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", required=True, type=Path, help="Karpathy split file, e.g. dataset_coco.json")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="image root: images live at ROOT/filepath/filename (default: the JSON's folder)")
+
+
+def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
+    """One record per ``images[]`` entry; ``restval`` goes to train; id = ``cocoid`` if present, else file stem."""
+    path: Path = args.json
+    root: Path = args.images if args.images is not None else path.parent
+    data = load_json(path)
+    images = require(data, "images", list, path, "the top level")
+    records = []
+    for index, entry in enumerate(images):
+        where = f"images[{index}]"
+        filename = require(entry, "filename", str, path, where)
+        folder = entry.get("filepath", "") or ""
+        if not isinstance(folder, str):
+            raise DataFormatError(f"{path}: {where}['filepath'] must be str, got {type(folder).__name__}")
+        split = check_split_name(require(entry, "split", str, path, where), f"{path}: {where}['split']")
+        sentences = require(entry, "sentences", list, path, where)
+        captions = [require(sentence, "raw", str, path, f"{where}['sentences'][{number}]")
+                    for number, sentence in enumerate(sentences)]
+        image_id = entry["cocoid"] if "cocoid" in entry else Path(filename).stem
+        image_path = resolve_path(str(Path(folder) / filename), root)
+        records.append(Record(str(image_id), split, captions, image_path, image_path))
+    return records, []

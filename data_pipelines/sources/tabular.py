@@ -1,0 +1,93 @@
+"""CSV / JSON-lines reader: an image-path column and one or more caption columns; rows of one image are merged."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
+                     check_split_name, resolve_path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--file", required=True, type=Path, help="the .csv (with a header row) or .jsonl file")
+    parser.add_argument("--image-column", default="image", help="column holding the image path (default: image)")
+    parser.add_argument("--caption-columns", nargs="+", default=["caption"],
+                        help="column(s) holding captions; a JSONL cell may also be a list of captions")
+    parser.add_argument("--split-column", default=None, help="column holding train/val/test (else fractions)")
+    parser.add_argument("--id-column", default=None, help="column holding the image id (else the image path)")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="folder that relative image paths start from (default: the file's folder)")
+    add_fraction_arguments(parser)
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except csv.Error as error:
+            raise DataFormatError(f"{path}: line {reader.line_num}: {error}") from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}: line {number}, column {error.colno}: invalid JSON: {error.msg}") from None
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def _cell(row: dict[str, Any], column: str, path: Path, line: int) -> Any:
+    if column not in row:
+        raise DataFormatError(f"{path}: line {line}: no column {column!r} (columns: {', '.join(map(str, row))})")
+    return row[column]
+
+
+def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
+    """Group rows by image path; each row adds its caption cells. Relative paths start at --images or the file's folder."""
+    path: Path = args.file
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    base = args.images if args.images is not None else path.parent
+    rows = _jsonl_rows(path) if args.source == "jsonl" else _csv_rows(path)
+    records: dict[str, Record] = {}
+    try:
+        for line, row in rows:
+            image = _cell(row, args.image_column, path, line)
+            if not isinstance(image, str) or not image.strip():
+                raise DataFormatError(f"{path}: line {line}: column {args.image_column!r} must be a non-empty path, "
+                                      f"got {image!r:.60}")
+            captions = []
+            for column in args.caption_columns:
+                captions += as_caption_list(_cell(row, column, path, line), f"{path}: line {line}: column {column!r}")
+            split = ""
+            if args.split_column:
+                split = check_split_name(_cell(row, args.split_column, path, line),
+                                         f"{path}: line {line}: column {args.split_column!r}")
+            image_id = str(_cell(row, args.id_column, path, line)) if args.id_column else str(Path(image).with_suffix(""))
+            record = records.get(image)
+            if record is None:
+                image_path = resolve_path(image, base)
+                records[image] = Record(image_id, split, captions, image_path, image_path)
+            elif record.split != split or record.image_id != image_id:
+                raise DataFormatError(f"{path}: line {line}: image {image!r} was given split/id "
+                                      f"{record.split!r}/{record.image_id!r} on an earlier row, now {split!r}/{image_id!r}")
+            else:
+                record.captions += captions
+    except UnicodeDecodeError as error:
+        raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    if not args.split_column:
+        splits = assign_fraction_splits(list(records), args.val_fraction, args.test_fraction)
+        for image, record in records.items():
+            record.split = splits[image]
+    return list(records.values()), []
