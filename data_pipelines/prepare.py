@@ -240,6 +240,13 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
             executor.shutdown(wait=True, cancel_futures=True)
 
 
+_SOURCE_HELP = {"karpathy": "Karpathy split JSON (dataset_coco.json, dataset_flickr8k.json, dataset_flickr30k.json)",
+                "coco": "COCO captions JSON file(s) (captions_train2017.json ...)",
+                "flickr": "Flickr8k/30k token file + split lists", "csv": "CSV with image-path and caption columns",
+                "jsonl": "JSON lines with image-path and caption fields",
+                "hf": "Hugging Face datasets folder written by save_to_disk"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", required=True, type=Path, help="output folder (must not exist unless --overwrite)")
@@ -252,11 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--jpeg-quality", type=int, default=95, help="quality of the re-encoded JPEGs")
     common.add_argument("--seed", type=int, default=0, help="seed of the train split's sample order")
     common.add_argument("--overwrite", action="store_true", help="replace an existing OUT (atomically, at the end)")
-    parser = argparse.ArgumentParser(prog="python -m data_pipelines.prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m data_pipelines.prepare",
+                                     description="Turn a caption dataset into WebDataset shards + manifest + vocab.")
     subparsers = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     for name, reader in READERS.items():
-        sub = subparsers.add_parser(name, parents=[common], help=(reader.__doc__ or "").split("\n")[0])
-        reader.add_arguments(sub)
+        reader.add_arguments(subparsers.add_parser(name, parents=[common], help=_SOURCE_HELP[name]))
     return parser
 
 
