@@ -17,6 +17,13 @@ class Generation(NamedTuple):
     alphas: torch.Tensor
 
 
+def _word_log_probs(logits: torch.Tensor, bos_id: int, pad_id: int) -> torch.Tensor:
+    """Log-probabilities of the next word; <bos> and <pad> are never generated (the loss never trains them away)."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    log_probs[:, [bos_id, pad_id]] = float("-inf")
+    return log_probs
+
+
 def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id: int, eos_id: int, pad_id: int,
                   length_penalty: float = 0.0) -> Generation:
     """Pick the most likely word at each step until every caption has produced <eos> or max_len words."""
@@ -31,7 +38,7 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
     finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
-        best_log_prob, words = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)
+        best_log_prob, words = _word_log_probs(logits, bos_id, pad_id).max(dim=-1)
         live = ~finished
         words = torch.where(live, words, pad_id)
         tokens[:, t] = words
@@ -74,7 +81,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
     candidate_rank = torch.arange(2 * beam_size, device=device)
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        log_probs = _word_log_probs(logits, bos_id, pad_id)
         vocab = log_probs.shape[-1]
         candidates = (beam_scores.view(rows, 1) + log_probs).view(batch, beam_size * vocab)
         # 2*beam_size candidates hold at least beam_size non-<eos> ones (each beam has one <eos> candidate)
