@@ -1,0 +1,137 @@
+"""Feature cache: run the frozen ResNet-50 once over a prepared dataset and store its feature maps.
+
+    python -m data_pipelines.features --data OUT --out FEATS --weights none|imagenet|PATH [--image-size 224]
+
+FEATS gets shards with the same names and keys as OUT, each sample holding ``KEY.json`` (copied) and
+``KEY.safetensors`` (one fp16 tensor "features" of shape (2048, h, w)), plus ``manifest.json`` with the usual
+``splits`` and a ``feature_cache`` entry (weights, backbone fingerprint, image size, source dataset, its manifest
+hash and fingerprint) that ``data_pipelines.stream.check_feature_cache`` compares against what a run asks for. Written into a temporary
+directory and renamed into place, so FEATS is either complete or absent.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import save as save_safetensors
+from tqdm import tqdm
+
+from data_pipelines.stream import dataset_fingerprint, manifest_sha256, read_manifest, weights_spec
+from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
+from data_pipelines.transforms import eval_transform
+from modeling.encoder import backbone_fingerprint, build_backbone
+
+
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(payload), 0o644, 0
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: int, skipped: BrokenSampleCounter,
+                  progress: tqdm) -> dict:
+    """Write the feature shard of one source shard; returns its image and caption counts and the feature shape."""
+    counts = {"images": 0, "captions": 0, "feature_shape": None}
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+        for raw_batch in batched(read_tar_samples([str(source)], skipped), batch_size, keep_partial=True):
+            decoded = []
+            for raw in raw_batch:
+                try:
+                    with Image.open(io.BytesIO(raw["jpg"])) as image:
+                        pixels = transform(image.convert("RGB"))
+                    decoded.append((raw["__key__"], raw["json"], len(json.loads(raw["json"])["captions"]), pixels))
+                except Exception as error:  # noqa: BLE001 - a broken sample is skipped like the stream skips it
+                    skipped(ValueError(f"{source}: sample {raw.get('__key__')!r}: {error!r}"))
+            progress.update(len(raw_batch))
+            if not decoded:
+                continue
+            with torch.inference_mode():
+                features = backbone(torch.stack([pixels for *_, pixels in decoded])).to(torch.float16)
+            for (key, meta, num_captions, _), feature in zip(decoded, features):
+                _add_member(tar, f"{key}.json", meta)
+                _add_member(tar, f"{key}.safetensors", save_safetensors({FEATURE_TENSOR_NAME: feature.clone()}))
+                counts["images"] += 1
+                counts["captions"] += num_captions
+            counts["feature_shape"] = list(features.shape[1:])
+    return counts
+
+
+def extract_features(data_root, out, weights: str, image_size: int = 224, batch_size: int = 32,
+                     splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Build the feature cache ``out`` from the prepared dataset ``data_root``; returns its manifest."""
+    data_root, out = Path(data_root), Path(out)
+    source_manifest = read_manifest(data_root)
+    splits = list(source_manifest["splits"]) if splits is None else splits
+    unknown = [split for split in splits if split not in source_manifest["splits"]]
+    if unknown:
+        raise ValueError(f"{data_root / 'manifest.json'}: no split(s) {unknown} (has {sorted(source_manifest['splits'])})")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    backbone = build_backbone(weights)
+    transform = eval_transform(image_size)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    skipped = BrokenSampleCounter()
+    try:
+        manifest_splits, feature_shape = {}, None
+        for split in splits:
+            entry = source_manifest["splits"][split]
+            totals = {"shards": [], "images": 0, "captions": 0, "shard_sizes": {}}
+            with tqdm(total=entry["images"], desc=f"features {split}", unit="img", disable=not show_progress) as bar:
+                for name in entry["shards"]:
+                    counts = _encode_shard(data_root / name, staging / name, backbone, transform, batch_size, skipped, bar)
+                    if counts["images"] == 0:
+                        (staging / name).unlink()
+                        continue
+                    totals["shards"].append(name)
+                    totals["shard_sizes"][name] = counts["images"]
+                    totals["images"] += counts["images"]
+                    totals["captions"] += counts["captions"]
+                    feature_shape = counts["feature_shape"]
+            manifest_splits[split] = totals
+        manifest = {"format": "showattend-feature-cache", "version": 1, "splits": manifest_splits, "feature_cache": {
+            "weights": weights_spec(weights), "backbone_fingerprint": backbone_fingerprint(backbone),
+            "image_size": image_size, "feature_shape": feature_shape, "dtype": "float16",
+            "skipped_samples": skipped.count,
+            "source": {"path": str(data_root.resolve()), "manifest_sha256": manifest_sha256(data_root),
+                       "dataset_fingerprint": dataset_fingerprint(data_root)}}}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        replaced = out.parent / f".{out.name}.replaced-{os.getpid()}"
+        if out.exists():  # --overwrite: move the old cache aside first so `out` is never half-written
+            os.replace(out, replaced)
+        os.replace(staging, out)
+        shutil.rmtree(replaced, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="prepared dataset directory (data_pipelines.prepare)")
+    parser.add_argument("--out", required=True, type=Path, help="feature cache directory to create")
+    parser.add_argument("--weights", default="imagenet", help="backbone weights: none | imagenet | PATH (.safetensors/.pth)")
+    parser.add_argument("--image-size", type=int, default=224, help="resize shorter side + center crop (default 224)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per backbone forward (default 32)")
+    parser.add_argument("--splits", nargs="+", default=None, help="splits to encode (default: all in the manifest)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(argv)
+    try:
+        manifest = extract_features(args.data, args.out, args.weights, args.image_size, args.batch_size, args.splits,
+                                    args.overwrite)
+    except (OSError, ValueError, RuntimeError) as error:
+        parser.exit(2, f"error: {error}\n")
+    counts = ", ".join(f"{split}: {entry['images']} images" for split, entry in manifest["splits"].items())
+    print(f"wrote {args.out} ({counts}; feature map {manifest['feature_cache']['feature_shape']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""DDP-safe WebDataset streaming of prepared shards (images or cached backbone features).
+
+Train stream, after open_clip's ``get_wds_dataset``: shard list -> per-epoch shard shuffle (seed, epoch) -> split by
+rank (explicit rank/world_size) -> split by DataLoader worker -> read tars (broken members counted and skipped) ->
+sample shuffle buffer seeded by (seed, epoch, rank, worker), drained after each pass over the worker's shards ->
+decode .jpg/.json/.safetensors only -> transform -> tokenize -> padded batches. Each worker cycles its shards until it
+has yielded exactly ``batches_per_worker`` batches (computed from the manifest's image count, never from what a worker
+happens to hold), so every rank yields ``len(loader)`` batches per epoch and DDP never waits on a rank that ran dry.
+The stream is a pure function of its arguments: rebuild epoch e and skip the consumed batches to resume exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, batched, collate_eval, collate_train,
+                                           decode_samples, read_tar_samples, stream_seed)
+from data_pipelines.transforms import eval_transform, train_transform
+
+__all__ = ["build_train_loader", "build_eval_loader", "read_manifest", "check_feature_cache", "StreamLoader"]
+
+
+def read_manifest(root) -> dict:
+    """``root/manifest.json`` checked for ``{"splits": {split: {"shards": [names], "images": n, "captions": n}}}``."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; is {root} a directory written by data_pipelines.prepare "
+                                f"(or data_pipelines.features)?")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict):
+        raise ValueError(f"{path}: expected an object with key 'splits' mapping split names to their shards")
+    for split, entry in splits.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("shards"), list) and isinstance(entry.get("images"), int)):
+            raise ValueError(f"{path}: splits.{split} must have 'shards' (list of file names) and 'images' (int), "
+                             f"got {entry!r}")
+        missing = [name for name in entry["shards"] if not (Path(root) / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path}: splits.{split} lists shard(s) missing from {root}: {missing[:5]}")
+    return manifest
+
+
+def manifest_sha256(root) -> str:
+    """sha256 of ``root/manifest.json``."""
+    return hashlib.sha256((Path(root) / "manifest.json").read_bytes()).hexdigest()
+
+
+def dataset_fingerprint(root) -> str:
+    """sha256 of ``root/manifest.json`` and the byte size of every shard it lists: cheap (no shard is read) yet it
+    tells apart two datasets whose manifests alone look the same (same counts, different images)."""
+    digest = hashlib.sha256((Path(root) / "manifest.json").read_bytes())
+    for split, entry in sorted(read_manifest(root)["splits"].items()):
+        for name in entry["shards"]:
+            digest.update(f"{split}/{name}:{(Path(root) / name).stat().st_size};".encode())
+    return digest.hexdigest()
+
+
+def weights_spec(weights: str) -> str:
+    """Canonical weights spec: ``"none"``, ``"imagenet"`` or the absolute path of a weights file."""
+    return weights if weights in ("none", "imagenet") else str(Path(weights).expanduser().resolve())
+
+
+def check_feature_cache(features_root, weights: str | None, image_size: int, data_root,
+                        backbone_fingerprint: str | None = None) -> dict:
+    """Refuse a feature cache made from another dataset, image size, weights (skipped when None) or backbone
+    (``backbone_fingerprint``, skipped when None); returns the cache's ``feature_cache`` manifest entry."""
+    path = Path(features_root) / "manifest.json"
+    cache = read_manifest(features_root).get("feature_cache")
+    if not isinstance(cache, dict):
+        raise ValueError(f"{path}: not a feature cache (no 'feature_cache' entry); build one with "
+                         f"python -m data_pipelines.features --data {data_root} --out {features_root}")
+    asked = {"source.dataset_fingerprint": dataset_fingerprint(data_root), "image_size": int(image_size)}
+    source = cache.get("source") or {}
+    found = {"source.dataset_fingerprint": source.get("dataset_fingerprint"), "image_size": cache.get("image_size")}
+    if weights is not None:
+        asked["weights"], found["weights"] = weights_spec(weights), cache.get("weights")
+    if backbone_fingerprint is not None:
+        asked["backbone_fingerprint"], found["backbone_fingerprint"] = backbone_fingerprint, cache.get("backbone_fingerprint")
+    if found["source.dataset_fingerprint"] != asked["source.dataset_fingerprint"]:
+        found["source.dataset_fingerprint"] = f"{found['source.dataset_fingerprint']} (made from {source.get('path')})"
+    differences = [f"{key}: cache has {found[key]!r}, asked for {asked[key]!r}" for key in asked if found[key] != asked[key]]
+    if differences:
+        raise ValueError(f"{path}: feature cache does not match (dataset {data_root}): " + "; ".join(differences)
+                         + ". Rebuild it with python -m data_pipelines.features --overwrite")
+    return cache
+
+
+def _worker_index(expected_workers: int) -> int:
+    """This DataLoader worker's index, checked against the worker count the stream was built for."""
+    info = get_worker_info()
+    workers, index = (1, 0) if info is None else (info.num_workers, info.id)
+    if workers != expected_workers:
+        raise RuntimeError(f"stream was built for {expected_workers} DataLoader worker(s) per rank but runs in "
+                           f"{workers}; iterate it through the loader returned by build_*_loader")
+    return index
+
+
+def _cycle_shards(shards: list[str], resampled: bool, rng: random.Random) -> Iterator[list[str]]:
+    """Endless passes over a worker's shards (resampled: each pass draws len(shards) shards with replacement)."""
+    while True:
+        yield [rng.choice(shards) for _ in shards] if resampled else shards
+
+
+@dataclass(eq=False)
+class TrainStream(IterableDataset):
+    """One rank's training stream for one epoch; see the module docstring."""
+
+    shards: list[str]
+    vocab: object
+    decoder: SampleDecoder
+    batch_size: int
+    batches_per_worker: int
+    captions_per_image: int
+    max_caption_len: int | None
+    seed: int
+    epoch: int
+    rank: int
+    world_size: int
+    num_workers: int
+    resampled: bool
+    shuffle_buffer: int
+    broken: BrokenSampleCounter
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def worker_shards(self, worker: int) -> list[str]:
+        """Shards this (rank, worker) reads this epoch: all of them when resampled, else its disjoint share."""
+        if self.resampled:
+            return list(self.shards)
+        order = list(self.shards)
+        random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)  # same on every rank
+        return order[self.rank::self.world_size][worker::self.num_workers]
+
+    def _shuffled_samples(self, worker: int, shard_rng: random.Random, buffer_rng: random.Random) -> Iterator[dict]:
+        """Raw samples, pass after pass over the worker's shards; the shuffle buffer drains at the end of each pass,
+        so no image comes round again before every image of the worker's shards has been seen."""
+        shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
+        for shard_pass in _cycle_shards(self.worker_shards(worker), self.resampled, shard_rng):
+            yielded = 0
+            for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
+                yielded += 1
+                yield raw
+            if yielded == 0:
+                raise RuntimeError(f"rank {self.rank} worker {worker}: shards {shard_pass} hold no readable sample")
+
+    def __iter__(self) -> Iterator[dict]:
+        worker = _worker_index(self.num_workers)
+        seed = stream_seed(self.seed, self.epoch, self.rank, worker)
+        shard_rng, buffer_rng, caption_rng = (random.Random(stream_seed(seed, name))
+                                              for name in ("shards", "buffer", "captions"))
+        generator = torch.Generator().manual_seed(stream_seed(seed, "transform"))
+        raw = self._shuffled_samples(worker, shard_rng, buffer_rng)
+        samples = decode_samples(raw, self.decoder, self.broken, generator)
+        batches = batched(samples, self.batch_size, keep_partial=False)
+        for _ in range(self.batches_per_worker):
+            yield collate_train(next(batches), self.vocab, self.captions_per_image, self.max_caption_len, caption_rng)
+
+
+@dataclass(eq=False)
+class EvalStream(IterableDataset):
+    """Every image of a split exactly once over all (rank, worker) slots, in shard order, no shuffle."""
+
+    shards: list[str]
+    decoder: SampleDecoder
+    batch_size: int
+    rank: int
+    world_size: int
+    num_workers: int
+    broken: BrokenSampleCounter
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def __iter__(self) -> Iterator[dict]:
+        worker = _worker_index(self.num_workers)
+        slots, slot = self.world_size * self.num_workers, self.rank * self.num_workers + worker
+        if len(self.shards) >= slots:  # disjoint shard subsets, as split_by_node then split_by_worker
+            raw = read_tar_samples(self.shards[self.rank::self.world_size][worker::self.num_workers], self.broken)
+        else:  # too few shards to share: every slot reads all of them and keeps every slots-th sample
+            raw = (s for i, s in enumerate(read_tar_samples(self.shards, self.broken)) if i % slots == slot)
+        for batch in batched(decode_samples(raw, self.decoder, self.broken), self.batch_size, keep_partial=True):
+            yield collate_eval(batch)
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader over a stream that knows its batch count and how many broken samples it skipped."""
+
+    def __init__(self, stream: TrainStream | EvalStream, num_workers: int, num_batches: int | None):
+        # Own generator: the DataLoader draws its worker base seed from it instead of the trainer's global RNG.
+        super().__init__(stream, batch_size=None, num_workers=num_workers, persistent_workers=False,
+                         generator=torch.Generator().manual_seed(0))
+        self.num_batches = num_batches
+
+    def __len__(self) -> int:
+        if self.num_batches is None:
+            raise TypeError("an eval loader has no fixed length (ranks may get different counts)")
+        return self.num_batches
+
+    @property
+    def broken_samples(self) -> int:
+        """Broken tar members / undecodable samples skipped so far (summed over worker processes)."""
+        return self.dataset.broken.count
+
+
+def _split_shards(root: Path, split: str, features_root: str | Path | None, image_size: int) -> tuple[list[str], dict]:
+    """Shard paths and manifest entry of ``split``, read from the feature cache when one is given."""
+    source = Path(root)
+    if features_root is not None:
+        check_feature_cache(features_root, weights=None, image_size=image_size, data_root=root)
+        source = Path(features_root)
+    entry = read_manifest(source)["splits"].get(split)
+    if entry is None:
+        raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(read_manifest(source)['splits'])})")
+    return [str(source / name) for name in entry["shards"]], entry
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _decoder(features_root, transform: Callable) -> SampleDecoder:
+    return SampleDecoder(None if features_root is not None else transform, use_features=features_root is not None)
+
+
+def build_train_loader(root, vocab, batch_size: int, epoch: int = 0, seed: int = 0, rank: int = 0,
+                       world_size: int = 1, num_workers: int = 2, captions_per_image: int = 1,
+                       max_caption_len: int | None = 20, image_size: int = 224, features_root=None,
+                       augment: bool = False, resampled: bool = False, split: str = "train",
+                       shuffle_buffer: int = 1000) -> StreamLoader:
+    """Training loader for one epoch of one rank; ``len(loader)`` batches, the same on every rank.
+
+    Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``.
+    """
+    _check_positive(batch_size=batch_size, world_size=world_size, captions_per_image=captions_per_image,
+                    shuffle_buffer=shuffle_buffer)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    if augment and features_root is not None:
+        raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
+    shards, entry = _split_shards(root, split, features_root, image_size)
+    workers = max(1, num_workers)
+    if not resampled and len(shards) < workers * world_size:
+        raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {world_size} rank(s) x {workers} worker(s) = "
+                         f"{world_size * workers} readers; re-run prepare with a smaller --shard-size, use fewer "
+                         f"workers, or resampled=True")
+    batches_per_rank = int(entry["images"]) // (batch_size * world_size)
+    if batches_per_rank == 0:
+        raise ValueError(f"{split}: {entry['images']} image(s) do not fill one batch of {batch_size} on each of "
+                         f"{world_size} rank(s)")
+    batches_per_worker = math.ceil(batches_per_rank / workers)
+    stream = TrainStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, train_transform(image_size, augment)),
+                         batch_size=batch_size, batches_per_worker=batches_per_worker,
+                         captions_per_image=captions_per_image, max_caption_len=max_caption_len, seed=seed,
+                         epoch=epoch, rank=rank, world_size=world_size, num_workers=workers, resampled=resampled,
+                         shuffle_buffer=shuffle_buffer, broken=BrokenSampleCounter())
+    return StreamLoader(stream, num_workers, batches_per_worker * workers)
+
+
+def build_eval_loader(root, split: str = "val", vocab=None, batch_size: int = 32, rank: int = 0, world_size: int = 1,
+                      num_workers: int = 2, image_size: int = 224, features_root=None) -> StreamLoader:
+    """Validation/test loader: each image of ``split`` exactly once over all ranks, with all reference captions.
+
+    Batches: ``{"image_id", "pixels"|"features", "references": list[list[str]]}``; the last batch may be short.
+    ``vocab`` is accepted for symmetry with the train loader; references stay raw strings.
+    """
+    _check_positive(batch_size=batch_size, world_size=world_size)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    shards, _ = _split_shards(root, split, features_root, image_size)
+    stream = EvalStream(shards=shards, decoder=_decoder(features_root, eval_transform(image_size)),
+                        batch_size=batch_size, rank=rank, world_size=world_size, num_workers=max(1, num_workers),
+                        broken=BrokenSampleCounter())
+    return StreamLoader(stream, num_workers, None)

@@ -1,0 +1,146 @@
+"""Sample-level stages of the shard stream: tar reading that skips broken members, decoding of only our own
+extensions (.jpg / .json / .safetensors), caption choice, tokenisation and padded batching.
+
+Everything random takes an explicit ``random.Random`` / ``torch.Generator`` seeded by ``stream_seed``, so a stream is
+a pure function of its arguments and never touches (or depends on) the global RNGs.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import random
+from typing import Callable, Iterable, Iterator
+
+import torch
+from PIL import Image
+from safetensors.torch import load as load_safetensors
+from webdataset.tariterators import tarfile_samples
+
+logger = logging.getLogger(__name__)
+
+FEATURE_TENSOR_NAME = "features"  # the one tensor stored in KEY.safetensors by data_pipelines.features
+_OUR_EXTENSIONS = ("jpg", "json", "safetensors")
+
+
+def stream_seed(*parts: object) -> int:
+    """A 63-bit seed from any tuple of values, identical in every process (unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class BrokenSampleCounter:
+    """Exception handler for the tar reader and the decoder: logs, counts (across worker processes), continues."""
+
+    def __init__(self) -> None:
+        self._count = multiprocessing.Value("i", 0)
+
+    def __call__(self, error: BaseException) -> bool:
+        with self._count.get_lock():
+            self._count.value += 1
+        logger.warning("skipping broken sample: %s", error)
+        return True
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+
+def _is_our_member(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].lower() in _OUR_EXTENSIONS
+
+
+def read_tar_samples(shard_paths: Iterable[str], on_error: BrokenSampleCounter) -> Iterator[dict]:
+    """Raw samples ``{"__key__", "json": bytes, "jpg"|"safetensors": bytes}`` of the given shards, in order."""
+    sources = ({"url": path} for path in shard_paths)
+    return tarfile_samples(sources, handler=on_error, select_files=_is_our_member)
+
+
+class SampleDecoder:
+    """Raw tar sample -> ``{"image_id", "captions": [raw str], "pixels"|"features": FloatTensor}``.
+
+    Only ``.jpg`` (PIL, RGB), ``.json`` and our ``.safetensors`` feature payload are decoded: no pickle, no torch.load.
+    """
+
+    def __init__(self, transform: Callable | None, use_features: bool):
+        self.transform, self.use_features = transform, use_features
+
+    def __call__(self, raw: dict, generator: torch.Generator | None = None) -> dict:
+        where = f"{raw.get('__url__')}: sample {raw.get('__key__')!r}"
+        payload = "safetensors" if self.use_features else "jpg"
+        missing = [ext for ext in ("json", payload) if ext not in raw]
+        if missing:
+            raise ValueError(f"{where} has no .{' / .'.join(missing)} member (has {sorted(k for k in raw if not k.startswith('__'))})")
+        meta = json.loads(raw["json"])
+        captions = meta.get("captions")
+        if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
+            raise ValueError(f"{where}: key 'captions' must be a non-empty list of strings, got {captions!r}")
+        sample = {"image_id": str(meta.get("image_id", raw["__key__"])), "captions": captions}
+        if self.use_features:
+            tensors = load_safetensors(raw["safetensors"])
+            if FEATURE_TENSOR_NAME not in tensors:
+                raise ValueError(f"{where}: .safetensors has no tensor {FEATURE_TENSOR_NAME!r} (has {sorted(tensors)})")
+            sample["features"] = tensors[FEATURE_TENSOR_NAME].float()
+        else:
+            with Image.open(io.BytesIO(raw["jpg"])) as image:
+                sample["pixels"] = self.transform(image.convert("RGB"), generator)
+        return sample
+
+
+def decode_samples(raw_samples: Iterable[dict], decoder: SampleDecoder, on_error: BrokenSampleCounter,
+                   generator: torch.Generator | None = None) -> Iterator[dict]:
+    """Decode each raw sample; a sample that fails (corrupt JPEG, bad JSON, missing member) is counted and skipped."""
+    for raw in raw_samples:
+        try:
+            yield decoder(raw, generator)
+        except Exception as error:  # noqa: BLE001 - any undecodable member is skipped, never fatal
+            on_error(error)
+
+
+def choose_captions(captions: list[str], k: int, rng: random.Random) -> list[str]:
+    """``k`` captions of one image: without replacement when it has >= k, else all of them then random repeats."""
+    if len(captions) >= k:
+        return rng.sample(captions, k)
+    return rng.sample(captions, len(captions)) + [rng.choice(captions) for _ in range(k - len(captions))]
+
+
+def pad_token_ids(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Right-pad token id lists to the longest one: LongTensor (N, T)."""
+    length = max(len(row) for row in rows)
+    padded = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    for index, row in enumerate(rows):
+        padded[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return padded
+
+
+def _stack_inputs(samples: list[dict]) -> dict:
+    key = "features" if "features" in samples[0] else "pixels"
+    return {"image_id": [s["image_id"] for s in samples], key: torch.stack([s[key] for s in samples])}
+
+
+def collate_train(samples: list[dict], vocab, captions_per_image: int, max_caption_len: int | None,
+                  rng: random.Random) -> dict:
+    """``{"image_id", "pixels"|"features", "captions": LongTensor (B, K, T) padded with vocab.pad_id}``."""
+    rows = [vocab.encode(caption, max_len=max_caption_len)
+            for sample in samples for caption in choose_captions(sample["captions"], captions_per_image, rng)]
+    captions = pad_token_ids(rows, vocab.pad_id).view(len(samples), captions_per_image, -1)
+    return {**_stack_inputs(samples), "captions": captions}
+
+
+def collate_eval(samples: list[dict]) -> dict:
+    """``{"image_id", "pixels"|"features", "references": list[list[str]]}`` (all raw reference captions)."""
+    return {**_stack_inputs(samples), "references": [list(s["captions"]) for s in samples]}
+
+
+def batched(samples: Iterable[dict], batch_size: int, keep_partial: bool) -> Iterator[list[dict]]:
+    """Group samples into lists of ``batch_size``; the last short group only when ``keep_partial``."""
+    batch: list[dict] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch and keep_partial:
+        yield batch
