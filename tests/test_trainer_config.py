@@ -1,0 +1,64 @@
+"""trainer.config: YAML + dotted overrides, typed checks, scalar flattening."""
+import pytest
+import yaml
+
+from trainer.config import TrainConfig, flatten_scalars, load_config, parse_overrides
+
+
+@pytest.fixture
+def yaml_path(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"output_dir": "runs/x", "data": {"root": "/data"}, "train": {"batch_size": 8}}))
+    return path
+
+
+def test_yaml_and_overrides_are_typed(yaml_path):
+    config = load_config(yaml_path, ["train.max_steps=7", "optim.lr=1e-3", "optim.eps=1e-6", "data.features=null",
+                                     "teacher_forcing.schedule=linear", "optim.weight_decay=0", "data.augment=true"])
+    assert config.output_dir == "runs/x" and config.data.root == "/data"
+    assert config.train.batch_size == 8 and config.train.max_steps == 7
+    assert config.optim.lr == 1e-3 and config.optim.eps == 1e-6 and isinstance(config.optim.weight_decay, float)
+    assert config.data.features is None and config.data.augment is True
+    assert config.teacher_forcing.schedule == "linear"
+    assert config.loss.attention_lambda == 1.0  # default
+
+
+def test_unknown_key_names_valid_keys(yaml_path):
+    with pytest.raises(ValueError, match=r"train\.max_step'.*train\.max_steps"):
+        load_config(yaml_path, ["train.max_step=3"])
+    with pytest.raises(ValueError, match="unknown config key 'trainn'"):
+        load_config(yaml_path, ["trainn.max_steps=3"])
+
+
+def test_wrong_type_and_choice_rejected(yaml_path):
+    with pytest.raises(ValueError, match=r"'train\.batch_size': expected int, got 'big'"):
+        load_config(yaml_path, ["train.batch_size=big"])
+    with pytest.raises(ValueError, match=r"'train\.batch_size': expected int, got True"):
+        load_config(yaml_path, ["train.batch_size=true"])
+    with pytest.raises(ValueError, match=r"'teacher_forcing\.schedule'.*\['constant', 'linear', 'exponential', "
+                                         r"'inverse_sigmoid'\]"):
+        load_config(yaml_path, ["teacher_forcing.schedule=cubic"])
+    with pytest.raises(ValueError, match="out of range"):
+        load_config(yaml_path, ["train.batch_size=0"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_overrides(["train.batch_size"])
+
+
+def test_effective_config_roundtrips(yaml_path, tmp_path):
+    config = load_config(yaml_path, ["seed=3"])
+    config.save(tmp_path / "effective.yaml")
+    assert load_config(tmp_path / "effective.yaml") == config
+    assert config.hash() != load_config(yaml_path, ["seed=4"]).hash()
+
+
+def test_flatten_scalars_only_scalars():
+    flat = flatten_scalars(TrainConfig().to_dict())
+    assert flat["train.batch_size"] == 32 and flat["data.features"] == "none"
+    assert all(isinstance(value, (int, float, str, bool)) for value in flat.values())
+
+
+def test_yaml_quirks(yaml_path):
+    config = load_config(yaml_path, ["mixed_precision=no", "optim.lr=4e-4"])
+    assert config.mixed_precision == "no" and config.optim.lr == 4e-4
+    with pytest.raises(ValueError, match=r"'optim\.lr': expected float, got 'fast'"):
+        load_config(yaml_path, ["optim.lr=fast"])

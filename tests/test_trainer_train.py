@@ -1,0 +1,141 @@
+"""End-to-end trainer runs on a tiny synthetic dataset (32 px images): exact resume, 2-process CPU DDP, SIGKILL
+during a checkpoint write, TensorBoard contents. Each run is a real `trainer/train.py` subprocess."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.config import TeacherForcingConfig
+from trainer.schedules import teacher_forcing_ratio
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
+        "model.hidden_dim=32", "data.image_size=32", "train.batch_size=4", "eval.batch_size=8", "eval.max_len=8",
+        "eval.every_steps=0", "logging.every_steps=1"]
+TEACHER_FORCING = dict(schedule="linear", start=1.0, floor=0.6, decay=0.1)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """38 train / 5 val images in 8 uneven train shards (5,5,...,3 images) plus vocab.json."""
+    root = tmp_path_factory.mktemp("data")
+    subprocess.run([PYTHON, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images", "48",
+                    "--seed", "0", "--image-size", "32"], check=True, cwd=REPO, capture_output=True)
+    subprocess.run([PYTHON, "-m", "data_pipelines.prepare", "karpathy", "--json", str(root / "syn" /
+                    "dataset_synthetic.json"), "--images", str(root / "syn"), "--out", str(root / "prep"),
+                    "--image-size", "32", "--shard-size", "5", "--min-word-freq", "1", "--workers", "1"],
+                   check=True, cwd=REPO, capture_output=True)
+    return root / "prep"
+
+
+def train(dataset: Path, output_dir: Path, *overrides: str, resume: str | None = None, launcher: list | None = None,
+          env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    command = [*(launcher or [PYTHON]), str(REPO / "trainer" / "train.py"), *(["--resume", resume] if resume else []),
+               f"data.root={dataset}", f"output_dir={output_dir}", *TINY, *overrides]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def logged(output_dir: Path) -> dict[int, dict]:
+    """train_log.jsonl by step (a resumed run's lines replace the earlier ones of the same step)."""
+    by_step: dict[int, dict] = {}
+    for line in (output_dir / "train_log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        by_step.setdefault(record["step"], {}).update(record)
+    return by_step
+
+
+@pytest.fixture(scope="module")
+def straight_and_resumed(dataset, tmp_path_factory):
+    """6 steps straight vs 3 steps + --resume latest; dropout, sampling, 1 loader worker, accumulation over epochs."""
+    common = ["train.max_steps=6", "train.grad_accum_steps=2", "data.num_workers=1", "schedule.name=cosine",
+              "schedule.warmup_steps=2", "checkpoint.every_steps=3",
+              *(f"teacher_forcing.{key}={value}" for key, value in TEACHER_FORCING.items())]
+    straight, resumed = tmp_path_factory.mktemp("straight"), tmp_path_factory.mktemp("resumed")
+    train(dataset, straight, *common)
+    train(dataset, resumed, *common, "train.stop_at_step=3")
+    assert find_latest(resumed) == step_checkpoint_dir(resumed, 3) and not (resumed / "best").exists()
+    train(dataset, resumed, *common, resume="latest")
+    return straight, resumed
+
+
+def test_resume_is_exact(straight_and_resumed):
+    straight, resumed = straight_and_resumed
+    state = verify_checkpoint(step_checkpoint_dir(resumed, 6))
+    assert state["step"] == 6 and state["epoch"] == 1  # 12 micro-batches crossed the 9-batch epoch
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        assert (step_checkpoint_dir(straight, 6) / name).read_bytes() == \
+               (step_checkpoint_dir(resumed, 6) / name).read_bytes(), name
+    straight_log, resumed_log = logged(straight), logged(resumed)
+    for step in (4, 5, 6):
+        for tag in ("train/loss", "train/ce", "train/attention_reg", "train/lr", "train/teacher_forcing_ratio"):
+            assert straight_log[step][tag] == resumed_log[step][tag], (step, tag)
+
+
+def test_tensorboard_scalars_and_no_pickles(straight_and_resumed):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    straight, _ = straight_and_resumed
+    events = EventAccumulator(str(straight / "tensorboard")).Reload()
+    tags = events.Tags()
+    for tag in ("train/loss", "train/ce", "train/attention_reg", "train/lr", "train/grad_norm", "train/samples_per_s",
+                "val/Bleu_1", "val/Bleu_4", "val/CIDEr"):
+        assert tag in tags["scalars"], tag
+    assert "val/attention" in tags["images"]
+    ratios = {event.step: event.value for event in events.Scalars("train/teacher_forcing_ratio")}
+    expected = {step: teacher_forcing_ratio(step - 1, TeacherForcingConfig(**TEACHER_FORCING)) for step in range(1, 7)}
+    assert ratios == pytest.approx(expected) and min(ratios.values()) == pytest.approx(0.6)  # floored
+    assert (straight / "best" / "model.safetensors").is_file()
+    for output_dir in straight_and_resumed:
+        assert not [p for p in output_dir.rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
+
+
+def test_two_process_cpu_ddp_then_resume_in_one(dataset, tmp_path):
+    launcher = [str(Path(PYTHON).parent / "accelerate"), "launch", "--config_file",
+                str(REPO / "launch" / "cpu_2proc.yaml"), "--main_process_port", "29533"]
+    result = train(dataset, tmp_path, "train.max_steps=5", "checkpoint.every_steps=5", "data.num_workers=1",
+                   launcher=launcher)
+    assert "world size 2 (DistributedType.MULTI_CPU)" in result.stderr
+    state = verify_checkpoint(step_checkpoint_dir(tmp_path, 5))
+    # 38 images / (4 x 2) = 4 batches per rank per epoch from uneven shards: 5 steps finished epoch 0 on both ranks
+    assert state["world_size"] == 2 and (state["epoch"], state["batch_in_epoch"]) == (1, 1)
+    assert len(state["rank_weight_digests"]) == 2 and len(set(state["rank_weight_digests"])) == 1
+    assert len(state["rng"]) == 2 and state["rng"][0]["torch"] != state["rng"][1]["torch"]
+    train(dataset, tmp_path, "train.max_steps=7", "checkpoint.every_steps=5", resume="latest")
+    resumed = verify_checkpoint(step_checkpoint_dir(tmp_path, 7))
+    assert resumed["world_size"] == 1 and resumed["step"] == 7
+
+
+def test_sigkill_during_checkpoint_write_keeps_previous(dataset, tmp_path):
+    common = ["train.max_steps=4", "checkpoint.every_steps=2", "data.num_workers=0"]
+    train(dataset, tmp_path, *common, "train.stop_at_step=2")
+    command = [PYTHON, str(REPO / "trainer" / "train.py"), "--resume", "latest", f"data.root={dataset}",
+               f"output_dir={tmp_path}", *TINY, *common]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", "SHOWATTEND_CHECKPOINT_WRITE_PAUSE": "120"})
+    partial_write = tmp_path / "checkpoints" / f".tmp-step_00000004-{process.pid}"
+    deadline = time.monotonic() + 240
+    while not (partial_write / "vocab.json").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (partial_write / "model.safetensors").is_file() and not (partial_write / "trainer_state.json").exists()
+    assert not step_checkpoint_dir(tmp_path, 4).exists()
+    assert find_latest(tmp_path) == step_checkpoint_dir(tmp_path, 2)
+    refused = train(dataset, tmp_path, *common, "model.hidden_dim=48", resume="latest", check=False)
+    assert refused.returncode != 0 and "incompatible config: model.hidden_dim: checkpoint 32, this run 48" in \
+        refused.stderr
+    train(dataset, tmp_path, *common, resume="latest")
+    assert verify_checkpoint(step_checkpoint_dir(tmp_path, 4))["step"] == 4
+    assert not partial_write.exists()  # the stale partial write was cleaned up

@@ -1,0 +1,221 @@
+"""Pickle-free training checkpoints: write atomically, verify, find the newest intact one, load, prune.
+
+A checkpoint is ``output_dir/checkpoints/step_NNNNNNNN/`` (or ``output_dir/best/``) holding ``model.safetensors`` +
+``config.json`` (``Captioner.save_pretrained``), ``optimizer.safetensors`` (state tensors as ``state.{param}.{name}``;
+``param_groups`` and non-tensor state as JSON in the safetensors metadata), ``vocab.json`` and ``trainer_state.json``
+(written last; records the byte size and sha256 of every other file so truncation or corruption is detected).
+Everything is written into a hidden temporary sibling directory that is then renamed into place, so a process killed
+mid-write leaves the previous checkpoints untouched.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "vocab.json")
+STATE_FILE = "trainer_state.json"
+STEP_DIR = re.compile(r"^step_(\d{8})$")
+# Model fields that may change between runs: not part of the weights' shapes (backbone weights come from the checkpoint).
+NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling")
+# Test hook: seconds to sleep after the weights are written and before trainer_state.json (to SIGKILL mid-write).
+PAUSE_ENV = "SHOWATTEND_CHECKPOINT_WRITE_PAUSE"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing, incomplete, corrupt or incompatible with this run."""
+
+
+def checkpoints_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def step_checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return checkpoints_dir(output_dir) / f"step_{step:08d}"
+
+
+def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """``state.{param}.{name}`` tensors; param_groups and non-tensor state as JSON metadata."""
+    state_dict = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param, values in state_dict["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{param}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(param), {})[name] = value
+    metadata = {"format": "pt", "param_groups": json.dumps(state_dict["param_groups"]),
+                "scalar_state": json.dumps(scalars)}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_optimizer_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Inverse of ``optimizer_to_safetensors`` (JSON lists turned back into tuples where the optimizer uses tuples)."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    state: dict[int, dict] = {}
+    for key, tensor in tensors.items():
+        _, param, name = key.split(".", 2)
+        state.setdefault(int(param), {})[name] = tensor
+    for param, values in json.loads(metadata["scalar_state"]).items():
+        state.setdefault(int(param), {}).update(values)
+    groups = json.loads(metadata["param_groups"])
+    live_groups = optimizer.state_dict()["param_groups"]
+    if len(groups) != len(live_groups):
+        raise CheckpointError(f"{path}: {len(groups)} parameter group(s) saved, the optimizer has {len(live_groups)}")
+    for group, live in zip(groups, live_groups):
+        for key, value in group.items():
+            if isinstance(live.get(key), tuple) and isinstance(value, list):
+                group[key] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _file_digest(path: Path, sync: bool = False) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        if sync:
+            os.fsync(handle.fileno())
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer, vocab, state: dict) -> Path:
+    """Write a checkpoint of the unwrapped ``model`` to ``target`` atomically (call on the main process only)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".tmp-{target.name}-*"):  # left by a process killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    tmp.mkdir()
+    model.save_pretrained(tmp)
+    optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
+    vocab.save(tmp / "vocab.json")
+    files = {name: _file_digest(tmp / name, sync=True) for name in MODEL_FILES}
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    if pause > 0:
+        time.sleep(pause)
+    (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1) + "\n", encoding="utf-8")
+    _file_digest(tmp / STATE_FILE, sync=True)
+    _fsync_dir(tmp)
+    old = target.parent / f".old-{target.name}-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def verify_checkpoint(directory: str | Path) -> dict:
+    """``trainer_state.json`` of an intact checkpoint; CheckpointError saying what is missing or corrupt otherwise."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    state_path = directory / STATE_FILE
+    if not state_path.is_file():
+        raise CheckpointError(f"{state_path}: missing (the checkpoint write did not finish)")
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{state_path}: corrupt, not valid JSON ({error})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
+        raise CheckpointError(f"{state_path}: no 'files' record; not a checkpoint written by trainer.checkpoint")
+    for name in MODEL_FILES:
+        path, expected = directory / name, state["files"].get(name)
+        if not path.is_file() or expected is None:
+            raise CheckpointError(f"{path}: missing from the checkpoint")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise CheckpointError(f"{path}: truncated or changed ({size} bytes, {expected['bytes']} were written)")
+        if _file_digest(path)["sha256"] != expected["sha256"]:
+            raise CheckpointError(f"{path}: corrupt (sha256 differs from the one recorded at write time)")
+    return state
+
+
+def list_step_checkpoints(output_dir: str | Path) -> list[Path]:
+    """``step_*`` checkpoint directories, oldest first."""
+    root = checkpoints_dir(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)), key=lambda p: p.name)
+
+
+def find_latest(output_dir: str | Path) -> Path | None:
+    """Newest intact step checkpoint (corrupt newer ones are reported and skipped), or None."""
+    for candidate in reversed(list_step_checkpoints(output_dir)):
+        try:
+            verify_checkpoint(candidate)
+            return candidate
+        except CheckpointError as error:
+            logger.warning("skipping checkpoint %s: %s", candidate, error)
+    return None
+
+
+def resolve_resume(spec: str, output_dir: str | Path) -> Path | None:
+    """``"latest"`` -> newest intact checkpoint under output_dir (None when there is none); else the given dir."""
+    if spec == "latest":
+        return find_latest(output_dir)
+    verify_checkpoint(spec)
+    return Path(spec)
+
+
+def check_compatible(directory: str | Path, model_config: dict, vocab) -> list[str]:
+    """Refuse a checkpoint whose model shape or vocabulary differs; returns notes on tolerated differences."""
+    directory = Path(directory)
+    saved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    problems, notes = [], []
+    for key in sorted(set(saved) | set(model_config)):
+        if saved.get(key) != model_config.get(key):
+            message = f"model.{key}: checkpoint {saved.get(key)!r}, this run {model_config.get(key)!r}"
+            (notes if key in NON_SHAPE_MODEL_FIELDS else problems).append(message)
+    saved_words = json.loads((directory / "vocab.json").read_text(encoding="utf-8")).get("words", [])
+    words = vocab.itos[4:]
+    if saved_words != words:
+        first = next((i for i, (a, b) in enumerate(zip(saved_words, words)) if a != b), min(len(saved_words), len(words)))
+        problems.append(f"vocabulary: checkpoint has {len(saved_words)} words, this run {len(words)}; first "
+                        f"difference at word #{first}")
+    if problems:
+        raise CheckpointError(f"{directory} was made by an incompatible config: " + "; ".join(problems))
+    return notes
+
+
+def load_checkpoint(directory: str | Path, model, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Verify ``directory``, load weights into the unwrapped ``model`` (and ``optimizer``); returns trainer_state."""
+    directory = Path(directory)
+    state = verify_checkpoint(directory)
+    try:
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        if optimizer is not None:
+            load_optimizer_safetensors(optimizer, directory / "optimizer.safetensors")
+    except (SafetensorError, RuntimeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{directory}: cannot be loaded into this model/optimizer: {error}") from error
+    return state
+
+
+def prune_checkpoints(output_dir: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` step checkpoints (``best/`` lives elsewhere); returns the removed."""
+    removed = list_step_checkpoints(output_dir)[:-keep_last]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed

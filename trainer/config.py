@@ -1,0 +1,279 @@
+"""Typed training configuration: dataclass sections loaded from YAML plus dotted ``key=value`` overrides.
+
+``load_config("configs/demo.yaml", ["train.max_steps=200", "data.root=/x"])`` -> ``TrainConfig``. Override values are
+parsed with ``yaml.safe_load`` and checked against the field's type; an unknown key or a wrong type is an error that
+names the key and the valid choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    """Captioner sizes (vocab size and special ids come from the dataset's vocabulary)."""
+
+    encoder_weights: str = "imagenet"  # "imagenet" | "none" | path to .safetensors/.pth
+    feature_dim: int = 256
+    grid_size: int = 7
+    embed_dim: int = 256
+    attention_dim: int = 256
+    hidden_dim: int = 512
+    dropout: float = 0.5
+    attention_gate: Literal["scalar", "vector", "none"] = "scalar"
+    scheduled_sampling: Literal["sample", "argmax"] = "sample"
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # a directory written by data_pipelines.prepare
+    features: Optional[str] = None  # optional feature cache built from root by data_pipelines.features
+    image_size: int = 224
+    captions_per_image: int = 1
+    max_caption_len: int = 20
+    num_workers: int = 2
+    augment: bool = False
+    resampled: bool = False
+    shuffle_buffer: int = 1000
+
+
+@dataclass
+class TrainSection:
+    batch_size: int = 32  # images per process per micro-batch
+    max_steps: int = 1000  # optimizer steps
+    grad_accum_steps: int = 1
+    max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
+    stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 4e-4
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate multiplier: linear warmup, then cosine / step / constant (see trainer.schedules)."""
+
+    name: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of optim.lr
+    step_size: int = 1000  # "step": multiply by gamma every step_size steps after warmup
+    gamma: float = 0.8
+
+
+@dataclass
+class TeacherForcingConfig:
+    """Scheduled sampling (Bengio et al. 2015): probability of feeding the ground-truth token, per optimizer step."""
+
+    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
+    start: float = 1.0
+    floor: float = 0.0
+    k: float = 1.0  # exponential: k**i (k < 1); inverse_sigmoid: k / (k + exp(i / k)) (k >= 1)
+    decay: float = 0.0  # linear: start - decay * i
+
+
+@dataclass
+class LossConfig:
+    attention_lambda: float = 1.0  # weight of the doubly stochastic attention term
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class EvalConfig:
+    every_steps: int = 500  # 0: only at the end
+    beam_size: int = 3
+    max_len: int = 20
+    length_penalty: float = 0.0
+    batch_size: int = 32
+    split: str = "val"
+    num_samples: int = 4  # captions (text) and attention overlays (images) logged per validation
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = 500  # 0: only at the end (and on SIGTERM / Ctrl-C)
+    keep_last: int = 3
+
+
+@dataclass
+class LoggingConfig:
+    every_steps: int = 10
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/default"
+    seed: int = 0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    teacher_forcing: TeacherForcingConfig = field(default_factory=TeacherForcingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def hash(self) -> str:
+        """Short sha256 of the canonical JSON of the whole config."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    """``value`` converted to ``annotation`` (int -> float allowed), or a ValueError naming the key."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        if isinstance(value, bool) and "no" in args:  # YAML 1.1 reads an unquoted no as false
+            value = "no" if value is False else value
+        if value not in args:
+            raise ValueError(f"config key {key!r}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _check_value(key, value, next(arg for arg in args if arg is not type(None)))
+    if annotation is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:  # YAML 1.1 reads "4e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if annotation is int and isinstance(value, bool) or not isinstance(value, annotation):
+        raise ValueError(f"config key {key!r}: expected {annotation.__name__}, got {value!r} "
+                         f"({type(value).__name__})")
+    return value
+
+
+def _section_fields(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    """Instance of dataclass ``cls`` from a (possibly partial) nested dict, checking every key and type."""
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {prefix.rstrip('.') or '<top>'!r} must be a mapping, got {values!r}")
+    fields = _section_fields(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: "
+                         f"{[prefix + name for name in fields]}")
+    kwargs = {}
+    for name, value in values.items():
+        annotation = fields[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(prefix + name, value, annotation)
+    return cls(**kwargs)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.max_steps=5", "data.features=null"]`` -> nested dict; values parsed with ``yaml.safe_load``."""
+    nested: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        *sections, leaf = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {section!r} is not a section")
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    return _build(TrainConfig, values)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """Config from a YAML file (defaults when None) with dotted ``key=value`` overrides applied on top."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a YAML mapping of config sections, got {type(values).__name__}")
+    config = config_from_dict(_merge(values, parse_overrides(list(overrides))))
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Range checks that types alone cannot express."""
+    checks = {
+        "train.batch_size": config.train.batch_size >= 1,
+        "train.max_steps": config.train.max_steps >= 1,
+        "train.grad_accum_steps": config.train.grad_accum_steps >= 1,
+        "train.max_grad_norm": config.train.max_grad_norm >= 0,
+        "optim.lr": config.optim.lr > 0,
+        "schedule.warmup_steps": config.schedule.warmup_steps >= 0,
+        "schedule.step_size": config.schedule.step_size >= 1,
+        "teacher_forcing.start": 0 <= config.teacher_forcing.start <= 1,
+        "teacher_forcing.floor": 0 <= config.teacher_forcing.floor <= 1,
+        "teacher_forcing.k": config.teacher_forcing.k > 0,
+        "loss.label_smoothing": 0 <= config.loss.label_smoothing < 1,
+        "loss.attention_lambda": config.loss.attention_lambda >= 0,
+        "eval.beam_size": config.eval.beam_size >= 1,
+        "checkpoint.keep_last": config.checkpoint.keep_last >= 1,
+        "logging.every_steps": config.logging.every_steps >= 1,
+        "data.captions_per_image": config.data.captions_per_image >= 1,
+        "data.num_workers": config.data.num_workers >= 0,
+    }
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"config key {bad[0]!r} is out of range: {_lookup(config, bad[0])!r}")
+    if not config.data.root:
+        raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare")
+
+
+def _lookup(config: TrainConfig, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
+    """Nested config dict -> ``{"train.batch_size": 32, ...}`` with None as "none" (init_trackers takes scalars only)."""
+    flat: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten_scalars(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple)):
+            flat[prefix + key] = json.dumps(value)
+        else:
+            flat[prefix + key] = "none" if value is None else value
+    return flat

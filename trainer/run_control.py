@@ -1,0 +1,55 @@
+"""Orderly stops on Ctrl-C / SIGTERM, and loader iteration that neither perturbs the RNG nor dies on Ctrl-C."""
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Iterable, Iterator
+
+import torch
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks at optimizer-step boundaries (a second signal aborts)."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self.stop_at_step: int | None = None
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(number).name}: aborting without a checkpoint")
+        self.signal_name = signal.Signals(number).name
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def poll(self, accelerator) -> bool:
+        """True on every rank as soon as any rank received a stop signal (one tiny all-reduce per step)."""
+        if accelerator.num_processes > 1:
+            flag = torch.tensor([1.0 if self.requested else 0.0], device=accelerator.device)
+            if accelerator.reduce(flag, reduction="sum").item() > 0 and self.signal_name is None:
+                self.signal_name = "SIGTERM (on another rank)"
+        return self.requested
+
+
+@contextlib.contextmanager
+def _stop_signals_ignored() -> Iterator[None]:
+    """Processes forked inside (DataLoader workers) ignore Ctrl-C, so the main process can finish its step."""
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def iterate_isolated(loader: Iterable) -> Iterator:
+    """Iterate ``loader``: starting its workers consumes no global RNG and they survive a terminal Ctrl-C."""
+    with torch.random.fork_rng(devices=[]), _stop_signals_ignored():
+        iterator = iter(loader)
+    yield from iterator

@@ -1,0 +1,94 @@
+"""What a training run checkpoints besides weights: step, data position, scheduler, best metric, per-rank RNG."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate.utils import gather_object
+
+from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, prune_checkpoints, write_checkpoint
+from trainer.config import TrainConfig
+from trainer.rng_state import capture_rng_state, restore_rng_state, seed_everything
+
+logger = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Progress:
+    """Where training stands. ``batch_in_epoch`` counts the micro-batches of ``epoch`` already consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    samples_seen: int = 0
+    best_cider: float | None = None
+    best_step: int | None = None
+
+
+def weights_digest(model) -> str:
+    """Short sha256 of the trainable weights (ranks of a healthy DDP run agree on it)."""
+    digest = hashlib.sha256()
+    for parameter in model.trainable_parameters():
+        digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_training_checkpoint(accelerator, target: Path, model, optimizer, scheduler, vocab, config: TrainConfig,
+                             progress: Progress, keep_last: int | None = None) -> None:
+    """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``."""
+    per_rank = gather_object([{"rng": capture_rng_state(), "weights_digest": weights_digest(model)}])
+    if accelerator.is_main_process:
+        digests = [entry["weights_digest"] for entry in per_rank]
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"ranks hold different weights at step {progress.step} (digests {digests}); "
+                               "DDP is not synchronising")
+        state = {
+            "format_version": FORMAT_VERSION,
+            **vars(progress),
+            "scheduler": scheduler.state_dict(),
+            "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+            "world_size": accelerator.num_processes,
+            "rank_weight_digests": digests,
+            "rng": [entry["rng"] for entry in per_rank],
+            "config_hash": config.hash(),
+            "train_config": config.to_dict(),
+        }
+        write_checkpoint(target, model, optimizer, vocab, state)
+        if keep_last is not None:
+            prune_checkpoints(config.output_dir, keep_last)
+    accelerator.wait_for_everyone()
+
+
+def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, scheduler, vocab,
+                                config: TrainConfig) -> Progress:
+    """Load weights, optimizer, scheduler, scaler and this rank's RNG; returns the progress to continue from."""
+    notes = check_compatible(directory, model.config.to_dict(), vocab)
+    for note in notes:
+        logger.warning("resuming %s with a changed setting: %s", directory, note)
+    state = load_checkpoint(directory, model, optimizer)
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{directory}/trainer_state.json: format_version {state.get('format_version')!r}, "
+                              f"this trainer reads {FORMAT_VERSION}")
+    if state["config_hash"] != config.hash():
+        logger.info("resuming from %s written with another config (hash %s, now %s)", directory,
+                    state["config_hash"], config.hash())
+    scheduler.load_state_dict(state["scheduler"])
+    if accelerator.scaler is not None and state.get("grad_scaler"):
+        accelerator.scaler.load_state_dict(state["grad_scaler"])
+    progress = Progress(**{name: state[name] for name in vars(Progress())})
+    rank, saved_world = accelerator.process_index, state["world_size"]
+    if rank < len(state["rng"]):
+        restore_rng_state(state["rng"][rank])
+    else:
+        seed_everything(config.seed + rank + 1_000_003 * progress.step)
+    if saved_world != accelerator.num_processes:
+        # Another world size reads other shards per rank: keep the epoch, skip the same share of its samples.
+        progress.batch_in_epoch = progress.batch_in_epoch * saved_world // accelerator.num_processes
+        logger.warning("checkpoint %s was written by %d process(es), resuming with %d: the data order of epoch %d "
+                       "continues approximately (not exactly)", directory, saved_world, accelerator.num_processes,
+                       progress.epoch)
+    return progress
