@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from trainer.metrics.ngrams import count_caption_ngrams
+from trainer.metrics.ngrams import count_caption_ngrams, lookup
 
 # coco-caption's smoothing constants: a zero match count still gives a finite (tiny) precision.
 TINY = 1e-15
@@ -25,14 +25,14 @@ def corpus_bleu(candidates: list[str], references: list[list[str]], max_order: i
                 + counts.gram[~is_candidate])
     ordering = np.argsort(ref_keys, kind="stable")
     sorted_keys = ref_keys[ordering]
-    group_start = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(sorted_keys) else sorted_keys
+    group_start = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])[:len(sorted_keys)]
     unique_keys = sorted_keys[group_start]
-    max_ref_count = np.maximum.reduceat(counts.count[~is_candidate][ordering], group_start) if len(group_start) else group_start
-
+    max_ref_count = np.zeros(len(group_start) + 1, dtype=np.int64)  # + a slot for lookups in an empty table
+    if len(group_start):
+        max_ref_count[:-1] = np.maximum.reduceat(counts.count[~is_candidate][ordering], group_start)
     candidate_keys = counts.sentence[is_candidate] * counts.num_grams + counts.gram[is_candidate]
-    position = np.minimum(np.searchsorted(unique_keys, candidate_keys), max(len(unique_keys) - 1, 0))
-    found = unique_keys[position] == candidate_keys if len(unique_keys) else np.zeros(len(candidate_keys), dtype=bool)
-    clipped = np.where(found, np.minimum(counts.count[is_candidate], max_ref_count[position] if len(unique_keys) else 0), 0)
+    position, found = lookup(unique_keys, candidate_keys)
+    clipped = np.where(found, np.minimum(counts.count[is_candidate], max_ref_count[position]), 0)
     correct = np.bincount(counts.order[is_candidate], weights=clipped, minlength=max_order)
 
     test_lengths = counts.lengths[:num_images]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.metrics.ngrams import count_caption_ngrams, sorted_unique
+from trainer.metrics.ngrams import count_caption_ngrams, lookup, sorted_unique
 
 
 def cider_d(candidates: list[str], references: list[list[str]], max_order: int = 4,
@@ -38,8 +38,7 @@ def cider_d(candidates: list[str], references: list[list[str]], max_order: int =
     candidate_keys = counts.sentence[is_candidate] * counts.num_grams + counts.gram[is_candidate]
     ref_image = layout.reference_image[ref_sentence]
     ref_keys = ref_image * counts.num_grams + ref_gram
-    position = np.minimum(np.searchsorted(candidate_keys, ref_keys), max(len(candidate_keys) - 1, 0))
-    shared = candidate_keys[position] == ref_keys if len(candidate_keys) else np.zeros(len(ref_keys), dtype=bool)
+    position, shared = lookup(candidate_keys, ref_keys)  # candidate entries are sorted by (image, gram)
     candidate_weight = weight[is_candidate][position[shared]]
     ref_weight = weight[~is_candidate][shared]
     num_refs = len(layout.reference_image)

@@ -31,6 +31,14 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
+def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index into ``sorted_keys``, found mask) of each query; indices of queries not found are meaningless."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(queries), dtype=np.int64), np.zeros(len(queries), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
+    return position, sorted_keys[position] == queries
+
+
 def count_ngrams(sentences: list[str], max_order: int = 4) -> NgramCounts:
     """Count the 1..``max_order``-grams of whitespace-split ``sentences`` (as coco-caption's ``precook`` does)."""
     split = [sentence.split() for sentence in sentences]

@@ -1,0 +1,128 @@
+"""Caption image files with a checkpoint; optionally save each caption's attention maps as one PNG per image.
+
+    python -m trainer.caption --checkpoint CKPT IMAGE [IMAGE ...] [--beam-size 3] [--attention-dir DIR]
+
+Prints ``path<TAB>caption`` per image. An image that is missing or cannot be decoded gets an error line on stderr;
+the others are still captioned, and the exit status is 1 if any image failed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as F
+
+from data_pipelines.transforms import eval_transform
+from trainer.evaluate import DEFAULT_IMAGE_SIZE, load_for_inference
+
+PANEL_COLUMNS = 5
+LABEL_HEIGHT = 20  # pixels of text strip under each panel
+HEAT_OPACITY = 0.55
+
+
+def crop_like_model(image: Image.Image, image_size: int) -> Image.Image:
+    """The region the model sees (shorter side resized, centre crop), as a displayable RGB image."""
+    image = F.resize(image, image_size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return F.center_crop(image, image_size)
+
+
+def heat_colours(weights: np.ndarray) -> np.ndarray:
+    """Black-red-yellow-white colour map of values in [0, 1] -> uint8 RGB."""
+    scaled = np.clip(weights, 0.0, 1.0)[..., None] * 3.0
+    rgb = np.clip(scaled - np.array([0.0, 1.0, 2.0]), 0.0, 1.0)
+    return (rgb * 255).astype(np.uint8)
+
+
+def attention_panel(image: Image.Image, alpha: np.ndarray, grid_size: int) -> Image.Image:
+    """``image`` with the (grid_size**2,) attention weights upsampled over it as a heatmap."""
+    grid = alpha.reshape(grid_size, grid_size).astype(np.float32)
+    grid = grid / grid.max() if grid.max() > 0 else grid
+    upsampled = Image.fromarray((grid * 255).astype(np.uint8), mode="L").resize(image.size, Image.BICUBIC)
+    heat = Image.fromarray(heat_colours(np.asarray(upsampled, dtype=np.float32) / 255.0), mode="RGB")
+    return Image.blend(image, heat, HEAT_OPACITY)
+
+
+def attention_figure(image: Image.Image, words: list[str], alphas: np.ndarray, grid_size: int) -> Image.Image:
+    """Grid of panels: the image, then one heatmap panel per generated word, each labelled underneath."""
+    panels = [(image, "<image>")] + [(attention_panel(image, alpha, grid_size), word) for word, alpha in zip(words, alphas)]
+    columns = min(PANEL_COLUMNS, len(panels))
+    rows = -(-len(panels) // columns)
+    width, height = image.size
+    figure = Image.new("RGB", (columns * width, rows * (height + LABEL_HEIGHT)), "white")
+    draw = ImageDraw.Draw(figure)
+    font = ImageFont.load_default()
+    for index, (panel, label) in enumerate(panels):
+        left, top = (index % columns) * width, (index // columns) * (height + LABEL_HEIGHT)
+        figure.paste(panel, (left, top))
+        draw.text((left + 3, top + height + 3), label, fill="black", font=font)
+    return figure
+
+
+def load_image(path: Path) -> Image.Image:
+    """RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
+    if not path.is_file():
+        raise FileNotFoundError("no such file")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except UnidentifiedImageError:
+        raise ValueError("not a readable image file") from None
+    except OSError as error:
+        raise ValueError(f"cannot decode image ({error})") from None
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trainer.caption", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
+    parser.add_argument("--beam-size", type=int, default=3)
+    parser.add_argument("--max-len", type=int, default=20, help="maximum caption length in words")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
+    parser.add_argument("--attention-dir", type=Path, default=None,
+                        help="write IMAGE-STEM.png here: the image, then each word's attention heatmap")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size)
+    transform = eval_transform(image_size)
+    loaded, failures = [], 0
+    for path in args.images:
+        try:
+            loaded.append((path, load_image(path)))
+        except (OSError, ValueError) as error:
+            failures += 1
+            print(f"error: {path}: {error}", file=sys.stderr)
+    if args.attention_dir is not None:
+        args.attention_dir.mkdir(parents=True, exist_ok=True)
+    figure_names: set[str] = set()
+
+    for start in range(0, len(loaded), args.batch_size):
+        batch = loaded[start:start + args.batch_size]
+        pixels = torch.stack([transform(image) for _, image in batch])
+        generation = model.generate(pixels, beam_size=args.beam_size, max_len=args.max_len)
+        for (path, image), tokens, alphas in zip(batch, generation.tokens.tolist(), generation.alphas):
+            caption = vocab.decode(tokens)
+            print(f"{path}\t{caption}", flush=True)
+            if args.attention_dir is not None:
+                words = caption.split()
+                figure = attention_figure(crop_like_model(image, image_size), words,
+                                          alphas[:len(words)].float().numpy(), model.config.grid_size)
+                name = path.stem
+                while name in figure_names:  # two inputs with the same file name: keep both figures
+                    name += "_"
+                figure_names.add(name)
+                figure.save(args.attention_dir / f"{name}.png")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
