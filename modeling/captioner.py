@@ -91,7 +91,7 @@ class Captioner(nn.Module):
             raise FileNotFoundError(f"{weights_path} does not exist (save_pretrained writes {WEIGHTS_NAME})")
         model = cls(dataclasses.replace(config, encoder_weights="none"))
         model.config = config  # keep recording where the backbone weights came from
-        state = load_file(str(weights_path), device=str(torch.device(map_location)))
+        state = load_file(str(weights_path))
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
