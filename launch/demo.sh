@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
+#   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
+#   -> trainer.evaluate (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#
+#   bash launch/demo.sh                                       # built-in synthetic dataset
+#   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
+#   bash launch/demo.sh --work DIR [key=value ...]            # another work dir; overrides go to trainer/train.py
+#
+# Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
+# checkpoint). The last line of output is the test-split metrics as one JSON object.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$repo/runs/demo"
+karpathy_json=""
+images=""
+num_images="${DEMO_NUM_IMAGES:-2000}"
+image_size="${DEMO_IMAGE_SIZE:-128}"
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --karpathy-json) karpathy_json="$(realpath "$2")"; shift 2 ;;
+    --images) images="$(realpath "$2")"; shift 2 ;;
+    --work) work="$(realpath -m "$2")"; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *=*) overrides+=("$1"); shift ;;
+    *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$karpathy_json" ] && [ -z "$images" ]; then
+  echo "demo.sh: --karpathy-json needs --images ROOT (the folder the JSON's filepath/filename are relative to)" >&2
+  exit 2
+fi
+
+cd "$repo"
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
+python="${PYTHON:-python}"
+stage() { echo; echo "== $*"; }
+
+# 1. Data: the synthetic scenes (or the user's Karpathy JSON) -> WebDataset shards + vocab.
+if [ -z "$karpathy_json" ]; then
+  karpathy_json="$work/synthetic/dataset_synthetic.json"
+  images="$work/synthetic"
+  if [ -f "$karpathy_json" ]; then
+    stage "synthetic dataset: reusing $work/synthetic"
+  else
+    stage "synthetic dataset: $num_images images"
+    "$python" -m data_pipelines.synthetic --out "$work/synthetic" --num-images "$num_images" --seed 0 \
+      --image-size "$image_size"
+  fi
+fi
+if [ -f "$work/prepared/manifest.json" ]; then
+  stage "prepare: reusing $work/prepared"
+else
+  stage "prepare karpathy -> $work/prepared"
+  "$python" -m data_pipelines.prepare karpathy --json "$karpathy_json" --images "$images" --out "$work/prepared" \
+    --image-size "$image_size" --workers 2
+fi
+
+# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU: DESIGN item 7).
+if [ -f "$work/features/manifest.json" ]; then
+  stage "feature cache: reusing $work/features"
+else
+  stage "feature cache -> $work/features"
+  "$python" -m data_pipelines.features --data "$work/prepared" --out "$work/features" --weights none \
+    --image-size "$image_size"
+fi
+
+# 3. Train: every GPU if there are any, else 2 CPU processes (one thread each) over gloo.
+if "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  launcher=(accelerate launch --multi_gpu --num_processes "$("$python" -c 'import torch; print(torch.cuda.device_count())')")
+else
+  export OMP_NUM_THREADS=1
+  launcher=(accelerate launch --config_file launch/cpu_2proc.yaml)
+fi
+train_dir="$work/train"
+resume=()
+if [ -d "$train_dir/checkpoints" ]; then resume=(--resume latest); fi
+stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
+"${launcher[@]}" trainer/train.py --config configs/demo.yaml "${resume[@]}" \
+  output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
+  "${overrides[@]}"
+unset OMP_NUM_THREADS
+
+checkpoint="$train_dir/checkpoints/best"
+[ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
+
+# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
+stage "evaluate $checkpoint on the test split"
+"$python" -m trainer.evaluate --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
+  --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
+metrics="$(tail -n 1 "$work/evaluate.log")"
+
+# 5. Caption a few test images from their files, with one attention PNG per image.
+stage "caption 4 test images with attention maps"
+mapfile -t test_images < <("$python" - "$karpathy_json" "$images" <<'PY'
+import json, pathlib, sys
+data, root = json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(sys.argv[2])
+tests = [im for im in data["images"] if im["split"] == "test"][:4]
+for im in tests:
+    print(root / im.get("filepath", "") / im["filename"])
+PY
+)
+"$python" -m trainer.caption --checkpoint "$checkpoint" --attention-dir "$work/attention" "${test_images[@]}"
+
+stage "done"
+echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
+echo "test results:    $work/results_test.json"
+echo "attention maps:  $work/attention"
+echo "tensorboard:     tensorboard --logdir $train_dir"
+echo "test metrics:"
+echo "$metrics"
