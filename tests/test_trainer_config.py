@@ -1,4 +1,6 @@
 """trainer.config: YAML + dotted overrides, typed checks, scalar flattening."""
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -62,3 +64,9 @@ def test_yaml_quirks(yaml_path):
     assert config.mixed_precision == "no" and config.optim.lr == 4e-4
     with pytest.raises(ValueError, match=r"'optim\.lr': expected float, got 'fast'"):
         load_config(yaml_path, ["optim.lr=fast"])
+
+
+@pytest.mark.parametrize("name", ["demo", "coco", "flickr8k", "flickr30k"])
+def test_shipped_configs_load(name):
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
+    assert config.eval.beam_size == 3 and config.loss.attention_lambda == 1.0 and config.model.dropout == 0.5

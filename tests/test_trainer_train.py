@@ -117,7 +117,7 @@ def test_two_process_cpu_ddp_then_resume_in_one(dataset, tmp_path):
     assert resumed["world_size"] == 1 and resumed["step"] == 7
 
 
-def test_sigkill_during_checkpoint_write_keeps_previous(dataset, tmp_path):
+def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset, tmp_path):
     common = ["train.max_steps=4", "checkpoint.every_steps=2", "data.num_workers=0"]
     train(dataset, tmp_path, *common, "train.stop_at_step=2")
     command = [PYTHON, str(REPO / "trainer" / "train.py"), "--resume", "latest", f"data.root={dataset}",
@@ -136,6 +136,21 @@ def test_sigkill_during_checkpoint_write_keeps_previous(dataset, tmp_path):
     refused = train(dataset, tmp_path, *common, "model.hidden_dim=48", resume="latest", check=False)
     assert refused.returncode != 0 and "incompatible config: model.hidden_dim: checkpoint 32, this run 48" in \
         refused.stderr
-    train(dataset, tmp_path, *common, resume="latest")
-    assert verify_checkpoint(step_checkpoint_dir(tmp_path, 4))["step"] == 4
+    # SIGTERM mid-run: the resumed run checkpoints the step it finished and exits cleanly
+    stderr_path, logged_before = tmp_path / "sigterm_run.log", max(logged(tmp_path))
+    with open(stderr_path, "w") as stderr_file:
+        sigterm_run = subprocess.Popen([*command[:-3], "train.max_steps=200", "checkpoint.every_steps=100",
+                                        "data.num_workers=1"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr_file,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        while (max(logged(tmp_path)) < logged_before + 2 and sigterm_run.poll() is None
+               and time.monotonic() < deadline + 240):
+            time.sleep(0.5)
+        sigterm_run.send_signal(signal.SIGTERM)
+        sigterm_run.wait(timeout=120)
+    stderr = stderr_path.read_text()
+    assert sigterm_run.returncode == 0, stderr[-3000:]
+    assert "stop requested (signal SIGTERM)" in stderr
+    stopped = find_latest(tmp_path)
+    assert stopped is not None and verify_checkpoint(stopped)["step"] >= 4  # steps 3, 4 redone after the SIGKILL
+    assert verify_checkpoint(stopped)["step"] == max(logged(tmp_path))
     assert not partial_write.exists()  # the stale partial write was cleaned up

@@ -104,7 +104,7 @@ def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer
     """Write a checkpoint of the unwrapped ``model`` to ``target`` atomically (call on the main process only)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".tmp-{target.name}-*"):  # left by a process killed mid-write
+    for stale in [*target.parent.glob(".tmp-*"), *target.parent.glob(".old-*")]:  # left by a process killed mid-write
         shutil.rmtree(stale, ignore_errors=True)
     tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
     tmp.mkdir()

@@ -26,9 +26,10 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import broadcast_object_list  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from data_pipelines.stream import build_train_loader  # noqa: E402
+from data_pipelines.stream import build_train_loader, check_feature_cache  # noqa: E402
 from data_pipelines.vocab import Vocabulary  # noqa: E402
 from modeling import Captioner, CaptionerConfig  # noqa: E402
+from modeling.encoder import backbone_fingerprint  # noqa: E402
 from trainer.checkpoint import CheckpointError, resolve_resume, step_checkpoint_dir  # noqa: E402
 from trainer.config import TrainConfig, flatten_scalars, load_config  # noqa: E402
 from trainer.losses import caption_loss  # noqa: E402
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    config)
             logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, progress.step,
                         progress.epoch, progress.batch_in_epoch)
+    if config.data.features:  # cached features must come from this model's frozen backbone
+        check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
+                            config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / "config.yaml")

@@ -1,0 +1,83 @@
+"""Training throughput of 2-process CPU DDP (1 thread each) vs 1 process (2 threads) on the same 2 cores.
+
+    python benchmarks/bench_ddp.py [--quick] [--json PATH]
+
+Both runs are real `trainer/train.py` runs (frozen random ResNet-50 on 64 px synthetic images, default decoder sizes,
+the same batch per process, so DDP processes twice the images per step). Throughput is the trainer's logged
+`train/samples_per_s` (images/s over all ranks), median over the logged intervals after the first two (warm-up).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def make_dataset(root: Path, num_images: int, image_size: int) -> Path:
+    """Synthetic images prepared into shards of 10 (enough shards for 2 ranks)."""
+    subprocess.run([sys.executable, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images",
+                    str(num_images), "--seed", "0", "--image-size", str(image_size)], check=True, cwd=REPO,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "data_pipelines.prepare", "karpathy", "--json",
+                    str(root / "syn" / "dataset_synthetic.json"), "--images", str(root / "syn"), "--out",
+                    str(root / "prep"), "--image-size", str(image_size), "--shard-size", "10", "--min-word-freq", "1",
+                    "--workers", "1"], check=True, cwd=REPO, capture_output=True)
+    return root / "prep"
+
+
+def throughput(launcher: list[str], threads: int, data: Path, output_dir: Path, steps: int, batch_size: int,
+               image_size: int) -> float:
+    overrides = [f"data.root={data}", f"output_dir={output_dir}", f"data.image_size={image_size}",
+                 "model.encoder_weights=none", f"train.batch_size={batch_size}", f"train.max_steps={steps}",
+                 "data.num_workers=0", "logging.every_steps=2", "eval.every_steps=0", "eval.max_len=2",
+                 f"checkpoint.every_steps={steps * 10}", "checkpoint.keep_last=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    result = subprocess.run([*launcher, str(REPO / "trainer" / "train.py"), *overrides], cwd=REPO, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"training run failed:\n{result.stderr[-3000:]}")
+    records = [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines()]
+    rates = [r["train/samples_per_s"] for r in records if "train/samples_per_s" in r][2:]
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps, one repeat")
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per process per step")
+    parser.add_argument("--image-size", type=int, default=64)
+    args = parser.parse_args()
+    steps, repeats = (10, 1) if args.quick else (24, 2)
+    one_process = [sys.executable]
+    two_processes = [str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "launch" / "cpu_2proc.yaml"),
+                     "--main_process_port", "29547"]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(Path(tmp), 160, args.image_size)
+        single, ddp = [], []
+        for repeat in range(repeats):  # interleaved, so machine load drifts hit both alike
+            single.append(throughput(one_process, 2, data, Path(tmp) / f"single{repeat}", steps, args.batch_size,
+                                     args.image_size))
+            ddp.append(throughput(two_processes, 1, data, Path(tmp) / f"ddp{repeat}", steps, args.batch_size,
+                                  args.image_size))
+    result = {"one_process_2_threads_samples_per_s": max(single), "ddp_2_processes_1_thread_samples_per_s": max(ddp),
+              "speedup": max(ddp) / max(single), "target_speedup": 1.3, "batch_per_process": args.batch_size,
+              "image_size": args.image_size, "steps": steps, "repeats": repeats}
+    print(f"1 process x 2 threads : {result['one_process_2_threads_samples_per_s']:.1f} images/s")
+    print(f"2 processes x 1 thread: {result['ddp_2_processes_1_thread_samples_per_s']:.1f} images/s")
+    print(f"speedup {result['speedup']:.2f}x (target >= 1.3x)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
