@@ -1,4 +1,4 @@
-"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv and pooling to a grid of region features."""
+"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv + BatchNorm and pooling to a grid of region features."""
 from __future__ import annotations
 
 import hashlib
@@ -103,6 +103,9 @@ class Encoder(nn.Module):
         self.backbone_channels = backbone_channels
         self.backbone = build_backbone(weights)
         self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
+        # Frozen features carry a large offset shared by every image (a random ResNet-50: mean ~20, per-image spread
+        # ~1); normalising the projected regions keeps the attention and h0/c0 tanh units out of saturation.
+        self.norm = nn.BatchNorm2d(feature_dim)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,4 +116,4 @@ class Encoder(nn.Module):
             if min(x.shape[2:]) < MIN_IMAGE_SIZE:
                 raise ValueError(f"images must be at least {MIN_IMAGE_SIZE} px on each side, got {tuple(x.shape)}")
             x = self.backbone(x)
-        return self.pool(self.project(x)).flatten(2).transpose(1, 2)
+        return self.pool(self.norm(self.project(x))).flatten(2).transpose(1, 2)
