@@ -2,10 +2,10 @@
 
 A checkpoint is ``output_dir/checkpoints/step_NNNNNNNN/`` (or ``output_dir/best/``) holding ``model.safetensors`` +
 ``config.json`` (``Captioner.save_pretrained``), ``optimizer.safetensors`` (state tensors as ``state.{param}.{name}``;
-``param_groups`` and non-tensor state as JSON in the safetensors metadata), ``vocab.json`` and ``trainer_state.json``
-(written last; records the byte size and sha256 of every other file so truncation or corruption is detected).
-Everything is written into a hidden temporary sibling directory that is then renamed into place, so a process killed
-mid-write leaves the previous checkpoints untouched.
+``param_groups`` and non-tensor state as JSON under the metadata key ``optimizer``), ``vocab.json`` and
+``trainer_state.json`` (written last; records the byte size and sha256 of every other file, so truncation or corruption
+is detected). Everything is written into a hidden temporary sibling directory that is then renamed into place, so a
+process killed mid-write leaves the previous checkpoints untouched.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 MODEL_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "vocab.json")
 STATE_FILE = "trainer_state.json"
 STEP_DIR = re.compile(r"^step_(\d{8})$")
-# Model fields that may change between runs: not part of the weights' shapes (backbone weights come from the checkpoint).
+# Model fields that may change between runs: not weight shapes (the backbone's weights come from the checkpoint).
 NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling")
 # Test hook: seconds to sleep after the weights are written and before trainer_state.json (to SIGKILL mid-write).
 PAUSE_ENV = "SHOWATTEND_CHECKPOINT_WRITE_PAUSE"
@@ -55,23 +55,23 @@ def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> No
                 tensors[f"state.{param}.{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars.setdefault(str(param), {})[name] = value
-    metadata = {"format": "pt", "param_groups": json.dumps(state_dict["param_groups"]),
-                "scalar_state": json.dumps(scalars)}
+    # One metadata entry: safetensors writes several in a random order, and checkpoints should be byte-reproducible.
+    metadata = {"optimizer": json.dumps({"param_groups": state_dict["param_groups"], "scalar_state": scalars})}
     save_file(tensors, str(path), metadata=metadata)
 
 
 def load_optimizer_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
     """Inverse of ``optimizer_to_safetensors`` (JSON lists turned back into tuples where the optimizer uses tuples)."""
     with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
+        metadata = json.loads(handle.metadata()["optimizer"])
     tensors = load_file(str(path))
     state: dict[int, dict] = {}
     for key, tensor in tensors.items():
         _, param, name = key.split(".", 2)
         state.setdefault(int(param), {})[name] = tensor
-    for param, values in json.loads(metadata["scalar_state"]).items():
+    for param, values in metadata["scalar_state"].items():
         state.setdefault(int(param), {}).update(values)
-    groups = json.loads(metadata["param_groups"])
+    groups = metadata["param_groups"]
     live_groups = optimizer.state_dict()["param_groups"]
     if len(groups) != len(live_groups):
         raise CheckpointError(f"{path}: {len(groups)} parameter group(s) saved, the optimizer has {len(live_groups)}")
@@ -192,7 +192,8 @@ def check_compatible(directory: str | Path, model_config: dict, vocab) -> list[s
     saved_words = json.loads((directory / "vocab.json").read_text(encoding="utf-8")).get("words", [])
     words = vocab.itos[4:]
     if saved_words != words:
-        first = next((i for i, (a, b) in enumerate(zip(saved_words, words)) if a != b), min(len(saved_words), len(words)))
+        first = next((i for i, (a, b) in enumerate(zip(saved_words, words)) if a != b),
+                     min(len(saved_words), len(words)))
         problems.append(f"vocabulary: checkpoint has {len(saved_words)} words, this run {len(words)}; first "
                         f"difference at word #{first}")
     if problems:

@@ -208,7 +208,8 @@ def parse_overrides(overrides: list[str]) -> dict:
 def _merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if nested else value
     return merged
 
 
@@ -267,7 +268,7 @@ def _lookup(config: TrainConfig, key: str) -> Any:
 
 
 def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested config dict -> ``{"train.batch_size": 32, ...}`` with None as "none" (init_trackers takes scalars only)."""
+    """Nested dict -> ``{"train.batch_size": 32, ...}``, None as "none" (init_trackers takes scalars only)."""
     flat: dict = {}
     for key, value in values.items():
         if isinstance(value, dict):

@@ -15,11 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before imports: trainer/evaluate.py shadows `evaluate`
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 from functools import partial  # noqa: E402
+from typing import Iterator  # noqa: E402
 
 import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
@@ -100,9 +102,19 @@ class RunLog:
             writer.flush()
 
 
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Set-up errors caused by the config, data or checkpoint paths end the run with their message, no traceback."""
+    try:
+        yield
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = load_config(args.config, args.overrides)
+    with exit_on_user_error():
+        config = load_config(args.config, args.overrides)
     accelerator = build_accelerator(config)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format=f"[rank {accelerator.process_index}] %(levelname)s %(name)s: %(message)s")
@@ -113,7 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("world size %d (%s), device %s", accelerator.num_processes, accelerator.distributed_type,
                 accelerator.device)
 
-    vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
+    with exit_on_user_error():
+        vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
+        model, optimizer, scheduler, progress = build_training_state(args, config, accelerator, vocab)
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save(output_dir / "config.yaml")
+    accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
+    log = RunLog(accelerator, output_dir)
+    stop = StopRequest()
+    train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, progress, log, stop)
+    accelerator.end_training()
+    return 0
+
+
+def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary):
+    """Prepared model and optimizer, LR scheduler and progress: fresh, or restored from ``--resume``."""
+    output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(model_config(config, vocab))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.optim.lr,
@@ -138,15 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.data.features:  # cached features must come from this model's frozen backbone
         check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
                             config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        config.save(output_dir / "config.yaml")
-    accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
-    log = RunLog(accelerator, output_dir)
-    stop = StopRequest()
-    train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, progress, log, stop)
-    accelerator.end_training()
-    return 0
+    return model, optimizer, scheduler, progress
 
 
 def train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, progress, log, stop) -> None:
@@ -248,7 +269,4 @@ def train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, pr
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    sys.exit(main())
