@@ -179,6 +179,7 @@ def train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, pr
     interval_start, interval_samples = time.perf_counter(), 0
     checkpointed_step = validated_step = progress.step if progress.step else None
     batches_per_epoch = 0
+    micro_batch_losses: list[torch.Tensor] = []  # (loss, ce, attention_reg) of the current step's micro-batches
 
     def checkpoint(target=None, keep_last=config.checkpoint.keep_last) -> None:
         nonlocal checkpointed_step
@@ -228,19 +229,20 @@ def train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, pr
                                                             config.train.max_grad_norm or float("inf"))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+            micro_batch_losses.append(torch.stack([loss.total, loss.cross_entropy, loss.attention_reg]).detach())
             progress.batch_in_epoch = batch_index + 1
             progress.samples_seen += len(batch["image_id"]) * world
             interval_samples += len(batch["image_id"]) * world
             if not accelerator.sync_gradients:
                 continue
+            step_losses, micro_batch_losses = torch.stack(micro_batch_losses).mean(dim=0), []
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             progress.step += 1
             bar.update(1)
             if progress.step % config.logging.every_steps == 0 or progress.step == config.train.max_steps:
-                values = torch.stack([loss.total.detach(), loss.cross_entropy.detach(), loss.attention_reg.detach(),
-                                      torch.as_tensor(grad_norm, dtype=torch.float32, device=accelerator.device)])
-                values = accelerator.reduce(values.float(), reduction="mean").tolist()
+                norm = torch.as_tensor(grad_norm, dtype=torch.float32, device=accelerator.device).reshape(1)
+                values = accelerator.reduce(torch.cat([step_losses.float(), norm]), reduction="mean").tolist()
                 elapsed = time.perf_counter() - interval_start
                 scalars = {"train/loss": values[0], "train/ce": values[1], "train/attention_reg": values[2],
                            "train/grad_norm": values[3], "train/teacher_forcing_ratio": ratio, "train/lr": lr,
@@ -248,10 +250,12 @@ def train(accelerator, config, model, unwrapped, optimizer, scheduler, vocab, pr
                 log.scalars(scalars, progress.step)
                 bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{lr:.2e}", sps=f"{scalars['train/samples_per_s']:.1f}")
                 interval_start, interval_samples = time.perf_counter(), 0
+            paused_at = time.perf_counter()
             if config.eval.every_steps and progress.step % config.eval.every_steps == 0:
                 run_validation()
             if config.checkpoint.every_steps and progress.step % config.checkpoint.every_steps == 0:
                 checkpoint()
+            interval_start += time.perf_counter() - paused_at  # samples/s counts training time only
             if progress.step >= config.train.max_steps or stop.poll(accelerator) or paused():
                 break
         else:
