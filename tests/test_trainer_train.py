@@ -93,6 +93,7 @@ def test_tensorboard_scalars_and_no_pickles(straight_and_resumed):
                 "val/Bleu_1", "val/Bleu_4", "val/CIDEr"):
         assert tag in tags["scalars"], tag
     assert "val/attention" in tags["images"]
+    assert any(tag.startswith("val/samples") for tag in tags["tensors"])  # the text summary of sample captions
     ratios = {event.step: event.value for event in events.Scalars("train/teacher_forcing_ratio")}
     expected = {step: teacher_forcing_ratio(step - 1, TeacherForcingConfig(**TEACHER_FORCING)) for step in range(1, 7)}
     assert ratios == pytest.approx(expected) and min(ratios.values()) == pytest.approx(0.6)  # floored
