@@ -83,7 +83,7 @@ stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
   "${overrides[@]}"
 unset OMP_NUM_THREADS
 
-checkpoint="$train_dir/checkpoints/best"
+checkpoint="$train_dir/best"
 [ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
 
 # 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
@@ -103,6 +103,20 @@ for im in tests:
 PY
 )
 "$python" -m trainer.caption --checkpoint "$checkpoint" --attention-dir "$work/attention" "${test_images[@]}"
+
+# 6. Reference points on the same split: the blind baseline and one human caption against the others.
+stage "baselines on the test split (python -m trainer.baselines)"
+baselines="$("$python" -m trainer.baselines --data "$work/prepared" --split test | tail -n 1)"
+"$python" - "$metrics" "$baselines" <<'PY'
+import json, sys
+model, baselines = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+rows = {"model (test)": model, "blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"]}
+names = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"]
+print(f"{'':24}" + "".join(f"{name:>9}" for name in names))
+for label, values in rows.items():
+    print(f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in names))
+print(f"blind baseline caption: {baselines['blind_caption']!r}")
+PY
 
 stage "done"
 echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
