@@ -6,6 +6,8 @@
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
 #   bash launch/demo.sh --work DIR [key=value ...]            # another work dir; overrides go to trainer/train.py
+#   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 2000 / 128 / 100);
+#   DEMO_WEIGHTS=imagenet|PATH uses a real backbone (default none: random and frozen, offline).
 #
 # Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
 # checkpoint). The last line of output is the test-split metrics as one JSON object.
@@ -17,13 +19,15 @@ karpathy_json=""
 images=""
 num_images="${DEMO_NUM_IMAGES:-2000}"
 image_size="${DEMO_IMAGE_SIZE:-128}"
+weights="${DEMO_WEIGHTS:-none}"  # frozen backbone: none (random, offline) | imagenet | PATH
+shard_size="${DEMO_SHARD_SIZE:-100}"  # >= 8 train shards, so up to 8 ranks x 1 worker get one each
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --karpathy-json) karpathy_json="$(realpath "$2")"; shift 2 ;;
     --images) images="$(realpath "$2")"; shift 2 ;;
     --work) work="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -55,7 +59,7 @@ if [ -f "$work/prepared/manifest.json" ]; then
 else
   stage "prepare karpathy -> $work/prepared"
   "$python" -m data_pipelines.prepare karpathy --json "$karpathy_json" --images "$images" --out "$work/prepared" \
-    --image-size "$image_size" --workers 2
+    --image-size "$image_size" --shard-size "$shard_size" --workers 2
 fi
 
 # 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU: DESIGN item 7).
@@ -63,16 +67,16 @@ if [ -f "$work/features/manifest.json" ]; then
   stage "feature cache: reusing $work/features"
 else
   stage "feature cache -> $work/features"
-  "$python" -m data_pipelines.features --data "$work/prepared" --out "$work/features" --weights none \
+  "$python" -m data_pipelines.features --data "$work/prepared" --out "$work/features" --weights "$weights" \
     --image-size "$image_size"
 fi
 
 # 3. Train: every GPU if there are any, else 2 CPU processes (one thread each) over gloo.
 if "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  launcher=(accelerate launch --multi_gpu --num_processes "$("$python" -c 'import torch; print(torch.cuda.device_count())')")
+  launcher=("$python" -m accelerate.commands.launch --multi_gpu --num_processes "$("$python" -c 'import torch; print(torch.cuda.device_count())')")
 else
   export OMP_NUM_THREADS=1
-  launcher=(accelerate launch --config_file launch/cpu_2proc.yaml)
+  launcher=("$python" -m accelerate.commands.launch --config_file launch/cpu_2proc.yaml)
 fi
 train_dir="$work/train"
 resume=()
@@ -80,6 +84,7 @@ if [ -d "$train_dir/checkpoints" ]; then resume=(--resume latest); fi
 stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
 "${launcher[@]}" trainer/train.py --config configs/demo.yaml "${resume[@]}" \
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
+  model.encoder_weights="$weights" \
   "${overrides[@]}"
 unset OMP_NUM_THREADS
 
