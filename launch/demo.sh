@@ -6,7 +6,7 @@
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
 #   bash launch/demo.sh --work DIR [key=value ...]            # another work dir; overrides go to trainer/train.py
-#   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 2000 / 128 / 100);
+#   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 3000 / 128 / 100);
 #   DEMO_WEIGHTS=imagenet|PATH uses a real backbone (default none: random and frozen, offline).
 #
 # Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
@@ -17,7 +17,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$repo/runs/demo"
 karpathy_json=""
 images=""
-num_images="${DEMO_NUM_IMAGES:-2000}"
+num_images="${DEMO_NUM_IMAGES:-3000}"
 image_size="${DEMO_IMAGE_SIZE:-128}"
 weights="${DEMO_WEIGHTS:-none}"  # frozen backbone: none (random, offline) | imagenet | PATH
 shard_size="${DEMO_SHARD_SIZE:-100}"  # >= 8 train shards, so up to 8 ranks x 1 worker get one each
