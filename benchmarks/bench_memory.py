@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     parser.add_argument("--image-size", type=int, default=128)
     args = parser.parse_args()
-    small, steps, repeats = (100, 10, 2) if args.quick else (300, 30, 3)
+    small, steps, repeats = (100, 10, 2) if args.quick else (300, 20, 2)
     sizes = (small, 10 * small)
     peaks: dict[int, list[int]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from accelerate.utils import gather_object
 
 from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, prune_checkpoints, write_checkpoint
