@@ -3,10 +3,10 @@
     evaluate.load("trainer/metrics/evaluate_modules/coco_caption")  # a local path: works with HF_EVALUATE_OFFLINE=1
     .compute(predictions=["a dog runs"], references=[["a dog is running", "a brown dog runs"]])
 """
-import datasets
 import evaluate
 
 from trainer.metrics import compute_caption_metrics
+from trainer.metrics.evaluate_support import caption_metric_info
 
 _DESCRIPTION = "BLEU-1..4, CIDEr-D and ROUGE-L of captions, PTB-tokenized, equal to pycocoevalcap 1.2 (no Java)."
 _KWARGS = """predictions: list of caption strings, one per image.
@@ -16,10 +16,7 @@ Returns: {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}."""
 
 class CocoCaption(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Sequence(datasets.Value("string"))}))
+        return caption_metric_info(_DESCRIPTION, _KWARGS)
 
     def _compute(self, predictions, references):
         return compute_caption_metrics(dict(enumerate(predictions)), dict(enumerate(references)))

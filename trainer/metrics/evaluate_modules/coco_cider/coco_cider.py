@@ -3,10 +3,10 @@ module. Document frequencies come from the references passed in one ``compute`` 
 
     evaluate.load("trainer/metrics/evaluate_modules/coco_cider")  # a local path: works with HF_EVALUATE_OFFLINE=1
 """
-import datasets
 import evaluate
 
-from trainer.metrics import check_caption_inputs, cider_d, tokenize_caption
+from trainer.metrics import cider_d
+from trainer.metrics.evaluate_support import caption_metric_info, tokenized_inputs
 
 _KWARGS = """predictions: list of caption strings; references: list of lists of reference captions (same order).
 Returns: {"CIDEr": corpus mean, "CIDEr_per_image": list of per-image scores}."""
@@ -14,14 +14,8 @@ Returns: {"CIDEr": corpus mean, "CIDEr_per_image": list of per-image scores}."""
 
 class CocoCider(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description="CIDEr-D (n=4, sigma=6, x10), equal to pycocoevalcap 1.2's CIDEr.", citation="",
-            inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Sequence(datasets.Value("string"))}))
+        return caption_metric_info("CIDEr-D (n=4, sigma=6, x10), equal to pycocoevalcap 1.2's CIDEr.", _KWARGS)
 
     def _compute(self, predictions, references):
-        check_caption_inputs(dict(enumerate(predictions)), dict(enumerate(references)))
-        score, per_image = cider_d([tokenize_caption(caption) for caption in predictions],
-                                   [[tokenize_caption(ref) for ref in refs] for refs in references])
+        score, per_image = cider_d(*tokenized_inputs(predictions, references))
         return {"CIDEr": score, "CIDEr_per_image": per_image.tolist()}

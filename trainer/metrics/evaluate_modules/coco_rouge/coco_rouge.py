@@ -3,10 +3,10 @@ module.
 
     evaluate.load("trainer/metrics/evaluate_modules/coco_rouge")  # a local path: works with HF_EVALUATE_OFFLINE=1
 """
-import datasets
 import evaluate
 
-from trainer.metrics import check_caption_inputs, rouge_l, tokenize_caption
+from trainer.metrics import rouge_l
+from trainer.metrics.evaluate_support import caption_metric_info, tokenized_inputs
 
 _KWARGS = """predictions: list of caption strings; references: list of lists of reference captions (same order).
 Returns: {"ROUGE_L": mean over images}."""
@@ -14,14 +14,9 @@ Returns: {"ROUGE_L": mean over images}."""
 
 class CocoRouge(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description="ROUGE-L F-measure (beta 1.2) over the best LCS precision/recall, equal to pycocoevalcap 1.2.",
-            citation="", inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Sequence(datasets.Value("string"))}))
+        return caption_metric_info("ROUGE-L F-measure (beta 1.2) over the best LCS precision/recall, equal to "
+                                   "pycocoevalcap 1.2.", _KWARGS)
 
     def _compute(self, predictions, references):
-        check_caption_inputs(dict(enumerate(predictions)), dict(enumerate(references)))
-        score, _ = rouge_l([tokenize_caption(caption) for caption in predictions],
-                           [[tokenize_caption(ref) for ref in refs] for refs in references])
+        score, _ = rouge_l(*tokenized_inputs(predictions, references))
         return {"ROUGE_L": score}
