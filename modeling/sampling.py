@@ -40,11 +40,12 @@ def sample_captions(decoder, features: torch.Tensor, max_len: int, bos_id: int, 
     state = decoder.init_state(features)
     words = torch.full((rows,), bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    never = torch.tensor([bos_id, pad_id], device=device)  # never generated: the distribution excludes them
     tokens, log_probs, entropies, alphas, masks = [], [], [], [], []
     for _ in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
-        step_log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-        step_log_probs = step_log_probs.index_fill(1, torch.tensor([bos_id, pad_id], device=device), float("-inf"))
+        logits = logits.float().index_fill(1, never, float("-inf"))
+        step_log_probs = torch.log_softmax(logits / temperature, dim=-1)
         probs = step_log_probs.exp()
         if greedy:
             words = step_log_probs.argmax(dim=-1)
