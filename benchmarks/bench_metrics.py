@@ -27,7 +27,10 @@ def synthetic_captions(num_images: int, refs_per_image: int, seed: int = 0):
     rng = random.Random(seed)
     vocabulary = [f"w{index}" for index in range(5000)]
     weights = [1.0 / (rank + 1) for rank in range(len(vocabulary))]
-    sentence = lambda: " ".join(rng.choices(vocabulary, weights, k=rng.randint(6, 14)))
+
+    def sentence() -> str:
+        return " ".join(rng.choices(vocabulary, weights, k=rng.randint(6, 14)))
+
     return [sentence() for _ in range(num_images)], [[sentence() for _ in range(refs_per_image)]
                                                      for _ in range(num_images)]
 

@@ -18,7 +18,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
 from data_pipelines.transforms import eval_transform
-from trainer.evaluate import DEFAULT_IMAGE_SIZE, load_for_inference
+from trainer.evaluate_checkpoint import DEFAULT_IMAGE_SIZE, load_for_inference
 
 PANEL_COLUMNS = 5
 LABEL_HEIGHT = 20  # pixels of text strip under each panel

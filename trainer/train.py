@@ -9,37 +9,34 @@ device here). Each epoch's loader is a pure function of (seed, epoch, rank, worl
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import logging
+import os
 import sys
+import time
+from functools import partial
 from pathlib import Path
+from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before imports: trainer/evaluate.py shadows `evaluate`
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from tqdm.auto import tqdm
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from functools import partial  # noqa: E402
-from typing import Iterator  # noqa: E402
-
-import torch  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
-from accelerate.utils import broadcast_object_list  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from data_pipelines.stream import build_train_loader, check_feature_cache  # noqa: E402
-from data_pipelines.vocab import Vocabulary  # noqa: E402
-from modeling import Captioner, CaptionerConfig  # noqa: E402
-from modeling.encoder import backbone_fingerprint  # noqa: E402
-from trainer.checkpoint import CheckpointError, resolve_resume, step_checkpoint_dir  # noqa: E402
-from trainer.config import TrainConfig, flatten_scalars, load_config  # noqa: E402
-from trainer.losses import caption_loss  # noqa: E402
-from trainer.rng_state import seed_everything  # noqa: E402
-from trainer.run_control import StopRequest, iterate_isolated  # noqa: E402
-from trainer.schedules import lr_multiplier, teacher_forcing_ratio  # noqa: E402
-from trainer.train_state import Progress, restore_training_checkpoint, save_training_checkpoint  # noqa: E402
-from trainer.validation import model_input, validate  # noqa: E402
+from data_pipelines.stream import build_train_loader, check_feature_cache
+from data_pipelines.vocab import Vocabulary
+from modeling import Captioner, CaptionerConfig
+from modeling.encoder import backbone_fingerprint
+from trainer.checkpoint import CheckpointError, resolve_resume, step_checkpoint_dir
+from trainer.config import TrainConfig, flatten_scalars, load_config
+from trainer.losses import caption_loss
+from trainer.rng_state import seed_everything
+from trainer.run_control import StopRequest, iterate_isolated
+from trainer.schedules import lr_multiplier, teacher_forcing_ratio
+from trainer.train_state import Progress, restore_training_checkpoint, save_training_checkpoint
+from trainer.validation import model_input, validate
 
 logger = logging.getLogger("trainer.train")
 LOG_FILE = "train_log.jsonl"

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a prepared split: batched beam search, COCO-results JSON, COCO caption metrics.
 
-    python -m trainer.evaluate --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
-    accelerate launch -m trainer.evaluate ...   # shards the split over ranks; rank 0 gathers, scores and writes
+    python -m trainer.evaluate_checkpoint --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
+    accelerate launch -m trainer.evaluate_checkpoint ...   # shards the split over ranks; rank 0 gathers, scores and writes
 
 The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"} (pycocoevalcap-equal).
 """
@@ -75,7 +75,7 @@ def decode_split(model: Captioner, vocab: Vocabulary, loader, device, beam_size:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset dir (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")

@@ -1,4 +1,4 @@
-"""`python -m trainer.evaluate` on a tiny checkpoint (random weights) and a tiny prepared synthetic dataset."""
+"""`python -m trainer.evaluate_checkpoint` on a tiny checkpoint (random weights) and a tiny prepared synthetic dataset."""
 import json
 import os
 import subprocess
@@ -11,7 +11,7 @@ import torch
 from data_pipelines import prepare, synthetic
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, CaptionerConfig
-from trainer import evaluate as evaluate_cli
+from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.metrics import METRIC_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_evaluate_cli_subprocess(tiny, tmp_path):
     checkpoint, data, _ = tiny
     out = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "trainer.evaluate", "--checkpoint", checkpoint, "--data", data, "--split", "test",
+        [sys.executable, "-m", "trainer.evaluate_checkpoint", "--checkpoint", checkpoint, "--data", data, "--split", "test",
          "--beam-size", "2", "--num-workers", "1", "--out", out],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "1"}, timeout=600)
     assert completed.returncode == 0, completed.stderr
@@ -102,9 +102,12 @@ def test_evaluate_under_accelerate_two_processes_covers_each_image_once(tiny, tm
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-         "-m", "trainer.evaluate", *common, "--out", str(sharded)],
+         "-m", "trainer.evaluate_checkpoint", *common, "--out", str(sharded)],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
     assert completed.returncode == 0, completed.stderr
     check_outputs(completed.stdout, sharded)
-    by_id = lambda path: {row["image_id"]: row["caption"] for row in json.loads(path.read_text())}
+
+    def by_id(path):
+        return {row["image_id"]: row["caption"] for row in json.loads(path.read_text())}
+
     assert by_id(sharded) == by_id(single)
