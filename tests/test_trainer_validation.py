@@ -1,7 +1,7 @@
 """trainer.validation helpers: attention overlays and the data-position bookkeeping of the loop."""
 import torch
 
-from trainer.train import data_position
+from trainer.loop import data_position
 from trainer.train_state import Progress
 from trainer.validation import IMAGENET_MEAN, IMAGENET_STD, _stack_rows, attention_overlay
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from accelerate.utils import gather_object
 
 from data_pipelines.stream import build_eval_loader
+from data_pipelines.stream_samples import model_input
 from trainer.config import TrainConfig
 from trainer.metrics import compute_caption_metrics
 from trainer.run_control import iterate_isolated
@@ -26,11 +27,6 @@ class ValidationResult:
     samples_markdown: str = ""
     attention_image: torch.Tensor | None = None  # one row [image | word 1 | word 2 ...] per sample, (3, H, W)
     num_images: int = 0
-
-
-def model_input(batch: dict) -> torch.Tensor:
-    """The batch's backbone features when it carries them, else its normalised pixels."""
-    return batch["features"] if "features" in batch else batch["pixels"]
 
 
 def attention_overlay(pixels: torch.Tensor | None, alphas: torch.Tensor, grid_size: int) -> torch.Tensor:
