@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from trainer.checkpoint import CheckpointError, resolve_resume
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop
 from trainer.rng_state import seed_everything
+from trainer.process_group import check_process_group
 from trainer.run_control import StopRequest
 from trainer.run_log import RunLog
 from trainer.schedules import lr_multiplier
@@ -51,11 +51,7 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=config.train.grad_accum_steps, log_with="tensorboard",
                               project_dir=config.output_dir, step_scheduler_with_optimizer=False)
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if accelerator.num_processes != launched:
-        sys.exit(f"error: WORLD_SIZE={launched} processes were launched but Accelerate formed a group of "
-                 f"{accelerator.num_processes} ({accelerator.distributed_type}); on CPU launch with "
-                 f"`accelerate launch --config_file launch/cpu_2proc.yaml` (or --multi_gpu with ACCELERATE_USE_CPU=1)")
+    check_process_group(accelerator)
     return accelerator
 
 
