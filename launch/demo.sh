@@ -62,7 +62,7 @@ else
     --image-size "$image_size" --shard-size "$shard_size" --workers 2
 fi
 
-# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU: DESIGN item 7).
+# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU).
 if [ -f "$work/features/manifest.json" ]; then
   stage "feature cache: reusing $work/features"
 else

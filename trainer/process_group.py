@@ -1,4 +1,8 @@
-"""Start-up check that every launched process joined one Accelerate group (shared/DESIGN.md item 1)."""
+"""Start-up check that every launched process joined one Accelerate group.
+
+On a machine without CUDA, `accelerate launch --multi_gpu` starts processes that do not synchronise unless they build
+`Accelerator(cpu=True)`; each then trains alone. Comparing the group size with WORLD_SIZE catches that.
+"""
 from __future__ import annotations
 
 import os
