@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from .atomic_dir import install_dir, staging_dir
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -154,21 +154,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
                               "(runs are never mixed into an existing output)")
 
 
-def _install(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished temporary folder to ``out`` (replacing an old one only with ``overwrite``)."""
-    _check_output(out, overwrite)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
 def _write_json(path: Path, payload: object) -> None:
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
@@ -185,8 +170,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         raise DataFormatError(f"no image with a caption to write ({records_read} read, reasons: "
                               f"{dict(Counter(entry['reason'] for entry in skipped))})")
     records = _ordered(records, options.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
     executor = _start_pool(options.workers)
     results = _converted(records, options, executor)
@@ -228,7 +212,8 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
                     "min_word_freq": options.min_word_freq, "max_caption_len": options.max_caption_len,
                     "vocab_size": len(vocab), "splits": splits}
         _write_json(tmp / "manifest.json", manifest)
-        _install(tmp, out, options.overwrite)
+        _check_output(out, options.overwrite)  # again: another run may have finished meanwhile
+        install_dir(tmp, out)
         return manifest
     except BaseException:
         for writer in writers.values():

@@ -134,6 +134,11 @@ def collate_eval(samples: list[dict]) -> dict:
     return {**_stack_inputs(samples), "references": [list(s["captions"]) for s in samples]}
 
 
+def model_input(batch: dict) -> torch.Tensor:
+    """The batch's backbone features when it carries them, else its normalised pixels."""
+    return batch["features"] if "features" in batch else batch["pixels"]
+
+
 def batched(samples: Iterable[dict], batch_size: int, keep_partial: bool) -> Iterator[list[dict]]:
     """Group samples into lists of ``batch_size``; the last short group only when ``keep_partial``."""
     batch: list[dict] = []

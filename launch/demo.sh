@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
 #   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
-#   -> trainer.evaluate (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#   -> trainer.evaluate_checkpoint (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
@@ -62,7 +62,7 @@ else
     --image-size "$image_size" --shard-size "$shard_size" --workers 2
 fi
 
-# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU: DESIGN item 7).
+# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU).
 if [ -f "$work/features/manifest.json" ]; then
   stage "feature cache: reusing $work/features"
 else
@@ -93,7 +93,7 @@ checkpoint="$train_dir/best"
 
 # 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
 stage "evaluate $checkpoint on the test split"
-"$python" -m trainer.evaluate --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
+"$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
   --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
 
