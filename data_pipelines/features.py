@@ -23,6 +23,7 @@ from PIL import Image
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
+from data_pipelines.output_paths import check_output_apart_from_inputs
 from data_pipelines.stream import dataset_fingerprint, manifest_sha256, read_manifest, weights_spec
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
 from data_pipelines.transforms import eval_transform
@@ -67,6 +68,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                      splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Build the feature cache ``out`` from the prepared dataset ``data_root``; returns its manifest."""
     data_root, out = Path(data_root), Path(out)
+    check_output_apart_from_inputs(out, {"--data": [data_root],
+                                         "--weights": [] if weights in ("none", "imagenet") else [weights]})
     source_manifest = read_manifest(data_root)
     splits = list(source_manifest["splits"]) if splits is None else splits
     unknown = [split for split in splits if split not in source_manifest["splits"]]

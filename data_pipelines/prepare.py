@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -177,6 +178,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
             source: dict | None = None) -> dict:
     """Write ``records`` as a prepared dataset in ``out``; returns the manifest. ``source`` describes the input."""
     out = Path(out).absolute()
+    check_output_holds_no_file(out, (record.image for record in records if isinstance(record.image, str)))
     _check_output(out, options.overwrite)
     records_read = len(records)
     records, skipped, dropped = clean_records(records)
@@ -272,7 +274,8 @@ def run(argv: Iterable[str] | None = None) -> dict:
     args = build_parser().parse_args(None if argv is None else [str(arg) for arg in argv])
     options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
                              args.jpeg_quality, args.seed, args.overwrite)
-    _check_output(args.out.absolute(), args.overwrite)  # fail before a long read
+    check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
+    _check_output(args.out.absolute(), args.overwrite)
     common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
               "overwrite", "source"}
     inputs = {key: (str(value) if isinstance(value, Path) else value)
@@ -284,7 +287,7 @@ def run(argv: Iterable[str] | None = None) -> dict:
 def main(argv: Iterable[str] | None = None) -> None:
     try:
         manifest = run(argv)
-    except (DataFormatError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # bad input, overlapping --out, full disk: OUT is left as it was
         sys.exit(f"error: {error}")
     counts = ", ".join(f"{split} {entry['images']} images / {len(entry['shards'])} shards"
                        for split, entry in manifest["splits"].items())
