@@ -23,6 +23,7 @@ from PIL import Image
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
+from data_pipelines.image_files import SHARD_FORMATS
 from data_pipelines.output_paths import check_output_apart_from_inputs
 from data_pipelines.stream import dataset_fingerprint, manifest_sha256, read_manifest, weights_spec
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
@@ -45,7 +46,7 @@ def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: i
             decoded = []
             for raw in raw_batch:
                 try:
-                    with Image.open(io.BytesIO(raw["jpg"])) as image:
+                    with Image.open(io.BytesIO(raw["jpg"]), formats=SHARD_FORMATS) as image:
                         pixels = transform(image.convert("RGB"))
                     decoded.append((raw["__key__"], raw["json"], len(json.loads(raw["json"])["captions"]), pixels))
                 except Exception as error:  # noqa: BLE001 - a broken sample is skipped like the stream skips it

@@ -19,6 +19,8 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from webdataset.tariterators import tarfile_samples
 
+from data_pipelines.image_files import SHARD_FORMATS
+
 logger = logging.getLogger(__name__)
 
 FEATURE_TENSOR_NAME = "features"  # the one tensor stored in KEY.safetensors by data_pipelines.features
@@ -84,7 +86,7 @@ class SampleDecoder:
                 raise ValueError(f"{where}: .safetensors has no tensor {FEATURE_TENSOR_NAME!r} (has {sorted(tensors)})")
             sample["features"] = tensors[FEATURE_TENSOR_NAME].float()
         else:
-            with Image.open(io.BytesIO(raw["jpg"])) as image:
+            with Image.open(io.BytesIO(raw["jpg"]), formats=SHARD_FORMATS) as image:
                 sample["pixels"] = self.transform(image.convert("RGB"), generator)
         return sample
 
