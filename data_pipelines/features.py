@@ -22,7 +22,9 @@ from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from data_pipelines.atomic_dir import atomic_dir
+from data_pipelines.image_files import SHARD_FORMATS
 from data_pipelines.manifest import dataset_fingerprint, manifest_sha256, read_manifest
+from data_pipelines.output_paths import check_output_apart_from_inputs
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
 from data_pipelines.transforms import eval_transform
 from modeling.encoder import backbone_fingerprint, build_backbone
@@ -73,7 +75,7 @@ def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: i
             decoded = []
             for raw in raw_batch:
                 try:
-                    with Image.open(io.BytesIO(raw["jpg"])) as image:
+                    with Image.open(io.BytesIO(raw["jpg"]), formats=SHARD_FORMATS) as image:
                         pixels = transform(image.convert("RGB"))
                     decoded.append((raw["__key__"], raw["json"], len(json.loads(raw["json"])["captions"]), pixels))
                 except Exception as error:  # noqa: BLE001 - a broken sample is skipped like the stream skips it
@@ -96,6 +98,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                      splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Build the feature cache ``out`` from the prepared dataset ``data_root``; returns its manifest."""
     data_root, out = Path(data_root), Path(out)
+    check_output_apart_from_inputs(out, {"--data": [data_root],
+                                         "--weights": [] if weights in ("none", "imagenet") else [weights]})
     source_manifest = read_manifest(data_root)
     splits = list(source_manifest["splits"]) if splits is None else splits
     unknown = [split for split in splits if split not in source_manifest["splits"]]

@@ -25,7 +25,7 @@ from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, b
                                            decode_samples, read_tar_samples, stream_seed)
 from data_pipelines.transforms import eval_transform, train_transform
 
-__all__ = ["TrainLoaderOptions", "build_train_loader", "build_eval_loader", "StreamLoader"]
+__all__ = ["TrainLoaderOptions", "build_train_loader", "build_eval_loader", "check_splits", "StreamLoader"]
 
 
 def _worker_index(expected_workers: int) -> int:
@@ -75,17 +75,20 @@ class TrainStream(IterableDataset):
         random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)  # same on every rank
         return order[self.rank::self.world_size][worker::self.num_workers]
 
-    def _shuffled_samples(self, worker: int, shard_rng: random.Random, buffer_rng: random.Random) -> Iterator[dict]:
-        """Raw samples, pass after pass over the worker's shards; the shuffle buffer drains at the end of each pass,
-        so no image comes round again before every image of the worker's shards has been seen."""
+    def _decoded_samples(self, worker: int, shard_rng: random.Random, buffer_rng: random.Random,
+                         generator: torch.Generator) -> Iterator[dict]:
+        """Decoded samples, pass after pass over the worker's shards; the shuffle buffer drains after each pass (no
+        image comes round again before all were seen). A pass that decodes nothing is an error, not an endless loop."""
         shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
         for shard_pass in _cycle_shards(self.worker_shards(worker), self.resampled, shard_rng):
-            yielded = 0
-            for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
-                yielded += 1
-                yield raw
-            if yielded == 0:
-                raise RuntimeError(f"rank {self.rank} worker {worker}: shards {shard_pass} hold no readable sample")
+            decoded, skipped_before = 0, self.broken.count
+            raw = shuffle(read_tar_samples(shard_pass, self.broken))
+            for sample in decode_samples(raw, self.decoder, self.broken, generator):
+                decoded += 1
+                yield sample
+            if decoded == 0:
+                raise RuntimeError(f"rank {self.rank} worker {worker}: no sample of shards {sorted(set(shard_pass))} "
+                                   f"decodes ({self.broken.count - skipped_before} skipped as broken, see the log)")
 
     def __iter__(self) -> Iterator[dict]:
         worker = _worker_index(self.num_workers)
@@ -93,8 +96,7 @@ class TrainStream(IterableDataset):
         shard_rng, buffer_rng, caption_rng = (random.Random(stream_seed(seed, name))
                                               for name in ("shards", "buffer", "captions"))
         generator = torch.Generator().manual_seed(stream_seed(seed, "transform"))
-        raw = self._shuffled_samples(worker, shard_rng, buffer_rng)
-        samples = decode_samples(raw, self.decoder, self.broken, generator)
+        samples = self._decoded_samples(worker, shard_rng, buffer_rng, generator)
         batches = batched(samples, self.batch_size, keep_partial=False)
         for _ in range(self.batches_per_worker):
             yield collate_train(next(batches), self.vocab, self.captions_per_image, self.max_caption_len, caption_rng)
@@ -146,13 +148,21 @@ class StreamLoader(DataLoader):
         return self.dataset.broken.count
 
 
+def check_splits(root, splits, features_root=None) -> None:
+    """Set-up check before a run: each of ``splits`` exists in the dataset ``root`` (and in the feature cache, when
+    given) and every shard it lists is there. FileNotFoundError / ValueError name the manifest, split and shard."""
+    for source in [Path(root)] + ([Path(features_root)] if features_root is not None else []):
+        available = read_manifest(source)["splits"]
+        for split in (split for split in splits if split not in available):
+            raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(available)})")
+
+
 def _split_shards(root: Path, split: str, features_root: str | Path | None) -> tuple[list[str], dict]:
     """Shard paths and manifest entry of ``split``, read from the feature cache when one is given (the caller checks
     once, with ``data_pipelines.features.check_feature_cache``, that the cache was made from ``root``)."""
     source = Path(root) if features_root is None else Path(features_root)
-    entry = read_manifest(source)["splits"].get(split)
-    if entry is None:
-        raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(read_manifest(source)['splits'])})")
+    check_splits(source, [split])
+    entry = read_manifest(source)["splits"][split]
     return [str(source / name) for name in entry["shards"]], entry
 
 
@@ -184,8 +194,10 @@ class TrainLoaderOptions:
 
 
 def build_train_loader(root, vocab, options: TrainLoaderOptions, epoch: int = 0, rank: int = 0,
-                       world_size: int = 1) -> StreamLoader:
+                       world_size: int = 1, broken: BrokenSampleCounter | None = None) -> StreamLoader:
     """Training loader for one epoch of one rank; ``len(loader)`` batches, the same on every rank.
+
+    ``broken``: a counter to share between the epochs' loaders (one count and one rate-limited log for the run).
 
     Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``.
     """
@@ -213,7 +225,8 @@ def build_train_loader(root, vocab, options: TrainLoaderOptions, epoch: int = 0,
                          batch_size=batch_size, batches_per_worker=batches_per_worker,
                          captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,
                          seed=options.seed, epoch=epoch, rank=rank, world_size=world_size, num_workers=workers,
-                         resampled=resampled, shuffle_buffer=options.shuffle_buffer, broken=BrokenSampleCounter())
+                         resampled=resampled, shuffle_buffer=options.shuffle_buffer,
+                         broken=broken or BrokenSampleCounter())
     return StreamLoader(stream, num_workers, batches_per_worker * workers)
 
 

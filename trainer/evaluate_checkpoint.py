@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from data_pipelines.vocab import Vocabulary
+from data_pipelines.vocab import SPECIALS, Vocabulary
 from modeling import Captioner
 from trainer.metrics import compute_caption_metrics
 
@@ -62,6 +62,32 @@ def results_image_id(image_id: str):
     return int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
 
 
+def vocabulary_warning(vocab: Vocabulary, data: Path) -> str | None:
+    """A warning when ``data/vocab.json`` (the words of the data's train split) differs from the checkpoint's: the
+    model can only say its own words, so scores on data it was not trained on are lower. None when they agree."""
+    path = data / "vocab.json"
+    if not path.is_file():
+        return None
+    ours, theirs = set(vocab.itos) - set(SPECIALS), set(Vocabulary.load(path).itos) - set(SPECIALS)
+    if ours == theirs:
+        return None
+    shared = len(ours & theirs)
+    return (f"warning: the checkpoint's vocabulary is not the one of {path}: {shared} of the data's {len(theirs)} words "
+            f"({100 * shared / max(1, len(theirs)):.1f}%) are among the checkpoint's {len(ours)}; was the checkpoint "
+            f"trained on this data?")
+
+
+def argument_error(args: argparse.Namespace) -> str | None:
+    """The first impossible argument value, as a message naming the flag (checked before any work)."""
+    for flag, value, least in (("--beam-size", args.beam_size, 1), ("--max-len", args.max_len, 1),
+                               ("--batch-size", args.batch_size, 1), ("--num-workers", args.num_workers, 0)):
+        if value < least:
+            return f"{flag} must be >= {least}, got {value}"
+    if args.out is not None and args.out.is_dir():
+        return f"--out {args.out} is a directory; give the results file, e.g. {args.out / f'results_{args.split}.json'}"
+    return None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
@@ -80,24 +106,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if argument_error(args):
+        sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator
 
     from data_pipelines.features import check_feature_cache
     from data_pipelines.stream import build_eval_loader
+    from modeling.encoder import backbone_fingerprint
     from trainer.decoding import decode_batches, gather_captions
     from trainer.process_group import check_process_group
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     check_process_group(accelerator)
-    model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
-    try:
-        if args.features is not None:
-            check_feature_cache(args.features, None, image_size, args.data)
+    try:  # a missing split, checkpoint file or mismatched feature cache: one line, before any decoding
+        model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
+        if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
+            check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
         loader = build_eval_loader(args.data, split=args.split, vocab=vocab, batch_size=args.batch_size,
                                    rank=accelerator.process_index, world_size=accelerator.num_processes,
                                    num_workers=args.num_workers, image_size=image_size, features_root=args.features)
+        warning = vocabulary_warning(vocab, args.data) if accelerator.is_main_process else None
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
+    if warning:
+        print(warning, file=sys.stderr)
     rows = [row for *_, batch_rows in decode_batches(model, vocab, loader, accelerator.device, args.beam_size,
                                                      args.max_len) for row in batch_rows]
     predictions, references = gather_captions(accelerator, rows)
