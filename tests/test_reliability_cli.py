@@ -3,7 +3,7 @@
 | item | what went wrong | what happens now | test |
 |---|---|---|---|
 | 4 | `demo.sh --karpathy-json F --images R` after an earlier demo reused `runs/demo/prepared` (the other data set) and reported its metrics | the inputs and data settings are recorded in `WORK/demo_inputs.json`; a work dir built from others is refused, nothing deleted | `test_demo_reuses_only_what_was_built_from_the_same_inputs` |
-| 6 | `trainer.evaluate --features` accepted a cache made by another backbone; other data's vocabulary went unnoticed | the cache's backbone fingerprint is checked as in training; a vocabulary that differs from the data's gives a warning with the overlap | `test_evaluate_refuses_a_feature_cache_of_another_backbone`, `test_evaluate_warns_with_the_vocabulary_overlap` |
+| 6 | `trainer.evaluate_checkpoint --features` accepted a cache made by another backbone; other data's vocabulary went unnoticed | the cache's backbone fingerprint is checked as in training; a vocabulary that differs from the data's gives a warning with the overlap | `test_evaluate_refuses_a_feature_cache_of_another_backbone`, `test_evaluate_warns_with_the_vocabulary_overlap` |
 | 8 | `trainer.caption` ignored EXIF orientation | images are turned upright before captioning | `test_caption_turns_images_upright` |
 | 10 | `trainer.caption` aborted the batch on a decompression bomb and opened any Pillow format; `evaluate` with a missing split, `--beam-size 0` or `--out DIR` crashed with a traceback (`--out DIR` after decoding everything) | per-image error lines, exit 1; `Image.open(formats=...)`; evaluate: a one-line error before any work, exit 1 | `test_caption_reports_bombs_and_foreign_formats_per_image`, `test_evaluate_bad_arguments_are_one_line_errors`, `test_evaluate_missing_split_subprocess_prints_one_line` |
 | 12 | `launch/slurm_multinode.sbatch`: `--requeue` alone does not requeue at the time limit | the early signal (`--signal=B:USR1@120`) is trapped: SIGTERM to srun, wait for the checkpoint, `scontrol requeue` | `test_slurm_script_requeues_after_the_early_signal` |
@@ -29,14 +29,14 @@ from PIL import Image
 from data_pipelines.features import extract_features
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
-from test_cli_evaluate import REPO, build_tiny_checkpoint
+from conftest import REPO
 from trainer import caption as caption_cli
-from trainer import evaluate as evaluate_cli
+from trainer import evaluate_checkpoint as evaluate_cli
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory)
+def tiny(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def copy_checkpoint(checkpoint: Path, target: Path) -> Path:
@@ -181,7 +181,7 @@ def test_evaluate_bad_arguments_are_one_line_errors(tiny, tmp_path, extra, messa
 
 def test_evaluate_missing_split_subprocess_prints_one_line(tiny, tmp_path):
     checkpoint, data, _ = tiny
-    completed = subprocess.run([sys.executable, "-m", "trainer.evaluate", *evaluate_args(checkpoint, data, tmp_path / "r.json"),
+    completed = subprocess.run([sys.executable, "-m", "trainer.evaluate_checkpoint", *evaluate_args(checkpoint, data, tmp_path / "r.json"),
                                 "--split", "nope"], cwd=REPO, capture_output=True, text=True, timeout=300,
                                env={**os.environ, "WORLD_SIZE": "1"})
     assert completed.returncode == 1

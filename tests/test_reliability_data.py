@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 from data_pipelines import prepare
 from data_pipelines.features import main as features_main
 from data_pipelines.sources import DataFormatError
-from data_pipelines.stream import build_train_loader, check_splits
+from data_pipelines.stream import TrainLoaderOptions, build_train_loader, check_splits
 from data_pipelines.stream_samples import BrokenSampleCounter
 from data_pipelines.vocab import Vocabulary
 from test_data_prepare import make_image, read_shards
@@ -110,7 +110,7 @@ def alarm():
 
 def test_undecodable_shards_stop_with_an_error_naming_them(tmp_path, alarm):
     data = write_undecodable_dataset(tmp_path / "data")
-    loader = build_train_loader(data, Vocabulary(["red"]), batch_size=2, num_workers=0, image_size=32)
+    loader = build_train_loader(data, Vocabulary(["red"]), TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32))
     alarm(60)
     with pytest.raises(RuntimeError, match=r"no sample of shards .*train-000000\.tar.*train-000001\.tar.* decodes "
                                            r"\(6 skipped as broken"):
@@ -143,7 +143,8 @@ def test_a_shared_counter_spans_the_loaders_of_several_epochs(tmp_path):
     vocab = Vocabulary.build(captions_for(0), min_freq=1)
     counter = BrokenSampleCounter()
     for epoch in range(2):
-        loader = build_train_loader(data, vocab, batch_size=2, epoch=epoch, num_workers=0, image_size=32, broken=counter)
+        loader = build_train_loader(data, vocab, TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32), epoch=epoch,
+                                    broken=counter)
         assert len(list(loader)) == len(loader)
     assert counter.take() >= 2  # the broken sample, once per epoch, in one counter
 
