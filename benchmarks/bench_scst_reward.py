@@ -1,7 +1,7 @@
 """SCST reward throughput: our token-id CIDEr-D vs pycocoevalcap's Cider scorer per batch, and the reward's share of
 a whole SCST step.
 
-    python benchmarks/bench_scst_reward.py [--quick] [--json PATH]
+    python -m benchmarks.bench_scst_reward [--quick] [--json PATH]
 
 A synthetic "training split" (Zipf-like words, 5 references per image) gives the document frequencies; each batch is
 32 images x 5 sampled captions. The baseline is the route self-critical.pytorch takes: turn the sampled ids into
@@ -11,16 +11,14 @@ features, reward, loss, backward, optimizer step) is timed in the same run to re
 """
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from pycocoevalcap.cider.cider import Cider
 
+from benchmarks.common import benchmark_parser, best_time, write_result
 from data_pipelines.vocab import SPECIALS
 from modeling import CaptionerConfig
 from modeling.decoder import Decoder
@@ -69,15 +67,6 @@ def coco_route(cider: Cider, image_ids, tokens, vocab, references):
     return np.asarray(scores).reshape(tokens.shape[:2])
 
 
-def best_of(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def scst_step_share(reward, image_ids, rng, vocab_size, hidden, batch, samples, max_len, repeats):
     """Seconds of one SCST step and of its reward, for a decoder of the given size on cached 49-region features."""
     torch.manual_seed(0)
@@ -102,10 +91,7 @@ def scst_step_share(reward, image_ids, rng, vocab_size, hidden, batch, samples, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller training split, fewer repeats")
-    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, "a 5000-image training split and 5 repeats (default 40000 and 20)").parse_args()
     num_images, repeats = (5000, 5) if args.quick else (40000, 20)
     batch, samples, max_len = 32, 5, 16
     image_ids, references, words, weights = synthetic_split(num_images, num_words=12000)
@@ -119,8 +105,8 @@ def main() -> None:
     rng = random.Random(1)
     batches = [sampled_batch(rng, image_ids, vocab, weights, batch, samples, max_len) for _ in range(repeats)]
     cider = Cider()
-    ours = best_of(lambda: [reward(ids, tokens) for ids, tokens in batches], 3) / repeats
-    coco = best_of(lambda: [coco_route(cider, ids, tokens, vocab, tokenized) for ids, tokens in batches], 3) / repeats
+    ours = best_time(lambda: [reward(ids, tokens) for ids, tokens in batches], 3) / repeats
+    coco = best_time(lambda: [coco_route(cider, ids, tokens, vocab, tokenized) for ids, tokens in batches], 3) / repeats
     captions = batch * samples
     result = {"train_images": num_images, "captions_per_batch": captions, "df_build_s": build_seconds,
               "ours_captions_per_s": captions / ours, "pycocoevalcap_captions_per_s": captions / coco,
@@ -136,9 +122,7 @@ def main() -> None:
     for name in ("demo", "coco"):
         print(f"SCST step ({name}-sized decoder): {result[f'step_{name}_s'] * 1000:.0f} ms, "
               f"reward share {100 * result[f'reward_share_{name}']:.1f}%")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

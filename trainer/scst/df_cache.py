@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from data_pipelines.stream import dataset_fingerprint, read_manifest
+from data_pipelines.manifest import dataset_fingerprint, read_manifest
 from trainer.scst.document_frequency import VERSION, CiderDocumentFrequencies
 
 logger = logging.getLogger(__name__)
