@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 
 class SampledCaptions(NamedTuple):
@@ -65,3 +66,20 @@ def sample_captions(decoder, features: torch.Tensor, max_len: int, bos_id: int, 
             break
     return SampledCaptions(torch.stack(tokens, dim=1), torch.stack(log_probs, dim=1), torch.stack(entropies, dim=1),
                            torch.stack(alphas, dim=1), torch.stack(masks, dim=1))
+
+
+class CaptionSampler(nn.Module):
+    """A Captioner whose ``forward`` encodes images (or backbone features) and samples captions with gradients.
+
+    Self-critical training wraps the model in this before DDP: DDP synchronises gradients only for graphs built by
+    the forward of the module it wraps. Parameters are the Captioner's own (same names under ``captioner.``).
+    """
+
+    def __init__(self, captioner: nn.Module):
+        super().__init__()
+        self.captioner = captioner
+
+    def forward(self, x: torch.Tensor, num_samples: int, max_len: int, temperature: float = 1.0) -> SampledCaptions:
+        config = self.captioner.config
+        return sample_captions(self.captioner.decoder, self.captioner.encode(x), max_len, config.bos_id,
+                               config.eos_id, config.pad_id, num_samples, temperature)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -18,6 +19,7 @@ import yaml
 
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
+from trainer.scst.config import ScstConfig
 
 
 # Model fields fixed by the ResNet-50 backbone rather than chosen per experiment.
@@ -63,6 +65,8 @@ class TrainSection:
     grad_accum_steps: int = 1
     max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
+    objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
+    init_from: Optional[str] = None  # a checkpoint dir: start from its weights, fresh optimizer and schedule
 
 
 @dataclass
@@ -139,6 +143,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    scst: ScstConfig = field(default_factory=ScstConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -274,16 +279,9 @@ def validate(config: TrainConfig) -> None:
     }
     bad = [key for key, ok in checks.items() if not ok]
     if bad:
-        raise ValueError(f"config key {bad[0]!r} is out of range: {_lookup(config, bad[0])!r}")
+        raise ValueError(f"config key {bad[0]!r} is out of range: {reduce(getattr, bad[0].split('.'), config)!r}")
     if not config.data.root:
         raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare")
-
-
-def _lookup(config: TrainConfig, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
 
 
 def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:

@@ -24,13 +24,15 @@ from data_pipelines.features import check_feature_cache
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
-from trainer.checkpoint import CheckpointError, resolve_resume
+from modeling.sampling import CaptionSampler
+from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, resolve_resume
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop
 from trainer.rng_state import seed_everything
 from trainer.process_group import check_process_group
 from trainer.run_control import StopRequest
 from trainer.run_log import RunLog
+from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.schedules import lr_multiplier
 from trainer.train_state import Progress, restore_training_checkpoint
 
@@ -85,14 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / "config.yaml")
     accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
-    TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress, RunLog(accelerator, output_dir),
-                 StopRequest()).run()
+    loop_arguments = (accelerator, config, model, optimizer, scheduler, vocab, progress,
+                      RunLog(accelerator, output_dir), StopRequest())
+    if config.train.objective == "scst":
+        with exit_on_user_error():
+            reward = build_reward(accelerator, config, vocab)
+        loop = ScstTrainingLoop(*loop_arguments, reward=reward)
+    else:
+        loop = TrainingLoop(*loop_arguments)
+    if config.train.init_from and progress.step == 0:
+        loop.validate()  # the starting weights' score: the stage's best checkpoint is never worse than its start
+    loop.run()
     accelerator.end_training()
     return 0
 
 
 def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary):
-    """Prepared model and optimizer, LR scheduler and progress: fresh, or restored from ``--resume``."""
+    """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
+    restored from ``--resume``."""
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
@@ -101,20 +113,24 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
                                   weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_multiplier, max_steps=config.train.max_steps, config=config.schedule))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    seed_everything(config.seed + accelerator.process_index)  # dropout / scheduled sampling differ per rank
+    checkpoint = resolve_resume(args.resume, output_dir) if args.resume else None
+    if args.resume and checkpoint is None:
+        logger.info("--resume latest: no intact checkpoint under %s, starting from scratch", output_dir)
+    if config.train.init_from and checkpoint is None:  # a new stage: another run's weights, this run's optimizer
+        for note in check_compatible(config.train.init_from, model.config.to_dict(), vocab):
+            logger.warning("train.init_from %s: %s", config.train.init_from, note)
+        load_checkpoint(config.train.init_from, model)
+        logger.info("initialised the weights from %s (fresh optimizer and schedule)", config.train.init_from)
+    unwrapped = model  # prepare() moves it in place and wraps it (SCST: inside a CaptionSampler, see modeling.sampling)
+    model, optimizer = accelerator.prepare(CaptionSampler(model) if config.train.objective == "scst" else model,
+                                           optimizer)
+    seed_everything(config.seed + accelerator.process_index)  # dropout / sampling differ per rank
 
     progress = Progress()
-    if args.resume:
-        checkpoint = resolve_resume(args.resume, output_dir)
-        if checkpoint is None:
-            logger.info("--resume latest: no intact checkpoint under %s, starting from scratch", output_dir)
-        else:
-            progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab,
-                                                   config)
-            logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, progress.step,
-                        progress.epoch, progress.batch_in_epoch)
+    if checkpoint is not None:
+        progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config)
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, progress.step, progress.epoch,
+                    progress.batch_in_epoch)
     if config.data.features:  # cached features must come from this model's frozen backbone
         check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
                             config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))

@@ -20,7 +20,7 @@ from trainer.scst.document_frequency import CiderDocumentFrequencies
 
 
 class CiderDReward:
-    """``reward(image_ids, tokens)`` -> (B, S) float64 CIDEr-D of ``tokens`` (B, S, L) against each image's references."""
+    """``reward(image_ids, tokens)``: (B, S) float64 CIDEr-D of ``tokens`` (B, S, L) against each image's references."""
 
     def __init__(self, frequencies: CiderDocumentFrequencies, vocab_words: Sequence[str], eos_id: int,
                  sigma: float = 6.0):
