@@ -35,6 +35,9 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     assert len(results) == 6 and all(set(r) == {"image_id", "caption"} for r in results)
     assert len(list((work / "attention").glob("*.png"))) == 4
     assert "blind baseline" in first.stdout and "tensorboard --logdir" in first.stdout
+    scst_state = json.loads((work / "train_scst" / "best" / "trainer_state.json").read_text())
+    assert scst_state["train_config"]["train"]["objective"] == "scst" and (work / "results_test_xe.json").is_file()
+    assert "XE best (test)" in first.stdout and "XE+SCST best (test)" in first.stdout
     metrics = json.loads(first.stdout.strip().splitlines()[-1])
     assert set(metrics) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
 
