@@ -25,7 +25,8 @@ from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
-from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, resolve_resume
+from trainer.checkpoint import (CheckpointError, check_compatible, load_checkpoint, resolve_resume,
+                                verify_checkpoint)
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop
 from trainer.rng_state import seed_everything
@@ -117,6 +118,7 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
     if args.resume and checkpoint is None:
         logger.info("--resume latest: no intact checkpoint under %s, starting from scratch", output_dir)
     if config.train.init_from and checkpoint is None:  # a new stage: another run's weights, this run's optimizer
+        verify_checkpoint(config.train.init_from)  # names what is missing before the shapes are compared
         for note in check_compatible(config.train.init_from, model.config.to_dict(), vocab):
             logger.warning("train.init_from %s: %s", config.train.init_from, note)
         load_checkpoint(config.train.init_from, model)
