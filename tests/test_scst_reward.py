@@ -131,3 +131,4 @@ def test_unknown_image_and_bad_shape_are_clear_errors():
         reward(["a"], np.zeros((1, 3), dtype=np.int64))
     with pytest.raises(ValueError, match="non-empty list"):
         CiderDocumentFrequencies.from_references(["a"], [[]])
+

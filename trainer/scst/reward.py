@@ -123,11 +123,16 @@ class CiderDReward:
                 known = (table_prefix[starts] >= 0) & (last < self.num_words)
                 batch_code = batch_prefix[starts] * self.id_base + last
                 table_code = np.where(known, table_prefix[starts] * self.num_words + last, -1)
-            position, found = lookup(table.gram_codes[order], table_code)  # -1 (unknown) is never a code
-            unique_codes, batch_ids = np.unique(batch_code, return_inverse=True)
+            unique_codes, first, batch_ids = np.unique(batch_code, return_index=True, return_inverse=True)
             batch_ids = batch_ids.reshape(-1)
-            frequency = np.zeros(len(unique_codes), dtype=np.int64)
-            frequency[batch_ids[found]] = table.gram_df[order][position[found]]
+            # Look each distinct n-gram up once, in sorted order: searchsorted on sorted queries stays in cache.
+            gram_code = table_code[first]
+            by_code = np.argsort(gram_code)
+            sorted_position, sorted_found = lookup(table.gram_codes[order], gram_code[by_code])  # -1: no code
+            position = np.full(len(gram_code), -1, dtype=np.int64)
+            position[by_code] = np.where(sorted_found, sorted_position, -1)
+            frequency = np.where(position >= 0, table.gram_df[order][np.maximum(position, 0)], 0) \
+                if len(table.gram_df[order]) else np.zeros(len(gram_code), dtype=np.int64)
             entry_sentence.append(owner[starts])
             entry_gram.append(batch_ids + offset)
             gram_order.append(np.full(len(unique_codes), order, dtype=np.int64))
@@ -135,7 +140,7 @@ class CiderDReward:
             batch_prefix = np.zeros(len(words), dtype=np.int64)
             batch_prefix[starts] = batch_ids
             table_prefix = np.full(len(words), -1, dtype=np.int64)
-            table_prefix[starts] = np.where(found, position, -1)
+            table_prefix[starts] = position[batch_ids]
             offset += len(unique_codes)
         gram_df = np.concatenate(gram_df).astype(np.float64)
         idf = self.log_num_images - np.log(np.maximum(1.0, gram_df))
