@@ -116,10 +116,9 @@ else
   launcher=("$python" -m accelerate.commands.launch --config_file launch/cpu_2proc.yaml)
 fi
 train_dir="$work/train"
-resume=()
-if [ -d "$train_dir/checkpoints" ]; then resume=(--resume latest); fi
-stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
-"${launcher[@]}" trainer/train.py --config configs/demo.yaml "${resume[@]}" \
+stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml --resume auto"
+# --resume auto: a rerun continues (or finds the run finished); a first run starts fresh
+"${launcher[@]}" trainer/train.py --config configs/demo.yaml --resume auto \
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
   model.encoder_weights="$weights" \
   "${overrides[@]}"
