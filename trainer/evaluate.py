@@ -3,7 +3,9 @@
     python -m trainer.evaluate --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
     accelerate launch -m trainer.evaluate ...   # shards the split over ranks; rank 0 gathers, scores and writes
 
-The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"} (pycocoevalcap-equal).
+The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"[, "METEOR" when Java is on
+PATH]} (pycocoevalcap-equal). Each results row carries that image's own "scores". ``--report DIR`` also writes
+DIR/index.html (trainer.report: summary table, learning curves, gallery with attention).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
-from trainer.metrics import compute_caption_metrics
+from trainer.metrics.per_image import score_captions
 
 DEFAULT_IMAGE_SIZE = 224
 
@@ -64,13 +66,16 @@ def results_image_id(image_id: str):
 
 
 def decode_split(model: Captioner, vocab: Vocabulary, loader, device, beam_size: int, max_len: int) -> list[tuple]:
-    """(image_id, caption, references) for every image this rank's loader yields."""
+    """(image_id, caption, references, attention (caption words, regions)) for every image this rank's loader
+    yields."""
     rows = []
     for batch in loader:
         inputs = (batch["features"] if "features" in batch else batch["pixels"]).to(device)
         generation = model.generate(inputs, beam_size=beam_size, max_len=max_len)
-        for image_id, tokens, refs in zip(batch["image_id"], generation.tokens.tolist(), batch["references"]):
-            rows.append((image_id, vocab.decode(tokens), list(refs)))
+        for image_id, tokens, refs, alphas in zip(batch["image_id"], generation.tokens.tolist(), batch["references"],
+                                                  generation.alphas):
+            caption = vocab.decode(tokens)
+            rows.append((image_id, caption, list(refs), alphas[:len(caption.split())].float().cpu().numpy()))
     return rows
 
 
@@ -87,6 +92,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
     parser.add_argument("--features", type=Path, default=None, help="feature cache dir of --data (skips the backbone)")
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
+    parser.add_argument("--report", type=Path, default=None, help="also write a static HTML report to DIR/index.html")
     return parser.parse_args(argv)
 
 
@@ -112,18 +118,27 @@ def main(argv=None) -> int:
     if not accelerator.is_main_process:
         return 0
 
-    predictions, references = {}, {}
-    for image_id, caption, refs in rows:  # every image once over the ranks; dedupe in case a loader repeats one
+    predictions, references, attention = {}, {}, {}
+    for image_id, caption, refs, alphas in rows:  # every image once over the ranks; dedupe if a loader repeats one
         predictions.setdefault(image_id, caption)
         references.setdefault(image_id, refs)
+        attention.setdefault(image_id, alphas)
     if not predictions:
         sys.exit(f"error: split {args.split!r} of {args.data} yielded no images")
-    metrics = compute_caption_metrics(predictions, references)
+    scores = score_captions(predictions, references)
+    metrics = scores.metrics
     out_path = args.out or args.checkpoint / f"results_{args.split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    results = [{"image_id": results_image_id(image_id), "caption": caption} for image_id, caption in predictions.items()]
+    results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id]}
+               for image_id, caption in predictions.items()]
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} captions of split {args.split!r} written to {out_path}")
+    if args.report is not None:
+        from trainer.report import write_evaluation_report
+        page = write_evaluation_report(args.report, checkpoint=args.checkpoint, data=args.data, split=args.split,
+                                       predictions=predictions, references=references, scores=scores,
+                                       attention=attention, grid_size=model.config.grid_size, image_size=image_size)
+        print(f"report written to {page}")
     print(json.dumps(metrics))
     return 0
 

@@ -90,7 +90,7 @@ class RunLog:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": step, **values}) + "\n")
+                handle.write(json.dumps({"step": step, "wall_time": time.time(), **values}) + "\n")
 
     def validation(self, result, step: int) -> None:
         self.scalars({f"val/{name}": value for name, value in result.metrics.items()}, step)

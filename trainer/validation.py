@@ -9,7 +9,7 @@ from accelerate.utils import gather_object
 
 from data_pipelines.stream import build_eval_loader
 from trainer.config import TrainConfig
-from trainer.metrics import compute_caption_metrics
+from trainer.metrics import compute_caption_metrics, compute_meteor
 from trainer.run_control import iterate_isolated
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -92,6 +92,7 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
     result.num_images = len(predictions)
     if predictions:
         result.metrics = compute_caption_metrics(predictions, references)
+        result.metrics.update(compute_meteor(predictions, references))  # {} without Java (logged once)
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
     result.samples_markdown = _markdown(rows[:config.eval.num_samples])
     return result
