@@ -118,7 +118,8 @@ def meteor_scores(candidates: list[str], references: list[list[str]],
         try:
             return _shared_process(path).score(candidates, references)
         except (OSError, RuntimeError) as error:
-            _shared.pop(path).close()
+            if (failed := _shared.pop(path, None)) is not None:
+                failed.close()
             reason = f"the METEOR process failed: {error}"
     if reason not in _logged_reasons:
         _logged_reasons.add(reason)
