@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
 #   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
-#   -> trainer.evaluate_checkpoint (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
@@ -127,10 +127,10 @@ unset OMP_NUM_THREADS
 checkpoint="$train_dir/best"
 [ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
 
-# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
+# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics + the HTML report.
 stage "evaluate $checkpoint on the test split"
 "$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
-  --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
+  --split test --out "$work/results_test.json" --report "$work/report" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
 
 # 5. Caption a few test images from their files, with one attention PNG per image.
@@ -164,5 +164,6 @@ echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
 echo "test results:    $work/results_test.json"
 echo "attention maps:  $work/attention"
 echo "tensorboard:     tensorboard --logdir $train_dir"
+echo "report:          $work/report/index.html   (open it in a browser: table, curves, gallery)"
 echo "test metrics:"
 echo "$metrics"
