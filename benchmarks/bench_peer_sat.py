@@ -206,8 +206,8 @@ def main() -> None:
     def decode(batch):
         return beam_search(ours, batch, args.beam_size, args.max_len, config.bos_id, config.eos_id, config.pad_id)
 
-    word_map = {f"w{index}": index for index in range(args.vocab_size)}
-    word_map.update({"<start>": config.bos_id, "<end>": config.eos_id})
+    special = {config.bos_id: "<start>", config.eos_id: "<end>"}
+    word_map = {special.get(index, f"w{index}"): index for index in range(args.vocab_size)}
     beam_contestants = {
         "ours_batched": lambda: decode(features),
         "ours_one_at_a_time": lambda: [decode(features[i:i + 1]) for i in range(args.images)],
