@@ -2,7 +2,7 @@
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
 #   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py (cross-entropy, then
 #   self-critical; DEMO_SCST=0 skips the second stage)
-#   -> trainer.evaluate_checkpoint (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
@@ -117,10 +117,9 @@ else
   launcher=("$python" -m accelerate.commands.launch --config_file launch/cpu_2proc.yaml)
 fi
 train_dir="$work/train"
-resume=()
-if [ -d "$train_dir/checkpoints" ]; then resume=(--resume latest); fi
-stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
-"${launcher[@]}" trainer/train.py --config configs/demo.yaml "${resume[@]}" \
+stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml --resume auto"
+# --resume auto: a rerun continues (or finds the run finished); a first run starts fresh
+"${launcher[@]}" trainer/train.py --config configs/demo.yaml --resume auto \
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
   model.encoder_weights="$weights" \
   "${overrides[@]}"
@@ -132,20 +131,18 @@ xe_checkpoint="$checkpoint"
 # DEMO_SCST=0 skips it. The same key=value overrides apply to both stages.
 if [ "${DEMO_SCST:-1}" != 0 ]; then
   scst_dir="$work/train_scst"
-  resume=()
-  if [ -d "$scst_dir/checkpoints" ]; then resume=(--resume latest); fi
-  stage "self-critical training from $xe_checkpoint: trainer/train.py --config configs/demo_scst.yaml"
-  "${launcher[@]}" trainer/train.py --config configs/demo_scst.yaml "${resume[@]}" train.init_from="$xe_checkpoint" \
+  stage "self-critical training from $xe_checkpoint: trainer/train.py --config configs/demo_scst.yaml --resume auto"
+  "${launcher[@]}" trainer/train.py --config configs/demo_scst.yaml --resume auto train.init_from="$xe_checkpoint" \
     output_dir="$scst_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
     model.encoder_weights="$weights" "${overrides[@]}"
   checkpoint="$scst_dir/best"
 fi
 unset OMP_NUM_THREADS
 
-# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
+# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics + the HTML report.
 stage "evaluate $checkpoint on the test split"
 "$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
-  --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
+  --split test --out "$work/results_test.json" --report "$work/report" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
 xe_metrics=""
 if [ "$checkpoint" != "$xe_checkpoint" ]; then
@@ -188,5 +185,6 @@ echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
 echo "test results:    $work/results_test.json"
 echo "attention maps:  $work/attention"
 echo "tensorboard:     tensorboard --logdir $train_dir"
+echo "report:          $work/report/index.html   (open it in a browser: table, curves, gallery)"
 echo "test metrics:"
 echo "$metrics"

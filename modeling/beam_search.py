@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from .decoder import Decoder
 
@@ -59,67 +60,81 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
     Each step keeps the best beam_size non-<eos> continuations of every image; an <eos> candidate that ranks among
     the top beam_size becomes a finished caption. An image is done once its best finished caption beats anything its
     live beams can still reach; if none finishes within max_len, the best unfinished beam is returned.
+
+    The first step runs once per image (all beams start identical); each step stores only the chosen words, their
+    parent rows and attention weights (no copy of whole histories), and captions are traced back at the end.
     """
     if length_penalty < 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     batch, regions = features.shape[:2]
     device = features.device
-    features = features.repeat_interleave(beam_size, dim=0)  # row i*beam_size + k is beam k of image i
     projected = decoder.attention.project_features(features)
     state = decoder.init_state(features)
-    rows = batch * beam_size
-    words = torch.full((rows,), bos_id, dtype=torch.long, device=device)
-    history = torch.full((rows, max_len), pad_id, dtype=torch.long, device=device)
-    history_alphas = features.new_zeros(rows, max_len, regions)
-    # all beams start identical: only beam 0 may expand at the first step
-    beam_scores = torch.full((batch, beam_size), float("-inf"), device=device)
-    beam_scores[:, 0] = 0.0
+    words = torch.full((batch,), bos_id, dtype=torch.long, device=device)
+    beam_scores = torch.zeros(batch, 1, device=device)  # (images, live beams): one beam before the first step
     best_scores = torch.full((batch,), float("-inf"), device=device)
-    best_tokens = history[::beam_size].clone()
-    best_alphas = history_alphas[::beam_size].clone()
-    image_offsets = torch.arange(batch, device=device).unsqueeze(1) * beam_size
-    candidate_rank = torch.arange(2 * beam_size, device=device)
+    best_end = torch.zeros(batch, dtype=torch.long, device=device)  # step of the <eos> of the best finished caption
+    best_parent = torch.zeros(batch, dtype=torch.long, device=device)  # its row before that step
+    best_alpha = features.new_zeros(batch, regions)  # its attention weights at the <eos>
+    image_index = torch.arange(batch, device=device).unsqueeze(1)
+    candidate_count = 2 * beam_size  # they hold at least beam_size non-<eos> ones (each beam has one <eos>)
+    candidate_rank = torch.arange(candidate_count, device=device)
+    step_words, step_parents, step_alphas = [], [], []  # per step, indexed by the rows after that step
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
         log_probs = _word_log_probs(logits, bos_id, pad_id)
+        width = beam_scores.shape[1]
         vocab = log_probs.shape[-1]
-        candidates = (beam_scores.view(rows, 1) + log_probs).view(batch, beam_size * vocab)
-        # 2*beam_size candidates hold at least beam_size non-<eos> ones (each beam has one <eos> candidate)
-        top_scores, top_index = candidates.topk(min(2 * beam_size, beam_size * vocab), dim=1)
-        top_origin = image_offsets + torch.div(top_index, vocab, rounding_mode="floor")  # flat row of the parent
+        candidates = (beam_scores.view(-1, 1) + log_probs).view(batch, width * vocab)
+        top_scores, top_index = candidates.topk(min(candidate_count, width * vocab), dim=1)
+        top_origin = image_index * width + torch.div(top_index, vocab, rounding_mode="floor")  # parent row
         top_words = top_index % vocab
+        if top_scores.shape[1] < candidate_count:  # vocabulary < 2*beam_size at the first step: fill with dead beams
+            missing = candidate_count - top_scores.shape[1]
+            top_scores = F.pad(top_scores, (0, missing), value=float("-inf"))
+            top_origin = torch.cat([top_origin, (image_index * width).expand(batch, missing)], dim=1)
+            top_words = F.pad(top_words, (0, missing), value=pad_id)
         is_eos = top_words == eos_id
 
-        eos_scores = torch.where(is_eos & (candidate_rank[: top_words.shape[1]] < beam_size),
+        eos_scores = torch.where(is_eos & (candidate_rank < beam_size),
                                  top_scores / float(t + 1) ** length_penalty, float("-inf"))
         new_best, new_best_position = eos_scores.max(dim=1)
         improved = new_best > best_scores
         if bool(improved.any()):
             parent = top_origin.gather(1, new_best_position.unsqueeze(1)).squeeze(1)
-            finished_tokens = history[parent]
-            finished_tokens[:, t] = eos_id
-            finished_alphas = history_alphas[parent]
-            finished_alphas[:, t] = alpha[parent]
-            best_tokens = torch.where(improved.unsqueeze(1), finished_tokens, best_tokens)
-            best_alphas = torch.where(improved.view(batch, 1, 1), finished_alphas, best_alphas)
             best_scores = torch.where(improved, new_best, best_scores)
+            best_end = torch.where(improved, t, best_end)
+            best_parent = torch.where(improved, parent, best_parent)
+            best_alpha = torch.where(improved.unsqueeze(1), alpha[parent], best_alpha)
 
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam_size]  # best non-<eos> first
         beam_scores = top_scores.gather(1, keep)
         parents = top_origin.gather(1, keep).view(-1)
         words = top_words.gather(1, keep).view(-1)
         state = (state[0][parents], state[1][parents])
-        history = history[parents]
-        history[:, t] = words
-        history_alphas = history_alphas[parents]
-        history_alphas[:, t] = alpha[parents]
+        if t == 0:  # from one row per image to beam_size rows per image (row i*beam_size + k is beam k of image i)
+            features, projected = features[parents], projected[parents]
+        step_words.append(words)
+        step_parents.append(parents)
+        step_alphas.append(alpha[parents])
 
         # live log-probabilities only fall, so the best a live beam can reach is its score / max_len**penalty
         if bool((best_scores >= beam_scores[:, 0] / float(max_len) ** length_penalty).all()):
             break
     steps = t + 1
     unfinished = torch.isinf(best_scores)
-    tokens = torch.where(unfinished.unsqueeze(1), history[::beam_size], best_tokens)
-    alphas = torch.where(unfinished.view(batch, 1, 1), history_alphas[::beam_size], best_alphas)
+    tokens = torch.full((batch, steps), pad_id, dtype=torch.long, device=device)
+    alphas = features.new_zeros(batch, steps, regions)
+    finished = (~unfinished).nonzero().squeeze(1)
+    tokens[finished, best_end[finished]] = eos_id
+    alphas[finished, best_end[finished]] = best_alpha[finished]
+    # trace back from beam 0 after the last step (unfinished) or from the parent of the best <eos> (finished)
+    last_step = torch.where(unfinished, steps - 1, best_end - 1)
+    row = torch.where(unfinished, image_index.squeeze(1) * beam_size, best_parent)
+    for s in range(steps - 1, -1, -1):
+        on = s <= last_step
+        tokens[:, s] = torch.where(on, step_words[s][row], tokens[:, s])
+        alphas[:, s] = torch.where(on.unsqueeze(1), step_alphas[s][row], alphas[:, s])
+        row = torch.where(on, step_parents[s][row], row)
     scores = torch.where(unfinished, beam_scores[:, 0] / float(steps) ** length_penalty, best_scores)
-    return Generation(tokens[:, :steps], scores, alphas[:, :steps])
+    return Generation(tokens, scores, alphas)

@@ -1,9 +1,10 @@
 """The training loop: a small state object and named steps, read top to bottom in ``TrainingLoop.run``.
 
 Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). After each optimizer step
-``at_step_boundary`` logs the interval (``log_interval``), validates (``maybe_validate``) and checkpoints
-(``maybe_checkpoint``), in that order; stop requests are honoured only there. ``finish`` validates and checkpoints
-the last step once. Each step is a method, so tests drive them one by one without a subprocess.
+``at_step_boundary`` logs the interval (``log_interval``), checkpoints (``maybe_checkpoint``) and validates
+(``maybe_validate``), in that order, so a failing validation never costs the step's checkpoint; stop
+requests are honoured only there. ``finish`` checkpoints and validates the last step once. Each step is a method, so
+tests drive them one by one without a subprocess.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 
 from data_pipelines.stream import build_train_loader
 from data_pipelines.stream_samples import model_input
-from trainer.checkpoint import step_checkpoint_dir
+from data_pipelines.stream_samples import BrokenSampleCounter
+from trainer.checkpoint import step_checkpoint_dir, update_checkpoint_state
 from trainer.losses import caption_loss
 from trainer.run_control import iterate_isolated
 from trainer.schedules import teacher_forcing_ratio
@@ -62,8 +64,9 @@ class TrainingLoop:
         self.accelerator, self.config, self.model = accelerator, config, model
         self.unwrapped = accelerator.unwrap_model(model)
         self.optimizer, self.scheduler, self.vocab, self.log, self.stop = optimizer, scheduler, vocab, log, stop
-        done = progress.step if progress.step else None  # a resumed step was validated and checkpointed already
-        self.state = LoopState(progress, checkpointed_step=done, validated_step=done)
+        resumed = progress.step if progress.step else None  # a resumed step is checkpointed already
+        self.state = LoopState(progress, checkpointed_step=resumed, validated_step=progress.validated_step)
+        self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
         self.loader_options = config.train_loader_options()
         self.bar = tqdm(total=config.train.max_steps, initial=progress.step, desc="train", dynamic_ncols=True,
                         disable=not accelerator.is_main_process)
@@ -74,9 +77,12 @@ class TrainingLoop:
 
     def run(self) -> None:
         """Epoch after epoch: rebuild the epoch's loader, skip what a resumed checkpoint consumed, train."""
+        if self.state.checkpointed_step is not None and self.validation_due() and not self.finished():
+            self.validate()  # the run stopped after the checkpoint and before its validation finished
         while not self.finished():
             loader = build_train_loader(self.config.data.root, self.vocab, self.loader_options, epoch=self.progress.epoch,
-                                        rank=self.accelerator.process_index, world_size=self.accelerator.num_processes)
+                                        rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
+                                        broken=self.broken_samples)
             self.state.batches_per_epoch = len(loader)
             for batch_index, batch in enumerate(iterate_isolated(loader)):
                 if batch_index < self.progress.batch_in_epoch:  # consumed before the checkpoint we resumed from
@@ -139,8 +145,8 @@ class TrainingLoop:
         """Log, validate, checkpoint after an optimizer step; True when the loop must stop here."""
         self.log_interval()
         paused_at = time.perf_counter()
-        self.maybe_validate()
         self.maybe_checkpoint()
+        self.maybe_validate()
         self.state.interval_start += time.perf_counter() - paused_at  # samples/s counts training time only
         return self.progress.step >= self.config.train.max_steps or self.stop.poll(self.accelerator) or self.paused()
 
@@ -152,17 +158,23 @@ class TrainingLoop:
         state, device = self.state, self.accelerator.device
         norm = torch.as_tensor(state.grad_norm, dtype=torch.float32, device=device).reshape(1)
         values = self.accelerator.reduce(torch.cat([state.step_losses.float(), norm]), reduction="mean").tolist()
+        broken = torch.tensor([float(self.broken_samples.take())], device=device)
+        broken = self.accelerator.reduce(broken, reduction="sum").item()
         elapsed = time.perf_counter() - state.interval_start
         scalars = {**dict(zip(self.stat_names, values[:-1])), "train/grad_norm": values[-1],
                    **self.interval_scalars(elapsed), "train/lr": state.lr,
-                   "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9)}
+                   "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9), "data/broken_samples": broken}
         self.log.scalars(scalars, step)
         self.bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{state.lr:.2e}", sps=f"{scalars['train/samples_per_s']:.1f}")
         state.interval_start, state.interval_samples = time.perf_counter(), 0
 
+    def validation_due(self) -> bool:
+        """This step is a validation step (``eval.every_steps``) whose validation has not finished yet."""
+        every, step = self.config.eval.every_steps, self.progress.step
+        return bool(every) and step % every == 0 and self.state.validated_step != step
+
     def maybe_validate(self) -> None:
-        every = self.config.eval.every_steps
-        if every and self.progress.step % every == 0:
+        if self.validation_due():
             self.validate()
 
     def maybe_checkpoint(self) -> None:
@@ -171,19 +183,31 @@ class TrainingLoop:
             self.checkpoint()
 
     def validate(self) -> None:
-        """Score the eval split, log it, and keep ``output_dir/best`` when CIDEr-D improved (every rank calls this)."""
+        """Score the eval split, log it, keep ``output_dir/best`` when CIDEr-D improved, and record the result in
+        this step's checkpoint (every rank calls this). An exception is logged with its traceback; training goes on."""
         progress, accelerator = self.progress, self.accelerator
-        result = validate(accelerator, self.unwrapped, self.vocab, self.config)
-        cider = result.metrics.get("CIDEr") if accelerator.is_main_process else None
-        cider = broadcast_object_list([cider])[0]
+        try:
+            result = validate(accelerator, self.unwrapped, self.vocab, self.config)
+        except Exception:  # noqa: BLE001 - a validation bug must not end a run whose checkpoint is safe
+            logger.exception("validation at step %d failed; training goes on (its checkpoint is not affected)",
+                             progress.step)
+            result = None
+        cider = result.metrics.get("CIDEr") if result is not None and accelerator.is_main_process else None
+        failed_on_main, cider = broadcast_object_list([(result is None, cider)])[0]
+        if result is None or failed_on_main:
+            return
         if accelerator.is_main_process:
             self.log.validation(result, progress.step)
             logger.info("step %d validation on %d images: %s", progress.step, result.num_images,
                         {name: round(value, 4) for name, value in result.metrics.items()})
-        self.state.validated_step = progress.step
+        self.state.validated_step = progress.validated_step = progress.step
         if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
+        if self.state.checkpointed_step == progress.step and accelerator.is_main_process:
+            update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
+                                    best_cider=progress.best_cider, best_step=progress.best_step,
+                                    validated_step=progress.step)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""
@@ -196,7 +220,7 @@ class TrainingLoop:
                                  self.config, position, keep_last)
 
     def finish(self) -> None:
-        """After the loop: validate the last step unless stopping early, and checkpoint it once."""
+        """After the loop: checkpoint the last step once, then validate it unless stopping early."""
         self.bar.close()
         step = self.progress.step
         if self.stop.requested:
@@ -204,7 +228,7 @@ class TrainingLoop:
                            self.stop.signal_name, step)
         elif self.paused():
             logger.info("train.stop_at_step=%d reached: checkpointing; continue with --resume latest", step)
-        elif self.state.validated_step != step:
-            self.validate()
         if self.state.checkpointed_step != step:
             self.checkpoint()
+        if not self.stop.requested and not self.paused() and self.state.validated_step != step:
+            self.validate()

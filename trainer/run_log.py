@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -20,7 +21,7 @@ class RunLog:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": step, **values}) + "\n")
+                handle.write(json.dumps({"step": step, "wall_time": time.time(), **values}) + "\n")
 
     def validation(self, result, step: int) -> None:
         """``val/*`` scalars, the sample captions (text) and attention overlays (image) of one validation."""

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 
 from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, prune_checkpoints, write_checkpoint
 from trainer.config import TrainConfig
@@ -26,6 +26,8 @@ class Progress:
     samples_seen: int = 0
     best_cider: float | None = None
     best_step: int | None = None
+    validated_step: int | None = None  # the last step whose validation finished
+    run_id: str = ""  # set once when a run starts fresh, kept by every resume: the lineage best/ belongs to
 
 
 def weights_digest(model) -> str:
@@ -38,8 +40,10 @@ def weights_digest(model) -> str:
 
 def save_training_checkpoint(accelerator, target: Path, model, optimizer, scheduler, vocab, config: TrainConfig,
                              progress: Progress, keep_last: int | None = None) -> None:
-    """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``."""
+    """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``; a
+    failed write (e.g. a full disk) raises CheckpointError on every rank, so none waits for the others forever."""
     per_rank = gather_object([{"rng": capture_rng_state(), "weights_digest": weights_digest(model)}])
+    failure = None
     if accelerator.is_main_process:
         digests = [entry["weights_digest"] for entry in per_rank]
         if len(set(digests)) != 1:
@@ -56,9 +60,16 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "config_hash": config.hash(),
             "train_config": config.to_dict(),
         }
-        write_checkpoint(target, model, optimizer, vocab, state)
-        if keep_last is not None:
-            prune_checkpoints(config.output_dir, keep_last)
+        try:
+            write_checkpoint(target, model, optimizer, vocab, state)
+            if keep_last is not None:
+                prune_checkpoints(config.output_dir, keep_last)
+        except CheckpointError as error:
+            failure = str(error)
+    if accelerator.num_processes > 1:
+        failure = broadcast_object_list([failure])[0]
+    if failure is not None:
+        raise CheckpointError(failure)
     accelerator.wait_for_everyone()
 
 
@@ -78,7 +89,7 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
     scheduler.load_state_dict(state["scheduler"])
     if accelerator.scaler is not None and state.get("grad_scaler"):
         accelerator.scaler.load_state_dict(state["grad_scaler"])
-    progress = Progress(**{name: state[name] for name in vars(Progress())})
+    progress = Progress(**{name: state.get(name, default) for name, default in vars(Progress()).items()})
     rank, saved_world = accelerator.process_index, state["world_size"]
     if rank < len(state["rng"]):
         restore_rng_state(state["rng"][rank])
