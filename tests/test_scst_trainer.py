@@ -17,7 +17,6 @@ from trainer.config import load_config
 from trainer.scst.df_cache import CACHE_NAME
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.train import build_training_state
-from trainer.train_state import Progress
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
@@ -87,8 +86,10 @@ def test_scst_config_section_defaults_and_range_errors():
     config = load_config(None, ["data.root=x"])
     assert config.train.objective == "xe" and config.train.init_from is None
     assert (config.scst.samples, config.scst.baseline, config.scst.temperature) == (5, "mean_others", 1.0)
-    with pytest.raises(ValueError, match="'scst.samples' is out of range: 1 .*at least 2"):
+    with pytest.raises(ValueError, match="'scst.samples' = 1: baseline mean_others needs at least 2"):
         load_config(None, ["data.root=x", "scst.samples=1"])
+    with pytest.raises(ValueError, match="'scst.temperature' = 0.0 is out of range"):
+        load_config(None, ["data.root=x", "scst.temperature=0"])
     assert load_config(None, ["data.root=x", "scst.samples=1", "scst.baseline=greedy"]).scst.samples == 1
     with pytest.raises(ValueError, match="'scst.baseline'.*mean_others"):
         load_config(None, ["data.root=x", "scst.baseline=average"])
@@ -103,7 +104,7 @@ def test_init_from_loads_weights_with_a_fresh_optimizer_and_schedule(data, tmp_p
     weights = load_file(str(source / "model.safetensors"))
     captioner = model.captioner
     assert all(torch.equal(tensor, weights[name]) for name, tensor in captioner.state_dict().items())
-    assert progress == Progress() and optimizer.state_dict()["state"] == {}
+    assert (progress.step, progress.epoch, progress.best_cider) == (0, 0, None) and optimizer.state_dict()["state"] == {}
     assert scheduler.get_last_lr()[0] == pytest.approx(3e-5)
     with pytest.raises(CheckpointError, match="missing: checkpoint directory does not exist"):
         set_up(data, tmp_path / "other", f"train.init_from={tmp_path / 'missing'}")
