@@ -22,6 +22,7 @@ BENCHMARKS = {
     "bench_ddp.py": "2-process CPU DDP vs 1 process",
     "bench_memory.py": "Peak RSS as the dataset grows 10x",
     "bench_metrics.py": "Our metrics vs pycocoevalcap 1.2",
+    "bench_scst_reward.py": "SCST reward (token ids) vs pycocoevalcap Cider per batch",
     "bench_prepare.py": "prepare --workers 2 vs --workers 1",
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
-#   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
+#   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py (cross-entropy, then
+#   self-critical; DEMO_SCST=0 skips the second stage)
 #   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --karpathy-json) karpathy_json="$(realpath "$2")"; shift 2 ;;
     --images) images="$(realpath "$2")"; shift 2 ;;
     --work) work="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -122,16 +123,34 @@ stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml --resum
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
   model.encoder_weights="$weights" \
   "${overrides[@]}"
-unset OMP_NUM_THREADS
-
 checkpoint="$train_dir/best"
 [ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
+xe_checkpoint="$checkpoint"
+
+# 3b. Self-critical stage (CIDEr-D reward, configs/demo_scst.yaml) from the cross-entropy stage's best checkpoint;
+# DEMO_SCST=0 skips it. The same key=value overrides apply to both stages.
+if [ "${DEMO_SCST:-1}" != 0 ]; then
+  scst_dir="$work/train_scst"
+  stage "self-critical training from $xe_checkpoint: trainer/train.py --config configs/demo_scst.yaml --resume auto"
+  "${launcher[@]}" trainer/train.py --config configs/demo_scst.yaml --resume auto train.init_from="$xe_checkpoint" \
+    output_dir="$scst_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
+    model.encoder_weights="$weights" "${overrides[@]}"
+  checkpoint="$scst_dir/best"
+fi
+unset OMP_NUM_THREADS
 
 # 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics + the HTML report.
 stage "evaluate $checkpoint on the test split"
 "$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
   --split test --out "$work/results_test.json" --report "$work/report" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
+xe_metrics=""
+if [ "$checkpoint" != "$xe_checkpoint" ]; then
+  stage "evaluate the cross-entropy stage's $xe_checkpoint on the test split"
+  "$python" -m trainer.evaluate_checkpoint --checkpoint "$xe_checkpoint" --data "$work/prepared" \
+    --features "$work/features" --split test --out "$work/results_test_xe.json" | tee "$work/evaluate_xe.log"
+  xe_metrics="$(tail -n 1 "$work/evaluate_xe.log")"
+fi
 
 # 5. Caption a few test images from their files, with one attention PNG per image.
 stage "caption 4 test images with attention maps"
@@ -148,10 +167,12 @@ PY
 # 6. Reference points on the same split: the blind baseline and one human caption against the others.
 stage "baselines on the test split (python -m trainer.baselines)"
 baselines="$("$python" -m trainer.baselines --data "$work/prepared" --split test | tail -n 1)"
-"$python" - "$metrics" "$baselines" <<'PY'
+"$python" - "$metrics" "$baselines" "$xe_metrics" <<'PY'
 import json, sys
 model, baselines = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-rows = {"model (test)": model, "blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"]}
+rows = {"XE best (test)": json.loads(sys.argv[3]), "XE+SCST best (test)": model} if sys.argv[3] else \
+    {"model (test)": model}
+rows.update({"blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"]})
 names = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"]
 print(f"{'':24}" + "".join(f"{name:>9}" for name in names))
 for label, values in rows.items():

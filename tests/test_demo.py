@@ -37,6 +37,9 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     assert len(results) == 6 and all(set(r) == {"image_id", "caption", "scores"} for r in results)
     assert len(list((work / "attention").glob("*.png"))) == 4
     assert "blind baseline" in first.stdout and "tensorboard --logdir" in first.stdout
+    scst_state = json.loads((work / "train_scst" / "best" / "trainer_state.json").read_text())
+    assert scst_state["train_config"]["train"]["objective"] == "scst" and (work / "results_test_xe.json").is_file()
+    assert "XE best (test)" in first.stdout and "XE+SCST best (test)" in first.stdout
     assert f"report:          {work}/report/index.html" in first.stdout and (work / "report" / "index.html").is_file()
     if meteor.unavailable_reason() is None:  # with Java, validation logs METEOR (TensorBoard and train_log.jsonl)
         assert '"val/METEOR"' in (work / "train" / "train_log.jsonl").read_text()

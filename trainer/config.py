@@ -19,6 +19,7 @@ import yaml
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
 from trainer.config_checks import check_config
+from trainer.scst.config import ScstConfig
 
 
 # Model fields fixed by the ResNet-50 backbone rather than chosen per experiment.
@@ -64,6 +65,8 @@ class TrainSection:
     grad_accum_steps: int = 1
     max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
+    objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
+    init_from: Optional[str] = None  # a checkpoint dir: start from its weights, fresh optimizer and schedule
 
 
 @dataclass
@@ -140,6 +143,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    scst: ScstConfig = field(default_factory=ScstConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

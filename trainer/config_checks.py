@@ -72,6 +72,10 @@ RANGES: dict[str, Range] = {
     "checkpoint.every_steps": AT_LEAST_0,
     "checkpoint.keep_last": AT_LEAST_1,
     "logging.every_steps": AT_LEAST_1,
+    "scst.samples": AT_LEAST_1,
+    "scst.temperature": POSITIVE,
+    "scst.max_len": AT_LEAST_1,
+    "scst.entropy_weight": AT_LEAST_0,
 }
 
 
@@ -112,6 +116,9 @@ def check_config(config: Any) -> None:
     if forcing.schedule == "inverse_sigmoid" and forcing.k < 1:
         raise ValueError(f"config key 'teacher_forcing.k' = {forcing.k!r}: the inverse_sigmoid schedule "
                          f"k / (k + exp(step / k)) needs k >= 1")
+    if config.scst.baseline == "mean_others" and config.scst.samples < 2:
+        raise ValueError(f"config key 'scst.samples' = {config.scst.samples!r}: baseline mean_others needs at least 2 "
+                         "samples per image (or scst.baseline=greedy)")
     try:  # the model section's own checks (sizes, dropout), with a placeholder vocabulary
         CaptionerConfig(vocab_size=8, **dataclasses.asdict(config.model))
     except ValueError as error:

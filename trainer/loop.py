@@ -43,7 +43,7 @@ class LoopState:
 
     progress: Progress
     batches_per_epoch: int = 0
-    micro_batch_losses: list[torch.Tensor] = field(default_factory=list)  # (loss, ce, attention_reg) per micro-batch
+    micro_batch_losses: list[torch.Tensor] = field(default_factory=list)  # stat_names values per micro-batch
     step_losses: torch.Tensor | None = None  # their mean over the last optimizer step
     grad_norm: torch.Tensor | float = 0.0  # of the last optimizer step (before clipping)
     teacher_forcing_ratio: float = 1.0  # used by the last optimizer step
@@ -55,7 +55,10 @@ class LoopState:
 
 
 class TrainingLoop:
-    """Trains a prepared ``model`` (DDP-wrapped or not) until ``train.max_steps``, a stop request or ``stop_at_step``."""
+    """Trains a prepared ``model`` (DDP-wrapped or not) until ``train.max_steps``, a stop request or ``stop_at_step``.
+    This is the cross-entropy objective; trainer.scst.loop.ScstTrainingLoop overrides the loss and what it logs."""
+
+    stat_names = ("train/loss", "train/ce", "train/attention_reg")  # what micro_batch_loss reports, in order
 
     def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress: Progress, log, stop):
         self.accelerator, self.config, self.model = accelerator, config, model
@@ -97,23 +100,34 @@ class TrainingLoop:
     def finished(self) -> bool:
         return self.progress.step >= self.config.train.max_steps or self.stop.requested or self.paused()
 
+    def micro_batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy with (scheduled) teacher forcing: the loss to backpropagate and the values of
+        ``stat_names`` (averaged over micro-batches and ranks, then logged)."""
+        device, state = self.accelerator.device, self.state
+        state.teacher_forcing_ratio = teacher_forcing_ratio(self.progress.step, self.config.teacher_forcing)
+        inputs = model_input(batch).to(device, non_blocking=True)
+        captions = batch["captions"].to(device, non_blocking=True)
+        output = self.model(inputs, captions, teacher_forcing_ratio=state.teacher_forcing_ratio)
+        loss = caption_loss(output.logits, output.alphas, captions.flatten(0, 1), self.vocab.pad_id,
+                            self.config.loss.attention_lambda, self.config.loss.label_smoothing)
+        return loss.total, torch.stack([loss.total, loss.cross_entropy, loss.attention_reg])
+
+    def interval_scalars(self, elapsed: float) -> dict:
+        """Logged besides the averaged ``stat_names``: what else describes the interval's steps."""
+        return {"train/teacher_forcing_ratio": self.state.teacher_forcing_ratio}
+
     def train_step(self, batch: dict, batch_index: int) -> bool:
         """Forward and backward one micro-batch; True when it completed an optimizer step."""
         state, progress, accelerator = self.state, self.progress, self.accelerator
-        state.teacher_forcing_ratio = teacher_forcing_ratio(progress.step, self.config.teacher_forcing)
         with accelerator.accumulate(self.model):
-            inputs = model_input(batch).to(accelerator.device, non_blocking=True)
-            captions = batch["captions"].to(accelerator.device, non_blocking=True)
-            output = self.model(inputs, captions, teacher_forcing_ratio=state.teacher_forcing_ratio)
-            loss = caption_loss(output.logits, output.alphas, captions.flatten(0, 1), self.vocab.pad_id,
-                                self.config.loss.attention_lambda, self.config.loss.label_smoothing)
-            accelerator.backward(loss.total)
+            loss, stats = self.micro_batch_loss(batch)
+            accelerator.backward(loss)
             if accelerator.sync_gradients:
                 state.grad_norm = accelerator.clip_grad_norm_(self.unwrapped.trainable_parameters(),
                                                               self.config.train.max_grad_norm or float("inf"))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        state.micro_batch_losses.append(torch.stack([loss.total, loss.cross_entropy, loss.attention_reg]).detach())
+        state.micro_batch_losses.append(stats.detach().float())
         samples = len(batch["image_id"]) * accelerator.num_processes
         progress.batch_in_epoch = batch_index + 1
         progress.samples_seen += samples
@@ -147,10 +161,9 @@ class TrainingLoop:
         broken = torch.tensor([float(self.broken_samples.take())], device=device)
         broken = self.accelerator.reduce(broken, reduction="sum").item()
         elapsed = time.perf_counter() - state.interval_start
-        scalars = {"train/loss": values[0], "train/ce": values[1], "train/attention_reg": values[2],
-                   "train/grad_norm": values[3], "train/teacher_forcing_ratio": state.teacher_forcing_ratio,
-                   "train/lr": state.lr, "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9),
-                   "data/broken_samples": broken}
+        scalars = {**dict(zip(self.stat_names, values[:-1])), "train/grad_norm": values[-1],
+                   **self.interval_scalars(elapsed), "train/lr": state.lr,
+                   "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9), "data/broken_samples": broken}
         self.log.scalars(scalars, step)
         self.bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{state.lr:.2e}", sps=f"{scalars['train/samples_per_s']:.1f}")
         state.interval_start, state.interval_samples = time.perf_counter(), 0

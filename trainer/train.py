@@ -28,7 +28,8 @@ from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
-from trainer.checkpoint import CheckpointError
+from modeling.sampling import CaptionSampler
+from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop
 from trainer.rng_state import seed_everything
@@ -36,6 +37,7 @@ from trainer.process_group import check_process_group
 from trainer.run_control import StopRequest
 from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find_resume_checkpoint, new_run_id, truncate_log
 from trainer.run_log import RunLog
+from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.schedules import lr_multiplier
 from trainer.train_state import Progress, restore_training_checkpoint
 
@@ -107,8 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
     stop = StopRequest()
     with exit_on_user_error():
-        TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress,
-                     RunLog(accelerator, output_dir), stop).run()
+        loop_arguments = (accelerator, config, model, optimizer, scheduler, vocab, progress,
+                          RunLog(accelerator, output_dir), stop)
+        if config.train.objective == "scst":
+            loop = ScstTrainingLoop(*loop_arguments, reward=build_reward(accelerator, config, vocab))
+        else:
+            loop = TrainingLoop(*loop_arguments)
+        if config.train.init_from and progress.step == 0:
+            loop.validate()  # the starting weights' score: the stage's best checkpoint is never worse than its start
+        loop.run()
     accelerator.end_training()
     return stop.exit_code
 
@@ -134,7 +143,8 @@ def start_fresh(output_dir: Path, overwrite: bool) -> None:
 
 
 def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary):
-    """Prepared model and optimizer, LR scheduler and progress: fresh, or restored from ``--resume``."""
+    """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
+    restored from ``--resume``."""
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
@@ -143,14 +153,21 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
                                   weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_multiplier, max_steps=config.train.max_steps, config=config.schedule))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    seed_everything(config.seed + accelerator.process_index)  # dropout / scheduled sampling differ per rank
-
-    progress = Progress(run_id=broadcast_object_list([new_run_id()])[0])
     checkpoint = find_resume_checkpoint(args.resume, output_dir) if args.resume else None
     if args.resume and checkpoint is None:
         logger.info("--resume %s: no checkpoint under %s, starting fresh", args.resume, output_dir)
+    if config.train.init_from and checkpoint is None:  # a new stage: another run's weights, this run's optimizer
+        verify_checkpoint(config.train.init_from)  # names what is missing before the shapes are compared
+        for note in check_compatible(config.train.init_from, model.config.to_dict(), vocab):
+            logger.warning("train.init_from %s: %s", config.train.init_from, note)
+        load_checkpoint(config.train.init_from, model)
+        logger.info("initialised the weights from %s (fresh optimizer and schedule)", config.train.init_from)
+    unwrapped = model  # prepare() moves it in place and wraps it (SCST: inside a CaptionSampler, see modeling.sampling)
+    model, optimizer = accelerator.prepare(CaptionSampler(model) if config.train.objective == "scst" else model,
+                                           optimizer)
+    seed_everything(config.seed + accelerator.process_index)  # dropout / sampling differ per rank
+
+    progress = Progress(run_id=broadcast_object_list([new_run_id()])[0])
     if checkpoint is not None:
         progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config)
         best = best_of_run(output_dir, progress.run_id)

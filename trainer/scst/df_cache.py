@@ -1,0 +1,78 @@
+"""The training split's CIDEr-D document frequencies, cached next to the prepared data as ``cider_df.safetensors``.
+
+Built once from the references in the split's shards (only the ``.json`` members are read), written atomically (a
+temporary file renamed into place) and tagged with the prepared data's fingerprint: a cache made from other data is
+rebuilt. A read-only data folder still works: the table is built in memory and a note is logged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from trainer.scst.document_frequency import VERSION, CiderDocumentFrequencies
+
+logger = logging.getLogger(__name__)
+CACHE_NAME = "cider_df.safetensors"
+
+
+def split_references(data_root: str | Path, split: str = "train") -> tuple[list[str], list[list[str]]]:
+    """(image ids, raw reference captions) of every sample of ``split``, in shard order."""
+    root = Path(data_root)
+    entry = read_manifest(root)["splits"].get(split)
+    if entry is None:
+        raise ValueError(f"{root / 'manifest.json'}: no split {split!r} to take CIDEr-D document frequencies from")
+    image_ids, references = [], []
+    for name in entry["shards"]:
+        with tarfile.open(root / name, "r:") as shard:
+            for member in shard:
+                if not member.isfile() or not member.name.endswith(".json"):
+                    continue
+                meta = json.loads(shard.extractfile(member).read())
+                captions = meta.get("captions")
+                if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
+                    raise ValueError(f"{root / name}: {member.name}: 'captions' must be a non-empty list of strings")
+                image_ids.append(str(meta.get("image_id", member.name[: -len(".json")])))
+                references.append(captions)
+    return image_ids, references
+
+
+def cache_fingerprint(data_root: str | Path, split: str) -> str:
+    """Identifies what a cache was built from: the prepared data, the split and the table format."""
+    return f"{dataset_fingerprint(data_root)}:{split}:v{VERSION}"
+
+
+def load_document_frequencies(data_root: str | Path, split: str = "train",
+                              cache_path: str | Path | None = None) -> CiderDocumentFrequencies:
+    """The cached table when it matches the prepared data, else a freshly built one (saved when possible)."""
+    path = Path(cache_path) if cache_path is not None else Path(data_root) / CACHE_NAME
+    fingerprint = cache_fingerprint(data_root, split)
+    if path.is_file():
+        try:
+            table = CiderDocumentFrequencies.load(path)
+        except ValueError as error:
+            logger.warning("rebuilding %s: %s", path, error)
+        else:
+            if table.fingerprint == fingerprint:
+                return table
+            logger.info("rebuilding %s: it was made from other data (%s, now %s)", path, table.fingerprint,
+                        fingerprint)
+    image_ids, references = split_references(data_root, split)
+    table = CiderDocumentFrequencies.from_references(image_ids, references, fingerprint=fingerprint)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(descriptor)
+        try:
+            table.save(temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        logger.info("wrote CIDEr-D document frequencies of %d %s images to %s", table.num_images, split, path)
+    except OSError as error:
+        logger.warning("could not cache CIDEr-D document frequencies at %s (%s); using them from memory", path, error)
+    return table
