@@ -21,6 +21,11 @@ def test_without_a_cap_each_process_takes_its_share(world_size, micro):
     assert (plan.micro_batch_size, plan.accumulation) == (micro, 1)
 
 
+def test_more_processes_than_lanes_take_smaller_micro_batches():
+    plan = plan_batches(16, global_batch_size=256, micro_batch_size=32)
+    assert (plan.micro_batch_size, plan.accumulation, plan.lanes) == (16, 1, 16)
+
+
 def test_legacy_per_process_batch_grows_with_the_world():
     plan = plan_batches(4, batch_size=8, grad_accum_steps=2)
     assert (plan.global_batch_size, plan.micro_batch_size, plan.accumulation, plan.lanes) == (64, 8, 2, 8)
@@ -28,8 +33,8 @@ def test_legacy_per_process_batch_grows_with_the_world():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(world_size=3, global_batch_size=64), "not divisible by the 3 process(es)"),
-    (dict(world_size=16, global_batch_size=256, micro_batch_size=32),
-     "16 images per process is not a multiple of train.micro_batch_size=32 (256 = 8 micro-batches cannot be shared"),
+    (dict(world_size=2, global_batch_size=96, micro_batch_size=32),
+     "48 images per process is not a multiple of train.micro_batch_size=32"),
     (dict(world_size=1, global_batch_size=64, micro_batch_size=24), "64 images per process is not a multiple of "
                                                                     "train.micro_batch_size=24"),
     (dict(world_size=1, global_batch_size=64, batch_size=8), "not both"),

@@ -3,8 +3,9 @@ micro_batch_size model).
 
 The data of one optimizer step is ``lanes`` micro-batches of ``micro_batch_size`` images. Lanes are the unit of the
 data order (``data_pipelines.train_stream``): process ``r`` of ``W`` trains lanes ``r*A .. r*A+A-1``, one per
-accumulation micro-step (``A = lanes / W``). With ``train.micro_batch_size`` set, ``lanes`` does not depend on ``W``,
-so 1, 2, 8 or 16 processes see the same images in every step.
+accumulation micro-step (``A = lanes / W``). ``train.micro_batch_size`` caps the micro-batch: while
+``global_batch_size / W`` is at least the cap, the micro-batch is the cap and ``lanes`` does not depend on ``W``, so
+1, 2, 4 or 8 processes see the same images in every step (with more processes each takes a smaller share).
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def plan_batches(world_size: int, global_batch_size: int = 0, micro_batch_size: 
                  grad_accum_steps: int = 1) -> BatchPlan:
     """The plan for ``world_size`` processes.
 
-    ``global_batch_size`` > 0: micro-batch ``micro_batch_size`` (0: ``global_batch_size / world_size``) and the
-    accumulation that makes up the global batch; an error when it does not divide. ``global_batch_size`` == 0: the
+    ``global_batch_size`` > 0: micro-batch ``min(micro_batch_size, global_batch_size / world_size)`` (no cap when
+    ``micro_batch_size`` is 0) and the accumulation that makes up the global batch; an error when it does not divide. ``global_batch_size`` == 0: the
     per-process ``batch_size`` x ``grad_accum_steps`` (legacy configs; the global batch grows with the world size).
     """
     if world_size < 1:
@@ -54,11 +55,8 @@ def plan_batches(world_size: int, global_batch_size: int = 0, micro_batch_size: 
         raise ValueError(f"train.global_batch_size={global_batch_size} is not divisible by the {world_size} "
                          f"process(es)")
     per_process = global_batch_size // world_size
-    micro = micro_batch_size or per_process
+    micro = min(micro_batch_size or per_process, per_process)
     if per_process % micro:
-        lanes = global_batch_size / micro
         raise ValueError(f"train.global_batch_size={global_batch_size} / {world_size} process(es) = {per_process} "
-                         f"images per process is not a multiple of train.micro_batch_size={micro}"
-                         + (f" ({global_batch_size} = {lanes:g} micro-batches cannot be shared by {world_size} "
-                            f"processes; use a micro-batch that divides {per_process})" if lanes.is_integer() else ""))
+                         f"images per process is not a multiple of train.micro_batch_size={micro}")
     return BatchPlan(global_batch_size, micro, per_process // micro, world_size)
