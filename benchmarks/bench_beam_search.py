@@ -1,38 +1,22 @@
 """Batched beam search (all images and beams in one tensor program) vs the same images decoded one at a time.
 
-    python benchmarks/bench_beam_search.py [--quick] [--json PATH]
+    python -m benchmarks.bench_beam_search [--quick] [--json PATH]
 
 Decoder only: region features are encoded once up front, then both ways decode them with the same beam_search
 function and must return the same captions. The model is randomly initialised, so every caption runs to max_len.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modeling import Captioner, CaptionerConfig  # noqa: E402
-from modeling.beam_search import beam_search  # noqa: E402
-
-
-def best_time(function, repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
+from modeling import Captioner, CaptionerConfig
+from modeling.beam_search import beam_search
+from benchmarks.common import benchmark_parser, best_time, write_result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="8 images, max_len 10, one timed repeat")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser = benchmark_parser(__doc__, "8 images, max_len 10, one timed repeat")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--vocab-size", type=int, default=10_000)
@@ -79,9 +63,7 @@ def main() -> None:
     print(f"  one image at a time : {result['one_at_a_time_images_per_s']:8.2f} images/s  (baseline)")
     print(f"  batched             : {result['batched_images_per_s']:8.2f} images/s  "
           f"speedup {result['speedup']:.2f}x (target >= 8x)  same captions: {same}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

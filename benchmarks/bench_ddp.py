@@ -1,6 +1,6 @@
 """Training throughput of 2-process CPU DDP (1 thread each) vs 1 process (2 threads, and 1 thread) on the same 2 cores.
 
-    python benchmarks/bench_ddp.py [--quick] [--json PATH]
+    python -m benchmarks.bench_ddp [--quick] [--json PATH]
 
 All runs are real `trainer/train.py` runs on 64 px synthetic images with a frozen random ResNet-50 and the default
 decoder sizes, the same batch per process (DDP processes twice the images per step). `--input features` (default,
@@ -10,7 +10,6 @@ best of the repeats. The speedup is against the faster single-process variant (o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -18,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from benchmarks.common import benchmark_parser, prepared_synthetic_dataset, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -25,19 +25,8 @@ BIN = Path(sys.executable).parent
 
 def make_dataset(root: Path, num_images: int, image_size: int, features: bool) -> list[str]:
     """Synthetic images prepared into shards of 10 (enough for 2 ranks), optionally a feature cache; the overrides."""
-    subprocess.run([sys.executable, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images",
-                    str(num_images), "--seed", "0", "--image-size", str(image_size)], check=True, cwd=REPO,
-                   capture_output=True)
-    subprocess.run([sys.executable, "-m", "data_pipelines.prepare", "karpathy", "--json",
-                    str(root / "syn" / "dataset_synthetic.json"), "--images", str(root / "syn"), "--out",
-                    str(root / "prep"), "--image-size", str(image_size), "--shard-size", "10", "--min-word-freq", "1",
-                    "--workers", "1"], check=True, cwd=REPO, capture_output=True)
-    if not features:
-        return [f"data.root={root / 'prep'}"]
-    subprocess.run([sys.executable, "-m", "data_pipelines.features", "--data", str(root / "prep"), "--out",
-                    str(root / "features"), "--weights", "none", "--image-size", str(image_size)], check=True,
-                   cwd=REPO, capture_output=True)
-    return [f"data.root={root / 'prep'}", f"data.features={root / 'features'}"]
+    prepared = prepared_synthetic_dataset(root, num_images, image_size, shard_size=10, features=features)
+    return [f"data.root={prepared}"] + ([f"data.features={root / 'features'}"] if features else [])
 
 
 def throughput(launcher: list[str], threads: int, data: list[str], output_dir: Path, steps: int, batch_size: int,
@@ -57,9 +46,7 @@ def throughput(launcher: list[str], threads: int, data: list[str], output_dir: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps, one repeat")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser = benchmark_parser(__doc__, "fewer steps, one repeat")
     parser.add_argument("--batch-size", type=int, default=16, help="images per process per step")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--input", choices=["features", "images"], default="features")
@@ -85,9 +72,7 @@ def main() -> None:
     for name in variants:
         print(f"{name:26s}: {result[name + '_samples_per_s']:.1f} images/s")
     print(f"speedup {result['speedup']:.2f}x (target >= 1.3x)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training-epoch time on the feature cache vs on images (224 px), frozen backbone, CPU.
 
-    python benchmarks/bench_feature_cache.py [--quick] [--json PATH]
+    python -m benchmarks.bench_feature_cache [--quick] [--json PATH]
 
 One epoch = stream the train split, Captioner forward + masked cross-entropy + backward + AdamW step on the trainable
 parameters. On images the frozen ResNet-50 runs every step; on the cache it ran once, in `data_pipelines.features`
@@ -8,22 +8,20 @@ parameters. On images the frozen ResNet-50 runs every step; on the cache it ran 
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_loader import bench_vocab, write_bench_dataset  # noqa: E402
-from data_pipelines.features import extract_features  # noqa: E402
-from data_pipelines.stream import build_train_loader  # noqa: E402
-from modeling import Captioner, CaptionerConfig  # noqa: E402
+from benchmarks.bench_loader import bench_vocab, write_bench_dataset
+from data_pipelines.features import extract_features
+from data_pipelines.stream import TrainLoaderOptions, build_train_loader
+from modeling import Captioner, CaptionerConfig
+from benchmarks.common import benchmark_parser, write_result
+from data_pipelines.stream_samples import model_input
+from trainer.losses import caption_loss
 
 
 def train_epoch_seconds(model: Captioner, loader, pad_id: int) -> float:
@@ -32,11 +30,9 @@ def train_epoch_seconds(model: Captioner, loader, pad_id: int) -> float:
     model.train()
     start = time.perf_counter()
     for batch in loader:
-        inputs = batch["features"] if "features" in batch else batch["pixels"]
         captions = batch["captions"]
-        logits = model(inputs, captions).logits
-        targets = captions.reshape(-1, captions.shape[-1])[:, 1:]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id)
+        output = model(model_input(batch), captions)
+        loss = caption_loss(output.logits, output.alphas, captions.flatten(0, 1), pad_id).total
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -44,9 +40,7 @@ def train_epoch_seconds(model: Captioner, loader, pad_id: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer images")
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser = benchmark_parser(__doc__, "fewer images")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
@@ -61,10 +55,10 @@ def main() -> None:
         extract_features(data, Path(tmp) / "feats", "none", args.image_size, batch_size=args.batch_size,
                          show_progress=False)
         extract_seconds = time.perf_counter() - start
-        cache_loader = build_train_loader(data, vocab, features_root=Path(tmp) / "feats", **options)
+        cache_loader = build_train_loader(data, vocab, TrainLoaderOptions(features_root=Path(tmp) / "feats", **options))
         train_epoch_seconds(model, cache_loader, vocab.pad_id)  # warm-up (allocator, lazy init)
         cache_seconds = min(train_epoch_seconds(model, cache_loader, vocab.pad_id) for _ in range(3))
-        image_seconds = train_epoch_seconds(model, build_train_loader(data, vocab, **options), vocab.pad_id)
+        image_seconds = train_epoch_seconds(model, build_train_loader(data, vocab, TrainLoaderOptions(**options)), vocab.pad_id)
     ratio = image_seconds / cache_seconds
     result = {"images": num_images, "image_size": args.image_size, "batch_size": args.batch_size,
               "image_epoch_s": round(image_seconds, 3), "feature_cache_epoch_s": round(cache_seconds, 3),
@@ -74,8 +68,7 @@ def main() -> None:
     print(f"epoch on feature cache:     {cache_seconds:7.2f} s  -> {ratio:.1f}x faster (expected > 10x)")
     print(f"one-off feature extraction: {extract_seconds:7.2f} s  (pays off after "
           f"{result['break_even_epochs']} epochs)")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Streaming train loader images/s vs a bare loop that decodes and transforms the same JPEGs (the limit).
 
-    python benchmarks/bench_loader.py [--quick] [--json PATH]
+    python -m benchmarks.bench_loader [--quick] [--json PATH]
 
 Both sides decode every JPEG with PIL and apply the same eval transform (resize 224, center crop, normalise) in one
 process; the loader additionally shuffles, tokenises, pads and batches. Target: loader >= 80% of the bare loop.
@@ -9,10 +9,8 @@ The 2-worker figure shows what the DataLoader workers add on this machine's core
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import sys
 import tarfile
 import tempfile
 import time
@@ -22,12 +20,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_pipelines.shard_writer import ShardWriter  # noqa: E402
-from data_pipelines.stream import build_train_loader, read_manifest  # noqa: E402
-from data_pipelines.transforms import eval_transform  # noqa: E402
-from data_pipelines.vocab import Vocabulary  # noqa: E402
+from data_pipelines.shard_writer import ShardWriter
+from data_pipelines.manifest import read_manifest
+from data_pipelines.stream import TrainLoaderOptions, build_train_loader
+from data_pipelines.transforms import eval_transform
+from data_pipelines.vocab import Vocabulary
+from benchmarks.common import benchmark_parser, write_result
 
 COLOURS = ["red", "green", "blue", "yellow", "white"]
 RGB = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40),
@@ -76,8 +75,9 @@ def bare_loop_images_per_s(root: Path, image_size: int) -> float:
 
 
 def loader_images_per_s(root: Path, image_size: int, batch_size: int, num_workers: int) -> float:
-    loader = build_train_loader(root, bench_vocab(), batch_size=batch_size, num_workers=num_workers,
-                                image_size=image_size, captions_per_image=2)
+    options = TrainLoaderOptions(batch_size=batch_size, num_workers=num_workers, image_size=image_size,
+                                 captions_per_image=2)
+    loader = build_train_loader(root, bench_vocab(), options)
     count, start = 0, time.perf_counter()
     for batch in loader:
         count += batch["pixels"].shape[0]
@@ -85,9 +85,7 @@ def loader_images_per_s(root: Path, image_size: int, batch_size: int, num_worker
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer images")
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser = benchmark_parser(__doc__, "fewer images")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
@@ -108,8 +106,7 @@ def main() -> None:
     print(f"bare decode+transform loop: {bare:8.1f} images/s (the limit, 1 process)")
     print(f"streaming loader, 0 workers: {streamed:8.1f} images/s = {streamed / bare:.0%} of the limit (target >= 80%)")
     print(f"streaming loader, 2 workers: {streamed_workers:8.1f} images/s")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

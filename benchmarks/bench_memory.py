@@ -1,6 +1,6 @@
 """Peak memory of a short training run as the dataset grows 10x: streaming must keep it flat.
 
-    python benchmarks/bench_memory.py [--quick] [--json PATH]
+    python -m benchmarks.bench_memory [--quick] [--json PATH]
 
 Two `trainer/train.py` runs with the same steps and batch, on N and 10N synthetic 128 px images (one DataLoader
 worker). Peak memory is the largest RSS of the trainer plus the unique set size (USS) of its children (the forked
@@ -9,8 +9,6 @@ The baseline is the small dataset; the ratio large / small should stay near 1.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,19 +18,13 @@ import time
 from pathlib import Path
 
 import psutil
+from benchmarks.common import benchmark_parser, prepared_synthetic_dataset, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def make_dataset(root: Path, num_images: int, image_size: int) -> Path:
-    subprocess.run([sys.executable, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images",
-                    str(num_images), "--seed", "0", "--image-size", str(image_size)], check=True, cwd=REPO,
-                   capture_output=True)
-    subprocess.run([sys.executable, "-m", "data_pipelines.prepare", "karpathy", "--json",
-                    str(root / "syn" / "dataset_synthetic.json"), "--images", str(root / "syn"), "--out",
-                    str(root / "prep"), "--image-size", str(image_size), "--shard-size", "50", "--min-word-freq", "1",
-                    "--workers", "2"], check=True, cwd=REPO, capture_output=True)
-    return root / "prep"
+    return prepared_synthetic_dataset(root, num_images, image_size, shard_size=50, workers=2)
 
 
 def tree_memory(process: psutil.Process) -> int:
@@ -65,9 +57,7 @@ def peak_memory_of_run(data: Path, output_dir: Path, steps: int, image_size: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="100 vs 1,000 images, fewer steps")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser = benchmark_parser(__doc__, "100 vs 1,000 images, fewer steps")
     parser.add_argument("--image-size", type=int, default=128)
     args = parser.parse_args()
     small, steps, repeats = (100, 10, 2) if args.quick else (300, 20, 2)
@@ -86,9 +76,7 @@ def main() -> None:
     print(f"peak memory with {small} images: {mib[small]:.0f} MiB; with {10 * small}: {mib[10 * small]:.0f} MiB "
           f"(ratio {result['ratio_large_over_small']:.3f}; holding the large train split decoded would take "
           f"{result['decoded_large_dataset_mib']:.0f} MiB)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

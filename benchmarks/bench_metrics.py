@@ -1,25 +1,21 @@
 """Our CIDEr-D and BLEU vs pycocoevalcap 1.2 on synthetic captions (default 5000 images x 5 references).
 
-    python benchmarks/bench_metrics.py [--quick] [--json PATH]
+    python -m benchmarks.bench_metrics [--quick] [--json PATH]
 
 Both sides score the same tokenized strings; prints seconds, speed-up and the largest absolute difference.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from pycocoevalcap.bleu.bleu import Bleu  # noqa: E402
-from pycocoevalcap.cider.cider import Cider  # noqa: E402
+import numpy as np
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
 
-from trainer.metrics import cider_d, corpus_bleu  # noqa: E402
+from trainer.metrics import cider_d, corpus_bleu
+from benchmarks.common import benchmark_parser, write_result
 
 
 def synthetic_captions(num_images: int, refs_per_image: int, seed: int = 0):
@@ -27,7 +23,10 @@ def synthetic_captions(num_images: int, refs_per_image: int, seed: int = 0):
     rng = random.Random(seed)
     vocabulary = [f"w{index}" for index in range(5000)]
     weights = [1.0 / (rank + 1) for rank in range(len(vocabulary))]
-    sentence = lambda: " ".join(rng.choices(vocabulary, weights, k=rng.randint(6, 14)))
+
+    def sentence() -> str:
+        return " ".join(rng.choices(vocabulary, weights, k=rng.randint(6, 14)))
+
     return [sentence() for _ in range(num_images)], [[sentence() for _ in range(refs_per_image)]
                                                      for _ in range(num_images)]
 
@@ -39,11 +38,9 @@ def timed(function, *args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1000 images instead of 5000")
+    parser = benchmark_parser(__doc__, "1000 images instead of 5000")
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--refs", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     num_images = args.images or (1000 if args.quick else 5000)
     candidates, references = synthetic_captions(num_images, args.refs)
@@ -71,9 +68,7 @@ def main() -> None:
           f"speed-up {result['cider_speedup']:5.1f}x  max |diff| per image {result['cider_max_abs_diff']:.2e}")
     print(f"BLEU-1-4 pycocoevalcap {coco_bleu_seconds:7.3f} s  ours {our_bleu_seconds:7.3f} s  "
           f"speed-up {result['bleu_speedup']:5.1f}x  max |diff| {result['bleu_max_abs_diff']:.2e}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,26 @@
 """``prepare`` throughput: ``--workers 2`` vs ``--workers 1`` (the baseline) on generated synthetic images.
 
-python benchmarks/bench_prepare.py [--quick] [--images N] [--size PX] [--flat] [--json PATH]   (target: >= 1.6x)
+python -m benchmarks.bench_prepare [--quick] [--images N] [--size PX] [--flat] [--json PATH]   (target: >= 1.6x)
 
 By default the drawn scenes get per-pixel noise so that JPEG decoding/encoding costs about what a photo costs
 (flat drawings decode unrealistically fast); ``--flat`` keeps them as drawn.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from data_pipelines import prepare, synthetic  # noqa: E402
+from data_pipelines import prepare, synthetic
+from benchmarks.common import benchmark_parser, write_result
 
 
 def add_photo_noise(image_folder: Path, seed: int = 0) -> None:
@@ -49,14 +46,12 @@ def time_prepare(dataset_json: Path, out: Path, workers: int, image_size: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="120 images instead of 400")
+    parser = benchmark_parser(__doc__, "120 images instead of 400")
     parser.add_argument("--images", type=int, default=None, help="number of generated images (default 400)")
     parser.add_argument("--size", type=int, default=480, help="generated image side in pixels (default 480)")
     parser.add_argument("--image-size", type=int, default=256, help="prepare --image-size (default 256)")
     parser.add_argument("--repeats", type=int, default=2, help="best of N interleaved runs per setting")
     parser.add_argument("--flat", action="store_true", help="keep the flat drawn images (no photo-like noise)")
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
     num_images = args.images or (120 if args.quick else 400)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +85,7 @@ def main() -> None:
           f"load average {result['load_average_1min']} on {result['cpus']} CPUs")
     print(f"CPU seconds: 1 worker {single_cpu:.2f}; 2 workers: main {main_cpu:.2f} + workers {worker_cpu:.2f} "
           f"-> speedup on 2 idle cores (CPU-time model) {modelled:.2f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,20 @@
 """Training step on precomputed backbone features: 5 captions per image sharing one encoder pass vs encoding the
 image once per caption (the baseline), plus the cost of scheduled sampling.
 
-    python benchmarks/bench_train_step.py [--quick] [--json PATH]
+    python -m benchmarks.bench_train_step [--quick] [--json PATH]
 
 A step is forward, masked cross-entropy + doubly stochastic attention term, backward and AdamW on
 (batch 32 images x 5 captions, vocab 10k, T=20 predicted words, backbone features 2048x7x7).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modeling import Captioner, CaptionerConfig  # noqa: E402
+from modeling import Captioner, CaptionerConfig
+from benchmarks.common import benchmark_parser, write_result
+from trainer.losses import caption_loss
 
 
 def train_step(model, optimizer, features, captions, teacher_forcing_ratio, share_encoder_pass):
@@ -27,18 +23,14 @@ def train_step(model, optimizer, features, captions, teacher_forcing_ratio, shar
     else:  # one encoder pass per caption
         repeated = features.repeat_interleave(captions.shape[1], dim=0)
         out = model(repeated, captions.flatten(0, 1), teacher_forcing_ratio=teacher_forcing_ratio)
-    targets = captions[..., 1:].flatten(0, 1)
-    loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=model.config.pad_id)
-    loss = loss + ((1.0 - out.alphas.sum(dim=1)) ** 2).mean()
+    loss = caption_loss(out.logits, out.alphas, captions.flatten(0, 1), model.config.pad_id).total
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step per variant")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser = benchmark_parser(__doc__, "1 warm-up + 1 timed step per variant")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--captions-per-image", type=int, default=5)
     parser.add_argument("--vocab-size", type=int, default=10_000)
@@ -85,9 +77,7 @@ def main() -> None:
     result["speedup_shared_vs_per_caption"] = round(
         result["shared_encoder_pass_samples_per_s"] / result["one_encoder_pass_per_caption_samples_per_s"], 2)
     print(f"  shared encoder pass vs per caption: {result['speedup_shared_vs_per_caption']:.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

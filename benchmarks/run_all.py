@@ -1,6 +1,6 @@
 """Run every benchmark, collect their JSON results into one file and a Markdown table the README includes.
 
-    python benchmarks/run_all.py [--quick] [--out benchmarks/results]
+    python -m benchmarks.run_all [--quick] [--out benchmarks/results]
 
 Each benchmark is a script `benchmarks/bench_*.py` that measures its figures against a baseline in the same run and
 writes a flat JSON object with `--json PATH`. Nothing here asserts on time: the machines are shared and noisy.
@@ -66,10 +66,11 @@ def main() -> None:
         if script not in BENCHMARKS:
             parser.error(f"unknown benchmark {script!r}; choose from {sorted(BENCHMARKS)}")
         json_path = args.out / f"{Path(script).stem}.json"
-        command = [sys.executable, str(here / script), "--json", str(json_path)] + (["--quick"] if args.quick else [])
+        command = [sys.executable, "-m", f"benchmarks.{Path(script).stem}", "--json", str(json_path)]
+        command += ["--quick"] if args.quick else []
         print(f"== {script}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
-        completed = subprocess.run(command)
+        completed = subprocess.run(command, cwd=here.parent)
         elapsed = time.perf_counter() - started
         if completed.returncode != 0:
             results[script] = {"error": f"exit code {completed.returncode}", "wall_s": round(elapsed, 1)}

@@ -5,16 +5,14 @@
 FEATS gets shards with the same names and keys as OUT, each sample holding ``KEY.json`` (copied) and
 ``KEY.safetensors`` (one fp16 tensor "features" of shape (2048, h, w)), plus ``manifest.json`` with the usual
 ``splits`` and a ``feature_cache`` entry (weights, backbone fingerprint, image size, source dataset, its manifest
-hash and fingerprint) that ``data_pipelines.stream.check_feature_cache`` compares against what a run asks for. Written into a temporary
-directory and renamed into place, so FEATS is either complete or absent.
+hash and fingerprint) that ``check_feature_cache`` compares against what a run asks for.
+Written into a temporary directory and renamed into place, so FEATS is either complete or absent.
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
-import os
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -23,10 +21,43 @@ from PIL import Image
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
-from data_pipelines.stream import dataset_fingerprint, manifest_sha256, read_manifest, weights_spec
+from data_pipelines.atomic_dir import atomic_dir
+from data_pipelines.image_files import SHARD_FORMATS
+from data_pipelines.manifest import dataset_fingerprint, manifest_sha256, read_manifest
+from data_pipelines.output_paths import check_output_apart_from_inputs
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
 from data_pipelines.transforms import eval_transform
 from modeling.encoder import backbone_fingerprint, build_backbone
+
+
+def weights_spec(weights: str) -> str:
+    """Canonical weights spec: ``"none"``, ``"imagenet"`` or the absolute path of a weights file."""
+    return weights if weights in ("none", "imagenet") else str(Path(weights).expanduser().resolve())
+
+
+def check_feature_cache(features_root, weights: str | None, image_size: int, data_root,
+                        backbone_fingerprint: str | None = None) -> dict:
+    """Refuse a feature cache made from another dataset, image size, weights (skipped when None) or backbone
+    (``backbone_fingerprint``, skipped when None); returns the cache's ``feature_cache`` manifest entry."""
+    path = Path(features_root) / "manifest.json"
+    cache = read_manifest(features_root).get("feature_cache")
+    if not isinstance(cache, dict):
+        raise ValueError(f"{path}: not a feature cache (no 'feature_cache' entry); build one with "
+                         f"python -m data_pipelines.features --data {data_root} --out {features_root}")
+    asked = {"source.dataset_fingerprint": dataset_fingerprint(data_root), "image_size": int(image_size)}
+    source = cache.get("source") or {}
+    found = {"source.dataset_fingerprint": source.get("dataset_fingerprint"), "image_size": cache.get("image_size")}
+    if weights is not None:
+        asked["weights"], found["weights"] = weights_spec(weights), cache.get("weights")
+    if backbone_fingerprint is not None:
+        asked["backbone_fingerprint"], found["backbone_fingerprint"] = backbone_fingerprint, cache.get("backbone_fingerprint")
+    if found["source.dataset_fingerprint"] != asked["source.dataset_fingerprint"]:
+        found["source.dataset_fingerprint"] = f"{found['source.dataset_fingerprint']} (made from {source.get('path')})"
+    differences = [f"{key}: cache has {found[key]!r}, asked for {asked[key]!r}" for key in asked if found[key] != asked[key]]
+    if differences:
+        raise ValueError(f"{path}: feature cache does not match (dataset {data_root}): " + "; ".join(differences)
+                         + ". Rebuild it with python -m data_pipelines.features --overwrite")
+    return cache
 
 
 def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
@@ -44,7 +75,7 @@ def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: i
             decoded = []
             for raw in raw_batch:
                 try:
-                    with Image.open(io.BytesIO(raw["jpg"])) as image:
+                    with Image.open(io.BytesIO(raw["jpg"]), formats=SHARD_FORMATS) as image:
                         pixels = transform(image.convert("RGB"))
                     decoded.append((raw["__key__"], raw["json"], len(json.loads(raw["json"])["captions"]), pixels))
                 except Exception as error:  # noqa: BLE001 - a broken sample is skipped like the stream skips it
@@ -67,6 +98,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                      splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Build the feature cache ``out`` from the prepared dataset ``data_root``; returns its manifest."""
     data_root, out = Path(data_root), Path(out)
+    check_output_apart_from_inputs(out, {"--data": [data_root],
+                                         "--weights": [] if weights in ("none", "imagenet") else [weights]})
     source_manifest = read_manifest(data_root)
     splits = list(source_manifest["splits"]) if splits is None else splits
     unknown = [split for split in splits if split not in source_manifest["splits"]]
@@ -76,11 +109,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
     backbone = build_backbone(weights)
     transform = eval_transform(image_size)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     skipped = BrokenSampleCounter()
-    try:
+    with atomic_dir(out) as staging:
         manifest_splits, feature_shape = {}, None
         for split in splits:
             entry = source_manifest["splits"][split]
@@ -104,13 +134,6 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
             "source": {"path": str(data_root.resolve()), "manifest_sha256": manifest_sha256(data_root),
                        "dataset_fingerprint": dataset_fingerprint(data_root)}}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        replaced = out.parent / f".{out.name}.replaced-{os.getpid()}"
-        if out.exists():  # --overwrite: move the old cache aside first so `out` is never half-written
-            os.replace(out, replaced)
-        os.replace(staging, out)
-        shutil.rmtree(replaced, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from .atomic_dir import install_dir, staging_dir
+from .image_files import INPUT_FORMATS, upright, upright_size
+from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -70,10 +72,11 @@ def _to_rgb(image: Image.Image, raw_mode: str) -> tuple[Image.Image, str | None]
 
 
 def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
-    """Decode, convert to RGB, shrink the shorter side to ``image_size`` (never enlarge), re-encode as JPEG.
+    """Decode (``INPUT_FORMATS`` only), turn upright (EXIF orientation), convert to RGB, shrink the shorter side to
+    ``image_size`` (never enlarge), re-encode as JPEG.
 
-    Returns ``{"jpg", "width", "height", "note"}`` (original size) or ``{"error": reason, "detail": message}``;
-    never raises."""
+    Returns ``{"jpg", "width", "height", "note", "orientation"}`` (original upright size; note/orientation None when
+    nothing was converted/rotated) or ``{"error": reason, "detail": message}``; never raises."""
     try:
         if isinstance(image, str):
             if not os.path.isfile(image):
@@ -82,22 +85,24 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
                 image = handle.read()
         if not image:
             return {"error": "zero-byte image file"}
-        with Image.open(io.BytesIO(image)) as decoded:
+        with Image.open(io.BytesIO(image), formats=INPUT_FORMATS) as decoded:
             width, height = decoded.size
             raw_mode = decoded.tile[0][3] if decoded.tile and isinstance(decoded.tile[0][3], str) else ""
             scale = image_size / min(width, height)
             if scale < 1 and decoded.format == "JPEG":  # decode at a reduced DCT scale, still >= the target size
                 decoded.draft(decoded.mode, (int(width * scale) + 1, int(height * scale) + 1))
             decoded.load()
-            rgb, note = _to_rgb(decoded, raw_mode)
+            turned, orientation = upright(decoded)
+            rgb, note = _to_rgb(turned, raw_mode)
+        width, height = upright_size(width, height, orientation)
         if scale < 1:
-            target = (max(1, round(width * scale)), max(1, round(height * scale)))
+            target = (max(1, round(width * scale)), max(1, round(height * scale)))  # upright sides
             rgb = rgb.resize(target, Image.Resampling.BICUBIC)
         buffer = io.BytesIO()
         rgb.save(buffer, "JPEG", quality=quality)
-        return {"jpg": buffer.getvalue(), "width": width, "height": height, "note": note}
+        return {"jpg": buffer.getvalue(), "width": width, "height": height, "note": note, "orientation": orientation}
     except UnidentifiedImageError:
-        return {"error": "corrupt image", "detail": "not a recognised image format"}
+        return {"error": "corrupt image", "detail": f"not an image in a format we read ({', '.join(INPUT_FORMATS)})"}
     except (OSError, SyntaxError, ValueError) as error:
         return {"error": "truncated or corrupt image", "detail": str(error)}
     except Exception as error:  # one bad image must never stop a long run
@@ -154,21 +159,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
                               "(runs are never mixed into an existing output)")
 
 
-def _install(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished temporary folder to ``out`` (replacing an old one only with ``overwrite``)."""
-    _check_output(out, overwrite)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
 def _write_json(path: Path, payload: object) -> None:
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
@@ -177,6 +167,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
             source: dict | None = None) -> dict:
     """Write ``records`` as a prepared dataset in ``out``; returns the manifest. ``source`` describes the input."""
     out = Path(out).absolute()
+    check_output_holds_no_file(out, (record.image for record in records if isinstance(record.image, str)))
     _check_output(out, options.overwrite)
     records_read = len(records)
     records, skipped, dropped = clean_records(records)
@@ -185,8 +176,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         raise DataFormatError(f"no image with a caption to write ({records_read} read, reasons: "
                               f"{dict(Counter(entry['reason'] for entry in skipped))})")
     records = _ordered(records, options.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
     executor = _start_pool(options.workers)
     results = _converted(records, options, executor)
@@ -199,6 +189,9 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
                 continue
             if result["note"]:
                 converted.append(issue(record, record.source, result["note"]))
+            if result["orientation"]:
+                converted.append(issue(record, record.source, "turned upright (EXIF orientation)",
+                                       orientation=result["orientation"]))
             meta = {"image_id": record.image_id, "captions": record.captions, "width": result["width"],
                     "height": result["height"], "source": record.source}
             writer = writers.setdefault(record.split, ShardWriter(tmp, record.split, options.shard_size))
@@ -221,6 +214,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         _write_json(tmp / "stats.json", {
             "records_read": records_read, "written": {split: entry["images"] for split, entry in splits.items()},
             "num_skipped": len(skipped), "num_converted": len(converted), "num_dropped_captions": len(dropped),
+            "exif_orientation": "applied: images are stored upright (ImageOps.exif_transpose)",
             "reasons": dict(sorted(reasons.items())),
             "skipped": skipped, "converted": converted, "dropped_captions": dropped})
         manifest = {"format": MANIFEST_FORMAT, "version": 1, "source": source or {}, "image_size": options.image_size,
@@ -228,7 +222,8 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
                     "min_word_freq": options.min_word_freq, "max_caption_len": options.max_caption_len,
                     "vocab_size": len(vocab), "splits": splits}
         _write_json(tmp / "manifest.json", manifest)
-        _install(tmp, out, options.overwrite)
+        _check_output(out, options.overwrite)  # again: another run may have finished meanwhile
+        install_dir(tmp, out)
         return manifest
     except BaseException:
         for writer in writers.values():
@@ -272,7 +267,8 @@ def run(argv: Iterable[str] | None = None) -> dict:
     args = build_parser().parse_args(None if argv is None else [str(arg) for arg in argv])
     options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
                              args.jpeg_quality, args.seed, args.overwrite)
-    _check_output(args.out.absolute(), args.overwrite)  # fail before a long read
+    check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
+    _check_output(args.out.absolute(), args.overwrite)
     common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
               "overwrite", "source"}
     inputs = {key: (str(value) if isinstance(value, Path) else value)
@@ -284,7 +280,7 @@ def run(argv: Iterable[str] | None = None) -> dict:
 def main(argv: Iterable[str] | None = None) -> None:
     try:
         manifest = run(argv)
-    except (DataFormatError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # bad input, overlapping --out, full disk: OUT is left as it was
         sys.exit(f"error: {error}")
     counts = ", ".join(f"{split} {entry['images']} images / {len(entry['shards'])} shards"
                        for split, entry in manifest["splits"].items())

@@ -10,8 +10,6 @@ The stream is a pure function of its arguments: rebuild epoch e and skip the con
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 from dataclasses import dataclass
@@ -22,79 +20,12 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from data_pipelines.manifest import read_manifest
 from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, batched, collate_eval, collate_train,
                                            decode_samples, read_tar_samples, stream_seed)
 from data_pipelines.transforms import eval_transform, train_transform
 
-__all__ = ["build_train_loader", "build_eval_loader", "read_manifest", "check_feature_cache", "StreamLoader"]
-
-
-def read_manifest(root) -> dict:
-    """``root/manifest.json`` checked for ``{"splits": {split: {"shards": [names], "images": n, "captions": n}}}``."""
-    path = Path(root) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; is {root} a directory written by data_pipelines.prepare "
-                                f"(or data_pipelines.features)?")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    splits = manifest.get("splits") if isinstance(manifest, dict) else None
-    if not isinstance(splits, dict):
-        raise ValueError(f"{path}: expected an object with key 'splits' mapping split names to their shards")
-    for split, entry in splits.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("shards"), list) and isinstance(entry.get("images"), int)):
-            raise ValueError(f"{path}: splits.{split} must have 'shards' (list of file names) and 'images' (int), "
-                             f"got {entry!r}")
-        missing = [name for name in entry["shards"] if not (Path(root) / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{path}: splits.{split} lists shard(s) missing from {root}: {missing[:5]}")
-    return manifest
-
-
-def manifest_sha256(root) -> str:
-    """sha256 of ``root/manifest.json``."""
-    return hashlib.sha256((Path(root) / "manifest.json").read_bytes()).hexdigest()
-
-
-def dataset_fingerprint(root) -> str:
-    """sha256 of ``root/manifest.json`` and the byte size of every shard it lists: cheap (no shard is read) yet it
-    tells apart two datasets whose manifests alone look the same (same counts, different images)."""
-    digest = hashlib.sha256((Path(root) / "manifest.json").read_bytes())
-    for split, entry in sorted(read_manifest(root)["splits"].items()):
-        for name in entry["shards"]:
-            digest.update(f"{split}/{name}:{(Path(root) / name).stat().st_size};".encode())
-    return digest.hexdigest()
-
-
-def weights_spec(weights: str) -> str:
-    """Canonical weights spec: ``"none"``, ``"imagenet"`` or the absolute path of a weights file."""
-    return weights if weights in ("none", "imagenet") else str(Path(weights).expanduser().resolve())
-
-
-def check_feature_cache(features_root, weights: str | None, image_size: int, data_root,
-                        backbone_fingerprint: str | None = None) -> dict:
-    """Refuse a feature cache made from another dataset, image size, weights (skipped when None) or backbone
-    (``backbone_fingerprint``, skipped when None); returns the cache's ``feature_cache`` manifest entry."""
-    path = Path(features_root) / "manifest.json"
-    cache = read_manifest(features_root).get("feature_cache")
-    if not isinstance(cache, dict):
-        raise ValueError(f"{path}: not a feature cache (no 'feature_cache' entry); build one with "
-                         f"python -m data_pipelines.features --data {data_root} --out {features_root}")
-    asked = {"source.dataset_fingerprint": dataset_fingerprint(data_root), "image_size": int(image_size)}
-    source = cache.get("source") or {}
-    found = {"source.dataset_fingerprint": source.get("dataset_fingerprint"), "image_size": cache.get("image_size")}
-    if weights is not None:
-        asked["weights"], found["weights"] = weights_spec(weights), cache.get("weights")
-    if backbone_fingerprint is not None:
-        asked["backbone_fingerprint"], found["backbone_fingerprint"] = backbone_fingerprint, cache.get("backbone_fingerprint")
-    if found["source.dataset_fingerprint"] != asked["source.dataset_fingerprint"]:
-        found["source.dataset_fingerprint"] = f"{found['source.dataset_fingerprint']} (made from {source.get('path')})"
-    differences = [f"{key}: cache has {found[key]!r}, asked for {asked[key]!r}" for key in asked if found[key] != asked[key]]
-    if differences:
-        raise ValueError(f"{path}: feature cache does not match (dataset {data_root}): " + "; ".join(differences)
-                         + ". Rebuild it with python -m data_pipelines.features --overwrite")
-    return cache
+__all__ = ["TrainLoaderOptions", "build_train_loader", "build_eval_loader", "check_splits", "StreamLoader"]
 
 
 def _worker_index(expected_workers: int) -> int:
@@ -144,17 +75,20 @@ class TrainStream(IterableDataset):
         random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)  # same on every rank
         return order[self.rank::self.world_size][worker::self.num_workers]
 
-    def _shuffled_samples(self, worker: int, shard_rng: random.Random, buffer_rng: random.Random) -> Iterator[dict]:
-        """Raw samples, pass after pass over the worker's shards; the shuffle buffer drains at the end of each pass,
-        so no image comes round again before every image of the worker's shards has been seen."""
+    def _decoded_samples(self, worker: int, shard_rng: random.Random, buffer_rng: random.Random,
+                         generator: torch.Generator) -> Iterator[dict]:
+        """Decoded samples, pass after pass over the worker's shards; the shuffle buffer drains after each pass (no
+        image comes round again before all were seen). A pass that decodes nothing is an error, not an endless loop."""
         shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
         for shard_pass in _cycle_shards(self.worker_shards(worker), self.resampled, shard_rng):
-            yielded = 0
-            for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
-                yielded += 1
-                yield raw
-            if yielded == 0:
-                raise RuntimeError(f"rank {self.rank} worker {worker}: shards {shard_pass} hold no readable sample")
+            decoded, skipped_before = 0, self.broken.count
+            raw = shuffle(read_tar_samples(shard_pass, self.broken))
+            for sample in decode_samples(raw, self.decoder, self.broken, generator):
+                decoded += 1
+                yield sample
+            if decoded == 0:
+                raise RuntimeError(f"rank {self.rank} worker {worker}: no sample of shards {sorted(set(shard_pass))} "
+                                   f"decodes ({self.broken.count - skipped_before} skipped as broken, see the log)")
 
     def __iter__(self) -> Iterator[dict]:
         worker = _worker_index(self.num_workers)
@@ -162,8 +96,7 @@ class TrainStream(IterableDataset):
         shard_rng, buffer_rng, caption_rng = (random.Random(stream_seed(seed, name))
                                               for name in ("shards", "buffer", "captions"))
         generator = torch.Generator().manual_seed(stream_seed(seed, "transform"))
-        raw = self._shuffled_samples(worker, shard_rng, buffer_rng)
-        samples = decode_samples(raw, self.decoder, self.broken, generator)
+        samples = self._decoded_samples(worker, shard_rng, buffer_rng, generator)
         batches = batched(samples, self.batch_size, keep_partial=False)
         for _ in range(self.batches_per_worker):
             yield collate_train(next(batches), self.vocab, self.captions_per_image, self.max_caption_len, caption_rng)
@@ -215,15 +148,21 @@ class StreamLoader(DataLoader):
         return self.dataset.broken.count
 
 
-def _split_shards(root: Path, split: str, features_root: str | Path | None, image_size: int) -> tuple[list[str], dict]:
-    """Shard paths and manifest entry of ``split``, read from the feature cache when one is given."""
-    source = Path(root)
-    if features_root is not None:
-        check_feature_cache(features_root, weights=None, image_size=image_size, data_root=root)
-        source = Path(features_root)
-    entry = read_manifest(source)["splits"].get(split)
-    if entry is None:
-        raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(read_manifest(source)['splits'])})")
+def check_splits(root, splits, features_root=None) -> None:
+    """Set-up check before a run: each of ``splits`` exists in the dataset ``root`` (and in the feature cache, when
+    given) and every shard it lists is there. FileNotFoundError / ValueError name the manifest, split and shard."""
+    for source in [Path(root)] + ([Path(features_root)] if features_root is not None else []):
+        available = read_manifest(source)["splits"]
+        for split in (split for split in splits if split not in available):
+            raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(available)})")
+
+
+def _split_shards(root: Path, split: str, features_root: str | Path | None) -> tuple[list[str], dict]:
+    """Shard paths and manifest entry of ``split``, read from the feature cache when one is given (the caller checks
+    once, with ``data_pipelines.features.check_feature_cache``, that the cache was made from ``root``)."""
+    source = Path(root) if features_root is None else Path(features_root)
+    check_splits(source, [split])
+    entry = read_manifest(source)["splits"][split]
     return [str(source / name) for name in entry["shards"]], entry
 
 
@@ -237,22 +176,40 @@ def _decoder(features_root, transform: Callable) -> SampleDecoder:
     return SampleDecoder(None if features_root is not None else transform, use_features=features_root is not None)
 
 
-def build_train_loader(root, vocab, batch_size: int, epoch: int = 0, seed: int = 0, rank: int = 0,
-                       world_size: int = 1, num_workers: int = 2, captions_per_image: int = 1,
-                       max_caption_len: int | None = 20, image_size: int = 224, features_root=None,
-                       augment: bool = False, resampled: bool = False, split: str = "train",
-                       shuffle_buffer: int = 1000) -> StreamLoader:
+@dataclass(frozen=True)
+class TrainLoaderOptions:
+    """What a training stream reads and how it batches; the same for every epoch and rank of a run."""
+
+    batch_size: int  # images per rank per batch
+    seed: int = 0
+    num_workers: int = 2
+    captions_per_image: int = 1
+    max_caption_len: int | None = 20
+    image_size: int = 224
+    features_root: str | Path | None = None  # a feature cache of root (data_pipelines.features) instead of images
+    augment: bool = False
+    resampled: bool = False
+    split: str = "train"
+    shuffle_buffer: int = 1000
+
+
+def build_train_loader(root, vocab, options: TrainLoaderOptions, epoch: int = 0, rank: int = 0,
+                       world_size: int = 1, broken: BrokenSampleCounter | None = None) -> StreamLoader:
     """Training loader for one epoch of one rank; ``len(loader)`` batches, the same on every rank.
+
+    ``broken``: a counter to share between the epochs' loaders (one count and one rate-limited log for the run).
 
     Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``.
     """
-    _check_positive(batch_size=batch_size, world_size=world_size, captions_per_image=captions_per_image,
-                    shuffle_buffer=shuffle_buffer)
+    batch_size, num_workers, split = options.batch_size, options.num_workers, options.split
+    features_root, resampled = options.features_root, options.resampled
+    _check_positive(batch_size=batch_size, world_size=world_size, captions_per_image=options.captions_per_image,
+                    shuffle_buffer=options.shuffle_buffer)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    if augment and features_root is not None:
+    if options.augment and features_root is not None:
         raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
-    shards, entry = _split_shards(root, split, features_root, image_size)
+    shards, entry = _split_shards(root, split, features_root)
     workers = max(1, num_workers)
     if not resampled and len(shards) < workers * world_size:
         raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {world_size} rank(s) x {workers} worker(s) = "
@@ -263,11 +220,13 @@ def build_train_loader(root, vocab, batch_size: int, epoch: int = 0, seed: int =
         raise ValueError(f"{split}: {entry['images']} image(s) do not fill one batch of {batch_size} on each of "
                          f"{world_size} rank(s)")
     batches_per_worker = math.ceil(batches_per_rank / workers)
-    stream = TrainStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, train_transform(image_size, augment)),
+    transform = train_transform(options.image_size, options.augment)
+    stream = TrainStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, transform),
                          batch_size=batch_size, batches_per_worker=batches_per_worker,
-                         captions_per_image=captions_per_image, max_caption_len=max_caption_len, seed=seed,
-                         epoch=epoch, rank=rank, world_size=world_size, num_workers=workers, resampled=resampled,
-                         shuffle_buffer=shuffle_buffer, broken=BrokenSampleCounter())
+                         captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,
+                         seed=options.seed, epoch=epoch, rank=rank, world_size=world_size, num_workers=workers,
+                         resampled=resampled, shuffle_buffer=options.shuffle_buffer,
+                         broken=broken or BrokenSampleCounter())
     return StreamLoader(stream, num_workers, batches_per_worker * workers)
 
 
@@ -281,7 +240,7 @@ def build_eval_loader(root, split: str = "val", vocab=None, batch_size: int = 32
     _check_positive(batch_size=batch_size, world_size=world_size)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    shards, _ = _split_shards(root, split, features_root, image_size)
+    shards, _ = _split_shards(root, split, features_root)
     stream = EvalStream(shards=shards, decoder=_decoder(features_root, eval_transform(image_size)),
                         batch_size=batch_size, rank=rank, world_size=world_size, num_workers=max(1, num_workers),
                         broken=BrokenSampleCounter())

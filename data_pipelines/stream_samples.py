@@ -19,6 +19,8 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from webdataset.tariterators import tarfile_samples
 
+from data_pipelines.image_files import SHARD_FORMATS
+
 logger = logging.getLogger(__name__)
 
 FEATURE_TENSOR_NAME = "features"  # the one tensor stored in KEY.safetensors by data_pipelines.features
@@ -32,20 +34,37 @@ def stream_seed(*parts: object) -> int:
 
 
 class BrokenSampleCounter:
-    """Exception handler for the tar reader and the decoder: logs, counts (across worker processes), continues."""
+    """Exception handler for the tar reader and the decoder: counts (across worker processes), continues.
 
-    def __init__(self) -> None:
-        self._count = multiprocessing.Value("i", 0)
+    Rate-limited: the first ``log_first`` skips are logged one by one, later ones only as a running count when it
+    reaches 100, 1000, 10000, ... (a stream of broken samples must not flood the log). ``take()`` returns the skips
+    since its previous call, for a per-interval ``data/broken_samples`` scalar; one counter can serve many loaders."""
+
+    def __init__(self, log_first: int = 10) -> None:
+        self._count = multiprocessing.Value("q", 0)
+        self.log_first = log_first
+        self._taken = 0
 
     def __call__(self, error: BaseException) -> bool:
         with self._count.get_lock():
             self._count.value += 1
-        logger.warning("skipping broken sample: %s", error)
+            count = self._count.value
+        if count <= self.log_first:
+            logger.warning("skipping broken sample (%d): %s", count, error)
+        elif count == self.log_first + 1 or (count >= 100 and str(count).rstrip("0") == "1"):
+            logger.warning("%d broken samples skipped so far (only the first %d are logged one by one; the count "
+                           "is logged at 100, 1000, ...); latest: %s", count, self.log_first, error)
         return True
 
     @property
     def count(self) -> int:
         return self._count.value
+
+    def take(self) -> int:
+        """Samples skipped since the previous ``take()`` (in this process's view of the shared count)."""
+        count = self.count
+        skipped, self._taken = count - self._taken, count
+        return skipped
 
 
 def _is_our_member(name: str) -> bool:
@@ -84,7 +103,7 @@ class SampleDecoder:
                 raise ValueError(f"{where}: .safetensors has no tensor {FEATURE_TENSOR_NAME!r} (has {sorted(tensors)})")
             sample["features"] = tensors[FEATURE_TENSOR_NAME].float()
         else:
-            with Image.open(io.BytesIO(raw["jpg"])) as image:
+            with Image.open(io.BytesIO(raw["jpg"]), formats=SHARD_FORMATS) as image:
                 sample["pixels"] = self.transform(image.convert("RGB"), generator)
         return sample
 
@@ -132,6 +151,11 @@ def collate_train(samples: list[dict], vocab, captions_per_image: int, max_capti
 def collate_eval(samples: list[dict]) -> dict:
     """``{"image_id", "pixels"|"features", "references": list[list[str]]}`` (all raw reference captions)."""
     return {**_stack_inputs(samples), "references": [list(s["captions"]) for s in samples]}
+
+
+def model_input(batch: dict) -> torch.Tensor:
+    """The batch's backbone features when it carries them, else its normalised pixels."""
+    return batch["features"] if "features" in batch else batch["pixels"]
 
 
 def batched(samples: Iterable[dict], batch_size: int, keep_partial: bool) -> Iterator[list[dict]]:

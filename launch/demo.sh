@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
 #   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
-#   -> trainer.evaluate (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#   -> trainer.evaluate_checkpoint (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
@@ -10,7 +10,9 @@
 #   DEMO_WEIGHTS=imagenet|PATH uses a real backbone (default none: random and frozen, offline).
 #
 # Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
-# checkpoint). The last line of output is the test-split metrics as one JSON object.
+# checkpoint), but only when they were built from the same inputs and settings (recorded in WORK/demo_inputs.json);
+# otherwise the demo stops and says so, and nothing is deleted. The last line of output is the test-split metrics as
+# one JSON object.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --karpathy-json) karpathy_json="$(realpath "$2")"; shift 2 ;;
     --images) images="$(realpath "$2")"; shift 2 ;;
     --work) work="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -41,6 +43,41 @@ cd "$repo"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 python="${PYTHON:-python}"
 stage() { echo; echo "== $*"; }
+
+# 0. What this work dir is built from: source (the JSON's sha256, or the synthetic set's size) and data settings.
+if [ -n "$karpathy_json" ] && [ ! -f "$karpathy_json" ]; then
+  echo "demo.sh: --karpathy-json $karpathy_json: no such file" >&2
+  exit 2
+fi
+inputs="$("$python" - "$image_size" "$shard_size" "$weights" "$num_images" "$karpathy_json" "$images" <<'PY'
+import hashlib, json, os, sys
+image_size, shard_size, weights, num_images, karpathy_json, images = sys.argv[1:]
+record = {"image_size": image_size, "shard_size": shard_size, "weights": weights}
+if karpathy_json:
+    digest = hashlib.sha256()
+    with open(karpathy_json, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    record.update(karpathy_json=karpathy_json, karpathy_json_sha256=digest.hexdigest(), images=os.path.realpath(images))
+else:
+    record.update(synthetic_num_images=num_images, synthetic_seed=0)
+print(json.dumps(record, sort_keys=True))
+PY
+)"
+built=()
+for part in synthetic prepared features train; do if [ -e "$work/$part" ]; then built+=("$work/$part"); fi; done
+if [ "${#built[@]}" -gt 0 ]; then
+  recorded="$(cat "$work/demo_inputs.json" 2>/dev/null || echo "nothing recorded (built by an older demo.sh)")"
+  if [ "$recorded" != "$inputs" ]; then
+    { echo "demo.sh: ${built[*]} were built from other inputs or settings; not reusing them."
+      echo "  built from: $recorded"
+      echo "  asked for:  $inputs"
+      echo "  pass another --work DIR, or delete those folders to rebuild them here"; } >&2
+    exit 2
+  fi
+fi
+mkdir -p "$work"
+echo "$inputs" > "$work/demo_inputs.json"
 
 # 1. Data: the synthetic scenes (or the user's Karpathy JSON) -> WebDataset shards + vocab.
 if [ -z "$karpathy_json" ]; then
@@ -62,7 +99,7 @@ else
     --image-size "$image_size" --shard-size "$shard_size" --workers 2
 fi
 
-# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU: DESIGN item 7).
+# 2. Frozen backbone features, computed once (ResNet-50 is the slow part on a CPU).
 if [ -f "$work/features/manifest.json" ]; then
   stage "feature cache: reusing $work/features"
 else
@@ -93,7 +130,7 @@ checkpoint="$train_dir/best"
 
 # 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
 stage "evaluate $checkpoint on the test split"
-"$python" -m trainer.evaluate --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
+"$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
   --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
 

@@ -5,9 +5,14 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
-ATTENTION_GATES = ("scalar", "vector", "none")
-SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
+AttentionGate = Literal["scalar", "vector", "none"]
+ScheduledSampling = Literal["sample", "argmax"]
+ATTENTION_GATES = get_args(AttentionGate)
+SCHEDULED_SAMPLING_MODES = get_args(ScheduledSampling)
+# Fields set from the dataset's vocabulary, not by the user (the trainer's model section leaves them out).
+VOCABULARY_FIELDS = ("vocab_size", "pad_id", "bos_id", "eos_id")
 
 
 @dataclass
@@ -23,11 +28,11 @@ class CaptionerConfig:
     attention_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.5
-    attention_gate: str = "scalar"  # "scalar" | "vector" | "none"
+    attention_gate: AttentionGate = "scalar"
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
-    scheduled_sampling: str = "sample"  # "sample" | "argmax"
+    scheduled_sampling: ScheduledSampling = "sample"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "backbone_channels", "feature_dim", "grid_size", "embed_dim", "attention_dim",

@@ -2,25 +2,20 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli_evaluate import IMAGE_SIZE, REPO, build_tiny_checkpoint
+from conftest import REPO, TINY_IMAGE_SIZE as IMAGE_SIZE
 from trainer import caption as caption_cli
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory)
+from trainer.attention_maps import LABEL_HEIGHT, PANEL_COLUMNS
 
 
 def parse_captions(stdout: str) -> dict:
     return dict(line.split("\t", 1) for line in stdout.strip().splitlines())
 
 
-def test_captions_and_attention_grid(tiny, tmp_path, capsys):
-    checkpoint, _, images = tiny
+def test_captions_and_attention_grid(tiny_checkpoint, tmp_path, capsys):
+    checkpoint, _, images = tiny_checkpoint
     paths = [str(images / "000000.jpg"), str(images / "000001.jpg")]
     attention_dir = tmp_path / "attention"
     assert caption_cli.main(["--checkpoint", str(checkpoint), *paths, "--beam-size", "2", "--max-len", "6",
@@ -31,14 +26,14 @@ def test_captions_and_attention_grid(tiny, tmp_path, capsys):
         words = captions[path].split()
         assert 1 <= len(words) <= 6
         panels = 1 + len(words)  # the image, then one panel per word
-        columns = min(caption_cli.PANEL_COLUMNS, panels)
+        columns = min(PANEL_COLUMNS, panels)
         rows = -(-panels // columns)
         figure = Image.open(attention_dir / (path.rsplit("/", 1)[-1].replace(".jpg", ".png")))
-        assert figure.size == (columns * IMAGE_SIZE, rows * (IMAGE_SIZE + caption_cli.LABEL_HEIGHT))
+        assert figure.size == (columns * IMAGE_SIZE, rows * (IMAGE_SIZE + LABEL_HEIGHT))
 
 
-def test_missing_and_corrupt_images_fail_alone(tiny, tmp_path, capsys):
-    checkpoint, _, images = tiny
+def test_missing_and_corrupt_images_fail_alone(tiny_checkpoint, tmp_path, capsys):
+    checkpoint, _, images = tiny_checkpoint
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"not a jpeg")
     good = str(images / "000002.jpg")
@@ -51,17 +46,9 @@ def test_missing_and_corrupt_images_fail_alone(tiny, tmp_path, capsys):
     assert f"error: {corrupt}: not a readable image file" in output.err
 
 
-def test_attention_panel_highlights_attended_cell():
-    image = Image.new("RGB", (70, 70), "gray")
-    alpha = [0.0] * 49
-    alpha[0] = 1.0  # top-left cell of the 7x7 grid
-    panel = caption_cli.attention_panel(image, np.array(alpha), 7)
-    assert sum(panel.getpixel((3, 3))) > sum(panel.getpixel((66, 66)))
-
-
 @pytest.mark.slow
-def test_caption_cli_subprocess(tiny, tmp_path):
-    checkpoint, _, images = tiny
+def test_caption_cli_subprocess(tiny_checkpoint, tmp_path):
+    checkpoint, _, images = tiny_checkpoint
     good = str(images / "000003.jpg")
     completed = subprocess.run(
         [sys.executable, "-m", "trainer.caption", "--checkpoint", checkpoint, good, tmp_path / "missing.png",

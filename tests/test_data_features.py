@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from data_pipelines.features import extract_features, main
-from data_pipelines.stream import build_eval_loader, build_train_loader, check_feature_cache, read_manifest
+from data_pipelines.features import check_feature_cache
+from data_pipelines.manifest import read_manifest
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, CaptionerConfig
 from modeling.encoder import backbone_fingerprint, build_backbone
@@ -89,13 +91,13 @@ def test_mismatched_cache_is_refused_naming_what_differs(data_root, cache, tmp_p
     with pytest.raises(ValueError, match="not a feature cache"):
         check_feature_cache(data_root, "none", IMAGE_SIZE, data_root)
     with pytest.raises(ValueError, match="image_size: cache has 64, asked for 224"):
-        build_train_loader(data_root, None, batch_size=2, features_root=cache, image_size=224)
+        check_feature_cache(cache, None, 224, data_root)
 
 
 def test_train_stream_on_features_matches_the_image_stream(data_root, cache, vocab):
-    options = dict(batch_size=2, world_size=2, rank=1, num_workers=1, captions_per_image=2, image_size=IMAGE_SIZE,
-                   epoch=2)
-    images, features = (list(build_train_loader(data_root, vocab, features_root=root, **options))
+    options = dict(batch_size=2, num_workers=1, captions_per_image=2, image_size=IMAGE_SIZE)
+    images, features = (list(build_train_loader(data_root, vocab, TrainLoaderOptions(features_root=root, **options),
+                                                epoch=2, rank=1, world_size=2))
                         for root in (None, cache))
     assert len(images) == len(features) == 2
     for a, b in zip(images, features):

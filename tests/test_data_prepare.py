@@ -137,6 +137,7 @@ def test_coco_single_file_gets_a_deterministic_fraction_split(tmp_path):
     first = run(args, tmp_path / "out1")
     second = run(args, tmp_path / "out2")
     assert {s: e["images"] for s, e in first["splits"].items()} == {"train": 3, "val": 2, "test": 1}
+    assert second["splits"] == first["splits"]
     assert read_shards(tmp_path / "out1").keys() == read_shards(tmp_path / "out2").keys()
     assert {k: v["split"] for k, v in read_shards(tmp_path / "out1").items()} == \
            {k: v["split"] for k, v in read_shards(tmp_path / "out2").items()}

@@ -11,7 +11,8 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from data_pipelines.stream import build_eval_loader, build_train_loader, read_manifest
+from data_pipelines.manifest import read_manifest
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary
 
 UNEVEN_TRAIN_SHARDS = [7, 3, 5, 2, 4]
@@ -59,8 +60,9 @@ def vocab() -> Vocabulary:
 
 
 def train_batches(root, vocab, **kwargs) -> tuple[int, list[dict]]:
-    options = dict(batch_size=2, image_size=32, num_workers=2, world_size=2, captions_per_image=1)
-    loader = build_train_loader(root, vocab, **{**options, **kwargs})
+    options = {**dict(batch_size=2, image_size=32, num_workers=2, world_size=2, captions_per_image=1), **kwargs}
+    position = {name: options.pop(name) for name in ("epoch", "rank", "world_size") if name in options}
+    loader = build_train_loader(root, vocab, TrainLoaderOptions(**options), **position)
     return len(loader), list(loader)
 
 

@@ -65,7 +65,10 @@ def test_random_sets_equal_pycocoevalcap():
     words = "a an the man woman dog cat sitting on in with red blue table street".split()
     for trial in range(20):
         num_images = rng.randint(2, 25)
-        sentence = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+
+        def sentence() -> str:
+            return " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+
         predictions = {index: sentence() for index in range(num_images)}
         references = {index: [sentence() or "x" for _ in range(rng.randint(1, 5))] for index in range(num_images)}
         assert_equal_to_coco(predictions, references)

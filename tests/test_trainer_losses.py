@@ -34,6 +34,7 @@ def test_label_smoothing_and_total():
     expected = 0.8 * -math.log(6 / 9) + 0.2 * (3 * -math.log(1 / 9) - math.log(6 / 9)) / 4
     assert masked_cross_entropy(logits, targets, 0, label_smoothing=0.2).item() == pytest.approx(expected)
     alphas = torch.full((1, 1, 2), 0.5)
-    loss = caption_loss(logits, alphas, targets, pad_id=0, attention_lambda=2.0)
+    bos = 1
+    loss = caption_loss(logits, alphas, torch.tensor([[bos, 3]]), pad_id=0, attention_lambda=2.0)  # BOS, target
     assert loss.attention_reg.item() == pytest.approx(0.5)  # 2 * (1 - 0.5)^2
     assert loss.total.item() == pytest.approx(loss.cross_entropy.item() + 1.0)

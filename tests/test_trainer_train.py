@@ -125,7 +125,7 @@ def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset,
                f"output_dir={tmp_path}", *TINY, *common]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "OMP_NUM_THREADS": "1", "SHOWATTEND_CHECKPOINT_WRITE_PAUSE": "120"})
-    partial_write = tmp_path / "checkpoints" / f".tmp-step_00000004-{process.pid}"
+    partial_write = tmp_path / "checkpoints" / f".step_00000004.partial-{process.pid}"
     deadline = time.monotonic() + 240
     while not (partial_write / "vocab.json").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -16,7 +16,7 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
-from data_pipelines.stream import read_manifest
+from data_pipelines.manifest import read_manifest
 from trainer.metrics import compute_caption_metrics
 from trainer.metrics.tokenizer import tokenize_caption
 

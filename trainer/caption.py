@@ -2,8 +2,9 @@
 
     python -m trainer.caption --checkpoint CKPT IMAGE [IMAGE ...] [--beam-size 3] [--attention-dir DIR]
 
-Prints ``path<TAB>caption`` per image. An image that is missing or cannot be decoded gets an error line on stderr;
-the others are still captioned, and the exit status is 1 if any image failed.
+Prints ``path<TAB>caption`` per image. An image that fails (missing, not in a format we read, corrupt, a decompression
+bomb) gets an error line on stderr; the others are still captioned, and the exit status is 1 if any image failed.
+Images are turned upright by their EXIF orientation first, as ``data_pipelines.prepare`` does for training.
 """
 from __future__ import annotations
 
@@ -11,19 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
+from data_pipelines.image_files import INPUT_FORMATS, upright
 from data_pipelines.transforms import eval_transform
-from trainer.evaluate import DEFAULT_IMAGE_SIZE, load_for_inference
-
-PANEL_COLUMNS = 5
-LABEL_HEIGHT = 20  # pixels of text strip under each panel
-HEAT_OPACITY = 0.55
-
+from trainer.attention_maps import attention_figure
+from trainer.evaluate_checkpoint import DEFAULT_IMAGE_SIZE, load_for_inference
 
 def crop_like_model(image: Image.Image, image_size: int) -> Image.Image:
     """The region the model sees (shorter side resized, centre crop), as a displayable RGB image."""
@@ -31,48 +28,18 @@ def crop_like_model(image: Image.Image, image_size: int) -> Image.Image:
     return F.center_crop(image, image_size)
 
 
-def heat_colours(weights: np.ndarray) -> np.ndarray:
-    """Black-red-yellow-white colour map of values in [0, 1] -> uint8 RGB."""
-    scaled = np.clip(weights, 0.0, 1.0)[..., None] * 3.0
-    rgb = np.clip(scaled - np.array([0.0, 1.0, 2.0]), 0.0, 1.0)
-    return (rgb * 255).astype(np.uint8)
-
-
-def attention_panel(image: Image.Image, alpha: np.ndarray, grid_size: int) -> Image.Image:
-    """``image`` with the (grid_size**2,) attention weights upsampled over it as a heatmap."""
-    grid = alpha.reshape(grid_size, grid_size).astype(np.float32)
-    grid = grid / grid.max() if grid.max() > 0 else grid
-    upsampled = Image.fromarray((grid * 255).astype(np.uint8), mode="L").resize(image.size, Image.BICUBIC)
-    heat = Image.fromarray(heat_colours(np.asarray(upsampled, dtype=np.float32) / 255.0), mode="RGB")
-    return Image.blend(image, heat, HEAT_OPACITY)
-
-
-def attention_figure(image: Image.Image, words: list[str], alphas: np.ndarray, grid_size: int) -> Image.Image:
-    """Grid of panels: the image, then one heatmap panel per generated word, each labelled underneath."""
-    panels = [(image, "<image>")] + [(attention_panel(image, alpha, grid_size), word) for word, alpha in zip(words, alphas)]
-    columns = min(PANEL_COLUMNS, len(panels))
-    rows = -(-len(panels) // columns)
-    width, height = image.size
-    figure = Image.new("RGB", (columns * width, rows * (height + LABEL_HEIGHT)), "white")
-    draw = ImageDraw.Draw(figure)
-    font = ImageFont.load_default()
-    for index, (panel, label) in enumerate(panels):
-        left, top = (index % columns) * width, (index // columns) * (height + LABEL_HEIGHT)
-        figure.paste(panel, (left, top))
-        draw.text((left + 3, top + height + 3), label, fill="black", font=font)
-    return figure
-
-
 def load_image(path: Path) -> Image.Image:
-    """RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
+    """Upright RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
     if not path.is_file():
         raise FileNotFoundError("no such file")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        with Image.open(path, formats=INPUT_FORMATS) as image:
+            return upright(image)[0].convert("RGB")
     except UnidentifiedImageError:
-        raise ValueError("not a readable image file") from None
-    except OSError as error:
+        raise ValueError(f"not a readable image file (formats read: {', '.join(INPUT_FORMATS)})") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"refused: {error}") from None
+    except (OSError, SyntaxError) as error:
         raise ValueError(f"cannot decode image ({error})") from None
 
 
@@ -97,8 +64,9 @@ def main(argv=None) -> int:
     loaded, failures = [], 0
     for path in args.images:
         try:
-            loaded.append((path, load_image(path)))
-        except (OSError, ValueError) as error:
+            image = load_image(path)
+            loaded.append((path, image, transform(image)))
+        except Exception as error:  # noqa: BLE001 - whatever one image does wrong, the others are still captioned
             failures += 1
             print(f"error: {path}: {error}", file=sys.stderr)
     if args.attention_dir is not None:
@@ -107,9 +75,9 @@ def main(argv=None) -> int:
 
     for start in range(0, len(loaded), args.batch_size):
         batch = loaded[start:start + args.batch_size]
-        pixels = torch.stack([transform(image) for _, image in batch])
+        pixels = torch.stack([image_pixels for *_, image_pixels in batch])
         generation = model.generate(pixels, beam_size=args.beam_size, max_len=args.max_len)
-        for (path, image), tokens, alphas in zip(batch, generation.tokens.tolist(), generation.alphas):
+        for (path, image, _), tokens, alphas in zip(batch, generation.tokens.tolist(), generation.alphas):
             caption = vocab.decode(tokens)
             print(f"{path}\t{caption}", flush=True)
             if args.attention_dir is not None:

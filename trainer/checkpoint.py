@@ -22,6 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "vocab.json")
@@ -92,22 +94,12 @@ def _file_digest(path: Path, sync: bool = False) -> dict:
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer, vocab, state: dict) -> Path:
     """Write a checkpoint of the unwrapped ``model`` to ``target`` atomically (call on the main process only)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in [*target.parent.glob(".tmp-*"), *target.parent.glob(".old-*")]:  # left by a process killed mid-write
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
-    tmp.mkdir()
+    remove_stale_staging(target.parent)  # left by a process killed mid-write
+    tmp = staging_dir(target)
     model.save_pretrained(tmp)
     optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
     vocab.save(tmp / "vocab.json")
@@ -117,14 +109,7 @@ def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer
         time.sleep(pause)
     (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1) + "\n", encoding="utf-8")
     _file_digest(tmp / STATE_FILE, sync=True)
-    _fsync_dir(tmp)
-    old = target.parent / f".old-{target.name}-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    return install_dir(tmp, target)
 
 
 def verify_checkpoint(directory: str | Path) -> dict:

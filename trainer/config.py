@@ -16,20 +16,31 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from data_pipelines.stream import TrainLoaderOptions
+from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
 
-@dataclass
-class ModelConfig:
-    """Captioner sizes (vocab size and special ids come from the dataset's vocabulary)."""
 
-    encoder_weights: str = "imagenet"  # "imagenet" | "none" | path to .safetensors/.pth
-    feature_dim: int = 256
-    grid_size: int = 7
-    embed_dim: int = 256
-    attention_dim: int = 256
-    hidden_dim: int = 512
-    dropout: float = 0.5
-    attention_gate: Literal["scalar", "vector", "none"] = "scalar"
-    scheduled_sampling: Literal["sample", "argmax"] = "sample"
+# Model fields fixed by the ResNet-50 backbone rather than chosen per experiment.
+BACKBONE_FIELDS = ("backbone_channels",)
+
+
+def _model_section() -> type:
+    """The ``model:`` section: every CaptionerConfig field (same types and defaults) except those that come from
+    the vocabulary or the backbone, so the model's dataclass stays the one place that declares them."""
+    hints = typing.get_type_hints(CaptionerConfig)
+    fields = [(spec.name, hints[spec.name], field(default=spec.default)) for spec in dataclasses.fields(CaptionerConfig)
+              if spec.name not in VOCABULARY_FIELDS + BACKBONE_FIELDS]
+    return dataclasses.make_dataclass("ModelConfig", fields, namespace={"__doc__": _model_section.__doc__,
+                                                                        "__module__": __name__})
+
+
+ModelConfig = _model_section()
+
+
+def captioner_config(model: ModelConfig, vocab) -> CaptionerConfig:
+    """The Captioner's full config: this run's model section plus the vocabulary's size and special ids."""
+    return CaptionerConfig(vocab_size=len(vocab), pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
+                           **dataclasses.asdict(model))
 
 
 @dataclass
@@ -131,6 +142,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def train_loader_options(self) -> TrainLoaderOptions:
+        """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
+        data = self.data
+        return TrainLoaderOptions(batch_size=self.train.batch_size, seed=self.seed, num_workers=data.num_workers,
+                                  captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
+                                  image_size=data.image_size, features_root=data.features, augment=data.augment,
+                                  resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")

@@ -31,9 +31,14 @@ def doubly_stochastic_attention(alphas: torch.Tensor, mask: torch.Tensor) -> tor
     return ((1.0 - attention_per_region) ** 2).sum(dim=1).mean()
 
 
-def caption_loss(logits: torch.Tensor, alphas: torch.Tensor, targets: torch.Tensor, pad_id: int,
+def caption_loss(logits: torch.Tensor, alphas: torch.Tensor, captions: torch.Tensor, pad_id: int,
                  attention_lambda: float = 1.0, label_smoothing: float = 0.0) -> CaptionLoss:
-    """``cross_entropy + attention_lambda * attention_reg`` for one batch of model outputs."""
+    """``cross_entropy + attention_lambda * attention_reg`` for one batch of model outputs.
+
+    ``captions`` (N, T+1) are the token rows the model was fed (BOS first); the model's output contract is that
+    ``logits[:, t]`` and ``alphas[:, t]`` (N, T, ...) belong to the step that predicts ``captions[:, t + 1]``.
+    """
+    targets = captions[:, 1:]
     cross_entropy = masked_cross_entropy(logits, targets, pad_id, label_smoothing)
     attention_reg = doubly_stochastic_attention(alphas, targets != pad_id)
     return CaptionLoss(cross_entropy + attention_lambda * attention_reg, cross_entropy, attention_reg)

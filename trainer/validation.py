@@ -5,15 +5,16 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import gather_object
+from PIL import Image
+from torchvision.transforms import functional as TF
 
 from data_pipelines.stream import build_eval_loader
+from trainer.attention_maps import attention_figure, denormalize
 from trainer.config import TrainConfig
+from trainer.decoding import decode_batches, gather_captions
 from trainer.metrics import compute_caption_metrics
 from trainer.run_control import iterate_isolated
 
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 OVERLAY_WORDS = 8  # attention panels per logged image
 FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cached features (no pixels to overlay)
 
@@ -28,23 +29,14 @@ class ValidationResult:
     num_images: int = 0
 
 
-def model_input(batch: dict) -> torch.Tensor:
-    """The batch's backbone features when it carries them, else its normalised pixels."""
-    return batch["features"] if "features" in batch else batch["pixels"]
-
-
-def attention_overlay(pixels: torch.Tensor | None, alphas: torch.Tensor, grid_size: int) -> torch.Tensor:
-    """Strip [image | attention of word 1 | ...]: ``alphas`` (L, R) over a grid, upsampled onto the image (red)."""
-    side = pixels.shape[-1] if pixels is not None else FEATURE_PANEL
-    base = (pixels.cpu().float() * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1) if pixels is not None \
-        else torch.zeros(3, side, side)
-    maps = alphas[:OVERLAY_WORDS].cpu().float().reshape(-1, 1, grid_size, grid_size)
-    maps = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)
-    maps = maps / maps.amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)
-    heat = torch.zeros(maps.shape[0], 3, side, side)
-    heat[:, 0] = maps[:, 0]
-    panels = (0.5 * base + 0.5 * heat).clamp(0, 1) if pixels is not None else heat + maps.expand(-1, 3, -1, -1) * 0.3
-    return torch.cat([base, *panels.clamp(0, 1)], dim=2)
+def attention_overlay(pixels: torch.Tensor | None, caption: str, alphas: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """One row [image | word 1 | word 2 ... | <end>] (3, H, W) in [0, 1]: each step's attention over the image (over
+    a black square when the input is cached features: there are no pixels to draw on)."""
+    image = denormalize(pixels) if pixels is not None else Image.new("RGB", (FEATURE_PANEL, FEATURE_PANEL))
+    words = (caption.split() + ["<end>"])[:len(alphas)]
+    figure = attention_figure(image, words, alphas[:len(words)].cpu().float().numpy(), grid_size,
+                              columns=len(words) + 1)
+    return TF.to_tensor(figure)
 
 
 def _markdown(rows: list[tuple[str, str, list[str]]]) -> str:
@@ -71,24 +63,20 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
                                image_size=config.data.image_size, features_root=config.data.features)
     records, overlays = [], []
     with torch.random.fork_rng(devices=[]):  # validation leaves the training RNG stream untouched
-        for batch in iterate_isolated(loader):
-            inputs = model_input(batch).to(accelerator.device)
-            generation = model.generate(inputs, beam_size=config.eval.beam_size, max_len=config.eval.max_len,
-                                        length_penalty=config.eval.length_penalty)
-            for i, image_id in enumerate(batch["image_id"]):
-                records.append((image_id, vocab.decode(generation.tokens[i].tolist()), batch["references"][i]))
+        for batch, generation, rows in decode_batches(model, vocab, iterate_isolated(loader), accelerator.device,
+                                                      config.eval.beam_size, config.eval.max_len,
+                                                      config.eval.length_penalty):
+            records += rows
+            for i, (_, caption, _) in enumerate(rows):
                 if accelerator.is_main_process and len(overlays) < config.eval.num_samples:
-                    length = max(1, min(OVERLAY_WORDS, len(records[-1][1].split()) + 1))
+                    length = max(1, min(OVERLAY_WORDS, len(caption.split()) + 1))
                     pixels = batch["pixels"][i] if "pixels" in batch else None
-                    overlays.append(attention_overlay(pixels, generation.alphas[i, :length], model.config.grid_size))
-    gathered = gather_object(records)
+                    overlays.append(attention_overlay(pixels, caption, generation.alphas[i, :length],
+                                                      model.config.grid_size))
+    predictions, references = gather_captions(accelerator, records)
     result = ValidationResult(attention_image=_stack_rows(overlays))
     if not accelerator.is_main_process:
         return result
-    predictions, references = {}, {}
-    for image_id, prediction, image_references in gathered:  # an image seen by two ranks counts once
-        predictions.setdefault(image_id, prediction)
-        references.setdefault(image_id, list(image_references))
     result.num_images = len(predictions)
     if predictions:
         result.metrics = compute_caption_metrics(predictions, references)

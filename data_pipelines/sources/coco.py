@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fraction_arguments(parser)
 
 
+def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
+    return {"--annotations": [Path(v) for v in parse_mapping(args.annotations, "--annotations").values()],
+            "--images": [Path(v) for v in parse_mapping(args.images, "--images").values()]}
+
+
 def _read_file(path: Path, label: str | None, image_dir: Path) -> tuple[list[Record], list[dict]]:
     data = load_json(path)
     images = require(data, "images", list, path, "the top level")

@@ -38,6 +38,12 @@ def clean_key(image_id: Any) -> str:
     return key or "_"
 
 
+def image_id_or(value: Any, fallback: str) -> str:
+    """``value`` as an id, or ``fallback`` (e.g. the file name) when it is missing: None or blank. A missing id never
+    becomes the string "None" that every image would share."""
+    return fallback if value is None or not str(value).strip() else str(value)
+
+
 def check_split_name(split: str, where: str) -> str:
     """Return the split name, mapping ``restval`` to ``train``; error on names that would make odd shard file names."""
     split = "train" if split == "restval" else split
@@ -134,15 +140,28 @@ def issue(record_or_id: Record | str, source: str, reason: str, **extra: Any) ->
     return {"image_id": record_or_id, "source": source, "reason": reason, **extra}
 
 
-def clean_records(records: list[Record]) -> tuple[list[Record], list[dict], list[dict]]:
-    """Drop empty captions, skip images left without captions and repeated keys.
+def _check_unicode(record: Record, index: int, caption: str) -> None:
+    """A caption must encode as UTF-8: JSON escapes like "\\ud800" decode to lone surrogates that cannot be written."""
+    try:
+        caption.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise DataFormatError(f"{record.source}: image {record.image_id!r}, caption {index}: character "
+                              f"{caption[error.start]!r} at position {error.start} is a lone surrogate, not valid "
+                              f"Unicode (a broken \\uXXXX escape?): {caption!r:.80}") from None
 
-    Returns (kept records, skipped-image entries, dropped-caption entries) for stats.json."""
+
+def clean_records(records: list[Record]) -> tuple[list[Record], list[dict], list[dict]]:
+    """Drop empty captions, skip images left without captions and images listed twice.
+
+    Two different images (sources) with the same key, or a caption that is not valid Unicode, is a DataFormatError:
+    dropping one of them would silently lose data. Returns (kept records, skipped-image entries, dropped-caption
+    entries) for stats.json."""
     kept, skipped, dropped, seen = [], [], [], {}
     for record in records:
         record.image_id = clean_key(record.image_id)
         captions = []
         for index, caption in enumerate(record.captions):
+            _check_unicode(record, index, caption)
             if caption.strip():
                 captions.append(caption)
             else:
@@ -150,6 +169,9 @@ def clean_records(records: list[Record]) -> tuple[list[Record], list[dict], list
         record.captions = captions
         if not captions:
             skipped.append(issue(record, record.source, "no captions"))
+        elif record.image_id in seen and seen[record.image_id] != record.source:
+            raise DataFormatError(f"image id {record.image_id!r} is given to two different images: "
+                                  f"{seen[record.image_id]} and {record.source}; image ids must be unique")
         elif record.image_id in seen:
             skipped.append(issue(record, record.source, "duplicate image_id", first_seen=seen[record.image_id]))
         else:

@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fraction_arguments(parser)
 
 
+def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
+    return {"--captions": [args.captions], "--images": [args.images],
+            "--splits": [Path(v) for v in parse_mapping(args.splits, "--splits").values()]}
+
+
 def _read_text(path: Path) -> list[str]:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")

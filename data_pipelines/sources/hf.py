@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, parse_mapping, resolve_path)
+                     check_split_name, image_id_or, parse_mapping, resolve_path)
 
 _DEFAULT_SPLIT_NAMES = {"validation": "val", "valid": "val", "dev": "val"}
 
@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, default=None,
                         help="folder that relative paths in a string image column start from (default: --dataset)")
     add_fraction_arguments(parser)
+
+
+def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
+    return {"--dataset": [args.dataset], "--images": [args.images] if args.images is not None else []}
 
 
 def _image_at(dataset: Any, column: str, index: int, base: Path) -> str | bytes:
@@ -61,7 +66,7 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
         for row in range(len(batch[args.caption_column])):
             row_where = f"{where}[{index}]"
             captions = as_caption_list(batch[args.caption_column][row], f"{row_where}[{args.caption_column!r}]")
-            image_id = str(batch[args.id_column][row]) if args.id_column else f"{name or 'row'}_{index:07d}"
+            image_id = image_id_or(batch[args.id_column][row] if args.id_column else None, f"{name or 'row'}_{index:07d}")
             split = name
             if args.split_column:
                 split = check_split_name(batch[args.split_column][row], f"{row_where}[{args.split_column!r}]")

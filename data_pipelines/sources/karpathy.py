@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import DataFormatError, Record, check_split_name, load_json, require, resolve_path
+from .common import DataFormatError, Record, check_split_name, image_id_or, load_json, require, resolve_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,8 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image root: images live at ROOT/filepath/filename (default: the JSON's folder)")
 
 
+def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
+    return {"--json": [args.json], "--images": [args.images if args.images is not None else args.json.parent]}
+
+
 def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
-    """One record per ``images[]`` entry; ``restval`` goes to train; id = ``cocoid`` if present, else file stem."""
+    """One record per ``images[]`` entry; ``restval`` goes to train; id = ``cocoid`` if present and not null, else file stem."""
     path: Path = args.json
     root: Path = args.images if args.images is not None else path.parent
     data = load_json(path)
@@ -30,7 +35,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         sentences = require(entry, "sentences", list, path, where)
         captions = [require(sentence, "raw", str, path, f"{where}['sentences'][{number}]")
                     for number, sentence in enumerate(sentences)]
-        image_id = entry["cocoid"] if "cocoid" in entry else Path(filename).stem
+        image_id = image_id_or(entry.get("cocoid"), Path(filename).stem)
         image_path = resolve_path(str(Path(folder) / filename), root)
-        records.append(Record(str(image_id), split, captions, image_path, image_path))
+        records.append(Record(image_id, split, captions, image_path, image_path))
     return records, []

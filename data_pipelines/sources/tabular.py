@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, resolve_path)
+                     check_split_name, image_id_or, resolve_path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, default=None,
                         help="folder that relative image paths start from (default: the file's folder)")
     add_fraction_arguments(parser)
+
+
+def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
+    return {"--file": [args.file], "--images": [args.images if args.images is not None else args.file.parent]}
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -74,7 +79,8 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
             if args.split_column:
                 split = check_split_name(_cell(row, args.split_column, path, line),
                                          f"{path}: line {line}: column {args.split_column!r}")
-            image_id = str(_cell(row, args.id_column, path, line)) if args.id_column else str(Path(image).with_suffix(""))
+            image_id = image_id_or(_cell(row, args.id_column, path, line) if args.id_column else None,
+                                   str(Path(image).with_suffix("")))
             record = records.get(image)
             if record is None:
                 image_path = resolve_path(image, base)

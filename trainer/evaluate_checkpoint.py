@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a prepared split: batched beam search, COCO-results JSON, COCO caption metrics.
 
-    python -m trainer.evaluate --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
-    accelerate launch -m trainer.evaluate ...   # shards the split over ranks; rank 0 gathers, scores and writes
+    python -m trainer.evaluate_checkpoint --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
+    accelerate launch -m trainer.evaluate_checkpoint ...   # shards the split over ranks; rank 0 gathers, scores and writes
 
 The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"} (pycocoevalcap-equal).
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from data_pipelines.vocab import Vocabulary
+from data_pipelines.vocab import SPECIALS, Vocabulary
 from modeling import Captioner
 from trainer.metrics import compute_caption_metrics
 
@@ -63,19 +62,34 @@ def results_image_id(image_id: str):
     return int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
 
 
-def decode_split(model: Captioner, vocab: Vocabulary, loader, device, beam_size: int, max_len: int) -> list[tuple]:
-    """(image_id, caption, references) for every image this rank's loader yields."""
-    rows = []
-    for batch in loader:
-        inputs = (batch["features"] if "features" in batch else batch["pixels"]).to(device)
-        generation = model.generate(inputs, beam_size=beam_size, max_len=max_len)
-        for image_id, tokens, refs in zip(batch["image_id"], generation.tokens.tolist(), batch["references"]):
-            rows.append((image_id, vocab.decode(tokens), list(refs)))
-    return rows
+def vocabulary_warning(vocab: Vocabulary, data: Path) -> str | None:
+    """A warning when ``data/vocab.json`` (the words of the data's train split) differs from the checkpoint's: the
+    model can only say its own words, so scores on data it was not trained on are lower. None when they agree."""
+    path = data / "vocab.json"
+    if not path.is_file():
+        return None
+    ours, theirs = set(vocab.itos) - set(SPECIALS), set(Vocabulary.load(path).itos) - set(SPECIALS)
+    if ours == theirs:
+        return None
+    shared = len(ours & theirs)
+    return (f"warning: the checkpoint's vocabulary is not the one of {path}: {shared} of the data's {len(theirs)} words "
+            f"({100 * shared / max(1, len(theirs)):.1f}%) are among the checkpoint's {len(ours)}; was the checkpoint "
+            f"trained on this data?")
+
+
+def argument_error(args: argparse.Namespace) -> str | None:
+    """The first impossible argument value, as a message naming the flag (checked before any work)."""
+    for flag, value, least in (("--beam-size", args.beam_size, 1), ("--max-len", args.max_len, 1),
+                               ("--batch-size", args.batch_size, 1), ("--num-workers", args.num_workers, 0)):
+        if value < least:
+            return f"{flag} must be >= {least}, got {value}"
+    if args.out is not None and args.out.is_dir():
+        return f"--out {args.out} is a directory; give the results file, e.g. {args.out / f'results_{args.split}.json'}"
+    return None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset dir (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")
@@ -92,30 +106,35 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if argument_error(args):
+        sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator
-    from accelerate.utils import gather_object
 
+    from data_pipelines.features import check_feature_cache
     from data_pipelines.stream import build_eval_loader
+    from modeling.encoder import backbone_fingerprint
+    from trainer.decoding import decode_batches, gather_captions
+    from trainer.process_group import check_process_group
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    expected_processes = int(os.environ.get("WORLD_SIZE", 1))
-    if accelerator.num_processes != expected_processes:
-        sys.exit(f"error: accelerate started {expected_processes} processes but they formed a group of "
-                 f"{accelerator.num_processes}; launch with `accelerate launch --num_processes N` (CPU: add --cpu "
-                 f"or set ACCELERATE_USE_CPU=1)")
-    model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
-    loader = build_eval_loader(args.data, split=args.split, vocab=vocab, batch_size=args.batch_size,
-                               rank=accelerator.process_index, world_size=accelerator.num_processes,
-                               num_workers=args.num_workers, image_size=image_size, features_root=args.features)
-    rows = decode_split(model, vocab, loader, accelerator.device, args.beam_size, args.max_len)
-    rows = gather_object(rows) if accelerator.num_processes > 1 else rows
+    check_process_group(accelerator)
+    try:  # a missing split, checkpoint file or mismatched feature cache: one line, before any decoding
+        model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
+        if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
+            check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
+        loader = build_eval_loader(args.data, split=args.split, vocab=vocab, batch_size=args.batch_size,
+                                   rank=accelerator.process_index, world_size=accelerator.num_processes,
+                                   num_workers=args.num_workers, image_size=image_size, features_root=args.features)
+        warning = vocabulary_warning(vocab, args.data) if accelerator.is_main_process else None
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    if warning:
+        print(warning, file=sys.stderr)
+    rows = [row for *_, batch_rows in decode_batches(model, vocab, loader, accelerator.device, args.beam_size,
+                                                     args.max_len) for row in batch_rows]
+    predictions, references = gather_captions(accelerator, rows)
     if not accelerator.is_main_process:
         return 0
-
-    predictions, references = {}, {}
-    for image_id, caption, refs in rows:  # every image once over the ranks; dedupe in case a loader repeats one
-        predictions.setdefault(image_id, caption)
-        references.setdefault(image_id, refs)
     if not predictions:
         sys.exit(f"error: split {args.split!r} of {args.data} yielded no images")
     metrics = compute_caption_metrics(predictions, references)

@@ -1,4 +1,4 @@
-"""`python -m trainer.evaluate` on a tiny checkpoint (random weights) and a tiny prepared synthetic dataset."""
+"""`python -m trainer.evaluate_checkpoint` on a tiny checkpoint (random weights) and a tiny prepared synthetic dataset."""
 import json
 import os
 import subprocess
@@ -6,41 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from data_pipelines import prepare, synthetic
-from data_pipelines.vocab import Vocabulary
-from modeling import Captioner, CaptionerConfig
-from trainer import evaluate as evaluate_cli
+from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.metrics import METRIC_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
-IMAGE_SIZE = 48
-TEST_IMAGES = 4
-
-
-def build_tiny_checkpoint(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(checkpoint dir, prepared data dir, source images dir): 12 synthetic 48 px images, 4 of them in test.
-    Built once per test session (the CLI test modules share it)."""
-    root = tmp_path_factory.getbasetemp() / "tiny_cli_checkpoint"
-    checkpoint, data = root / "checkpoint", root / "data"
-    if (checkpoint / "trainer_state.json").is_file():
-        return checkpoint, data, root / "synthetic" / "images"
-    source = synthetic.generate(root / "synthetic", num_images=12, seed=0, image_size=IMAGE_SIZE,
-                                val_fraction=0.1, test_fraction=0.34)
-    prepare.run(["karpathy", "--json", source, "--out", data, "--image-size", IMAGE_SIZE, "--min-word-freq", 1,
-                 "--shard-size", 4, "--workers", 1])
-    vocab = Vocabulary.load(data / "vocab.json")
-    torch.manual_seed(0)
-    Captioner(CaptionerConfig(vocab_size=len(vocab), encoder_weights="none")).save_pretrained(checkpoint)
-    vocab.save(checkpoint / "vocab.json")
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"train_config": {"data": {"image_size": IMAGE_SIZE}}}))
-    return checkpoint, data, source.parent / "images"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory)
+from conftest import REPO, TINY_IMAGE_SIZE as IMAGE_SIZE, TINY_TEST_IMAGES as TEST_IMAGES
 
 
 def check_outputs(stdout: str, results_path: Path) -> dict:
@@ -54,23 +24,23 @@ def check_outputs(stdout: str, results_path: Path) -> dict:
     return metrics
 
 
-def test_evaluate_writes_results_and_prints_metrics(tiny, tmp_path, capsys):
-    checkpoint, data, _ = tiny
+def test_evaluate_writes_results_and_prints_metrics(tiny_checkpoint, tmp_path, capsys):
+    checkpoint, data, _ = tiny_checkpoint
     out = tmp_path / "results.json"
     assert evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(data), "--split", "test",
                               "--beam-size", "2", "--batch-size", "3", "--num-workers", "0", "--out", str(out)]) == 0
     check_outputs(capsys.readouterr().out, out)
 
 
-def test_image_size_comes_from_trainer_state_unless_given(tiny, tmp_path):
-    checkpoint, _, _ = tiny
+def test_image_size_comes_from_trainer_state_unless_given(tiny_checkpoint, tmp_path):
+    checkpoint, _, _ = tiny_checkpoint
     assert evaluate_cli.resolve_image_size(checkpoint, None) == IMAGE_SIZE
     assert evaluate_cli.resolve_image_size(checkpoint, 64) == 64
     assert evaluate_cli.resolve_image_size(tmp_path, None) == evaluate_cli.DEFAULT_IMAGE_SIZE
 
 
-def test_checkpoint_without_vocab_is_a_clear_error(tiny, tmp_path):
-    checkpoint, _, _ = tiny
+def test_checkpoint_without_vocab_is_a_clear_error(tiny_checkpoint, tmp_path):
+    checkpoint, _, _ = tiny_checkpoint
     broken = tmp_path / "no_vocab"
     broken.mkdir()
     for name in ("config.json", "model.safetensors"):
@@ -80,11 +50,11 @@ def test_checkpoint_without_vocab_is_a_clear_error(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_cli_subprocess(tiny, tmp_path):
-    checkpoint, data, _ = tiny
+def test_evaluate_cli_subprocess(tiny_checkpoint, tmp_path):
+    checkpoint, data, _ = tiny_checkpoint
     out = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "trainer.evaluate", "--checkpoint", checkpoint, "--data", data, "--split", "test",
+        [sys.executable, "-m", "trainer.evaluate_checkpoint", "--checkpoint", checkpoint, "--data", data, "--split", "test",
          "--beam-size", "2", "--num-workers", "1", "--out", out],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "1"}, timeout=600)
     assert completed.returncode == 0, completed.stderr
@@ -92,8 +62,8 @@ def test_evaluate_cli_subprocess(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_under_accelerate_two_processes_covers_each_image_once(tiny, tmp_path):
-    checkpoint, data, _ = tiny
+def test_evaluate_under_accelerate_two_processes_covers_each_image_once(tiny_checkpoint, tmp_path):
+    checkpoint, data, _ = tiny_checkpoint
     single, sharded = tmp_path / "single.json", tmp_path / "sharded.json"
     common = ["--checkpoint", str(checkpoint), "--data", str(data), "--split", "test", "--beam-size", "2",
               "--num-workers", "1"]
@@ -102,9 +72,12 @@ def test_evaluate_under_accelerate_two_processes_covers_each_image_once(tiny, tm
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-         "-m", "trainer.evaluate", *common, "--out", str(sharded)],
+         "-m", "trainer.evaluate_checkpoint", *common, "--out", str(sharded)],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
     assert completed.returncode == 0, completed.stderr
     check_outputs(completed.stdout, sharded)
-    by_id = lambda path: {row["image_id"]: row["caption"] for row in json.loads(path.read_text())}
+
+    def by_id(path):
+        return {row["image_id"]: row["caption"] for row in json.loads(path.read_text())}
+
     assert by_id(sharded) == by_id(single)

@@ -1,0 +1,47 @@
+"""Reading a prepared dataset's ``manifest.json`` (written by data_pipelines.prepare and data_pipelines.features) and
+fingerprinting the dataset it describes."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST_FILE = "manifest.json"
+
+
+def read_manifest(root) -> dict:
+    """``root/manifest.json`` checked for ``{"splits": {split: {"shards": [names], "images": n, "captions": n}}}``."""
+    path = Path(root) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; is {root} a directory written by data_pipelines.prepare "
+                                f"(or data_pipelines.features)?")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict):
+        raise ValueError(f"{path}: expected an object with key 'splits' mapping split names to their shards")
+    for split, entry in splits.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("shards"), list) and isinstance(entry.get("images"), int)):
+            raise ValueError(f"{path}: splits.{split} must have 'shards' (list of file names) and 'images' (int), "
+                             f"got {entry!r}")
+        missing = [name for name in entry["shards"] if not (Path(root) / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path}: splits.{split} lists shard(s) missing from {root}: {missing[:5]}")
+    return manifest
+
+
+def manifest_sha256(root) -> str:
+    """sha256 of ``root/manifest.json``."""
+    return hashlib.sha256((Path(root) / MANIFEST_FILE).read_bytes()).hexdigest()
+
+
+def dataset_fingerprint(root) -> str:
+    """sha256 of ``root/manifest.json`` and the byte size of every shard it lists: cheap (no shard is read) yet it
+    tells apart two datasets whose manifests alone look the same (same counts, different images)."""
+    digest = hashlib.sha256((Path(root) / MANIFEST_FILE).read_bytes())
+    for split, entry in sorted(read_manifest(root)["splits"].items()):
+        for name in entry["shards"]:
+            digest.update(f"{split}/{name}:{(Path(root) / name).stat().st_size};".encode())
+    return digest.hexdigest()

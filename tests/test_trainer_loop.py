@@ -1,0 +1,121 @@
+"""trainer.loop driven step by step in this process (no subprocess): one micro-batch, logging, validation and
+checkpoint cadence, the finishing checkpoint, and the data position a checkpoint records."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+
+from data_pipelines.stream import build_train_loader
+from data_pipelines.vocab import Vocabulary
+from modeling import Captioner
+from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.config import captioner_config, load_config
+from trainer.loop import TrainingLoop, data_position
+from trainer.train_state import Progress
+
+TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
+        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
+        "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=2", "eval.every_steps=2",
+        "checkpoint.every_steps=3", "checkpoint.keep_last=5"]
+
+
+class RecordingLog:
+    def __init__(self):
+        self.scalar_steps, self.validation_steps = [], []
+
+    def scalars(self, values: dict, step: int) -> None:
+        assert set(values) >= {"train/loss", "train/ce", "train/attention_reg", "train/grad_norm", "train/lr"}
+        self.scalar_steps.append(step)
+
+    def validation(self, result, step: int) -> None:
+        self.validation_steps.append(step)
+
+
+class NoStop:
+    requested, signal_name = False, None
+
+    def poll(self, accelerator) -> bool:
+        return False
+
+
+def make_loop(data: Path, output_dir: Path, *overrides: str) -> TrainingLoop:
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    config = load_config(None, [f"data.root={data}", f"output_dir={output_dir}", *TINY, *overrides])
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=config.train.grad_accum_steps,
+                              step_scheduler_with_optimizer=False)
+    vocab = Vocabulary.load(data / "vocab.json")
+    torch.manual_seed(0)
+    model = Captioner(captioner_config(config.model, vocab))
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.optim.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, Progress(), RecordingLog(), NoStop())
+
+
+def first_batch(loop: TrainingLoop) -> dict:
+    loader = build_train_loader(loop.config.data.root, loop.vocab, loop.loader_options)
+    loop.state.batches_per_epoch = len(loader)
+    return next(iter(loader))
+
+
+def test_train_step_updates_weights_and_progress(tiny_prepared, tmp_path):
+    loop = make_loop(tiny_prepared, tmp_path)
+    before = [p.detach().clone() for p in loop.unwrapped.trainable_parameters()]
+    assert loop.train_step(first_batch(loop), batch_index=0) is True
+    assert loop.progress.step == 1 and loop.progress.batch_in_epoch == 1 and loop.progress.samples_seen == 2
+    assert loop.state.step_losses.shape == (3,) and torch.isfinite(loop.state.step_losses).all()
+    assert loop.state.micro_batch_losses == []
+    after = list(loop.unwrapped.trainable_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_grad_accumulation_completes_a_step_every_second_micro_batch(tiny_prepared, tmp_path):
+    loop = make_loop(tiny_prepared, tmp_path, "train.grad_accum_steps=2")
+    batch = first_batch(loop)
+    assert loop.train_step(batch, 0) is False and loop.progress.step == 0 and len(loop.state.micro_batch_losses) == 1
+    assert loop.train_step(batch, 1) is True and loop.progress.step == 1 and loop.progress.samples_seen == 4
+
+
+def test_log_validate_checkpoint_cadence(tiny_prepared, tmp_path):
+    loop = make_loop(tiny_prepared, tmp_path)
+    batch = first_batch(loop)
+    stops = []
+    for index in range(3):
+        assert loop.train_step(batch, index)
+        stops.append(loop.at_step_boundary())
+    assert stops == [False, False, True]  # max_steps=3
+    assert loop.log.scalar_steps == [2, 3]  # every 2 steps and at the last
+    assert loop.log.validation_steps == [2]
+    assert (tmp_path / "best").is_dir() and not step_checkpoint_dir(tmp_path, 2).exists()
+    assert verify_checkpoint(step_checkpoint_dir(tmp_path, 3))["step"] == 3
+    assert loop.state.checkpointed_step == 3 and loop.state.validated_step == 2
+    loop.finish()  # validates the last step once; step 3 is already checkpointed
+    assert loop.log.validation_steps == [2, 3]
+
+
+def test_run_trains_to_max_steps_and_checkpoints_the_data_position(tiny_prepared, tmp_path):
+    loop = make_loop(tiny_prepared, tmp_path, "train.max_steps=4", "checkpoint.every_steps=0", "eval.every_steps=0")
+    loop.run()
+    assert loop.progress.step == 4 and loop.log.validation_steps == [4]
+    state = verify_checkpoint(step_checkpoint_dir(tmp_path, 4))
+    batches = loop.state.batches_per_epoch  # 7 train images in batches of 2: 3 per epoch
+    assert batches == 3 and (state["epoch"], state["batch_in_epoch"]) == (1, 1)
+    assert json.loads((tmp_path / "checkpoints" / "step_00000004" / "trainer_state.json").read_text())["step"] == 4
+
+
+@pytest.mark.parametrize("stop_at_step", [2])
+def test_stop_at_step_checkpoints_without_final_validation(tiny_prepared, tmp_path, stop_at_step):
+    loop = make_loop(tiny_prepared, tmp_path, f"train.stop_at_step={stop_at_step}", "eval.every_steps=0")
+    loop.run()
+    assert loop.progress.step == stop_at_step and loop.log.validation_steps == []
+    assert verify_checkpoint(step_checkpoint_dir(tmp_path, stop_at_step))["step"] == stop_at_step
+
+
+def test_data_position_rolls_over_finished_epoch():
+    assert data_position(Progress(step=9, epoch=0, batch_in_epoch=9), batches_per_epoch=9).epoch == 1
+    assert data_position(Progress(step=9, epoch=0, batch_in_epoch=9), batches_per_epoch=9).batch_in_epoch == 0
+    assert data_position(Progress(step=4, epoch=2, batch_in_epoch=4), batches_per_epoch=9).epoch == 2

@@ -1,0 +1,196 @@
+"""The training loop: a small state object and named steps, read top to bottom in ``TrainingLoop.run``.
+
+Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). After each optimizer step
+``at_step_boundary`` logs the interval (``log_interval``), validates (``maybe_validate``) and checkpoints
+(``maybe_checkpoint``), in that order; stop requests are honoured only there. ``finish`` validates and checkpoints
+the last step once. Each step is a method, so tests drive them one by one without a subprocess.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate.utils import broadcast_object_list
+from tqdm.auto import tqdm
+
+from data_pipelines.stream import build_train_loader
+from data_pipelines.stream_samples import model_input
+from trainer.checkpoint import step_checkpoint_dir
+from trainer.losses import caption_loss
+from trainer.run_control import iterate_isolated
+from trainer.schedules import teacher_forcing_ratio
+from trainer.train_state import Progress, save_training_checkpoint
+from trainer.validation import validate
+
+logger = logging.getLogger("trainer.train")
+
+
+def data_position(progress: Progress, batches_per_epoch: int) -> Progress:
+    """The position saved in a checkpoint: a finished epoch is stored as the start of the next one."""
+    if progress.batch_in_epoch >= batches_per_epoch:
+        return Progress(**{**vars(progress), "epoch": progress.epoch + 1, "batch_in_epoch": 0})
+    return progress
+
+
+@dataclass
+class LoopState:
+    """What the loop carries between micro-batches besides the checkpointed ``Progress``."""
+
+    progress: Progress
+    batches_per_epoch: int = 0
+    micro_batch_losses: list[torch.Tensor] = field(default_factory=list)  # (loss, ce, attention_reg) per micro-batch
+    step_losses: torch.Tensor | None = None  # their mean over the last optimizer step
+    grad_norm: torch.Tensor | float = 0.0  # of the last optimizer step (before clipping)
+    teacher_forcing_ratio: float = 1.0  # used by the last optimizer step
+    lr: float = 0.0  # used by the last optimizer step
+    interval_start: float = field(default_factory=time.perf_counter)  # training time only (pauses are added back)
+    interval_samples: int = 0  # samples over all ranks since the last logged step
+    checkpointed_step: int | None = None
+    validated_step: int | None = None
+
+
+class TrainingLoop:
+    """Trains a prepared ``model`` (DDP-wrapped or not) until ``train.max_steps``, a stop request or ``stop_at_step``."""
+
+    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress: Progress, log, stop):
+        self.accelerator, self.config, self.model = accelerator, config, model
+        self.unwrapped = accelerator.unwrap_model(model)
+        self.optimizer, self.scheduler, self.vocab, self.log, self.stop = optimizer, scheduler, vocab, log, stop
+        done = progress.step if progress.step else None  # a resumed step was validated and checkpointed already
+        self.state = LoopState(progress, checkpointed_step=done, validated_step=done)
+        self.loader_options = config.train_loader_options()
+        self.bar = tqdm(total=config.train.max_steps, initial=progress.step, desc="train", dynamic_ncols=True,
+                        disable=not accelerator.is_main_process)
+
+    @property
+    def progress(self) -> Progress:
+        return self.state.progress
+
+    def run(self) -> None:
+        """Epoch after epoch: rebuild the epoch's loader, skip what a resumed checkpoint consumed, train."""
+        while not self.finished():
+            loader = build_train_loader(self.config.data.root, self.vocab, self.loader_options, epoch=self.progress.epoch,
+                                        rank=self.accelerator.process_index, world_size=self.accelerator.num_processes)
+            self.state.batches_per_epoch = len(loader)
+            for batch_index, batch in enumerate(iterate_isolated(loader)):
+                if batch_index < self.progress.batch_in_epoch:  # consumed before the checkpoint we resumed from
+                    continue
+                if self.train_step(batch, batch_index) and self.at_step_boundary():
+                    break
+            else:
+                self.progress.epoch, self.progress.batch_in_epoch = self.progress.epoch + 1, 0
+        self.finish()
+
+    def paused(self) -> bool:
+        """``train.stop_at_step`` reached before ``max_steps``: checkpoint and exit, to be resumed later."""
+        return 0 < self.config.train.stop_at_step <= self.progress.step < self.config.train.max_steps
+
+    def finished(self) -> bool:
+        return self.progress.step >= self.config.train.max_steps or self.stop.requested or self.paused()
+
+    def train_step(self, batch: dict, batch_index: int) -> bool:
+        """Forward and backward one micro-batch; True when it completed an optimizer step."""
+        state, progress, accelerator = self.state, self.progress, self.accelerator
+        state.teacher_forcing_ratio = teacher_forcing_ratio(progress.step, self.config.teacher_forcing)
+        with accelerator.accumulate(self.model):
+            inputs = model_input(batch).to(accelerator.device, non_blocking=True)
+            captions = batch["captions"].to(accelerator.device, non_blocking=True)
+            output = self.model(inputs, captions, teacher_forcing_ratio=state.teacher_forcing_ratio)
+            loss = caption_loss(output.logits, output.alphas, captions.flatten(0, 1), self.vocab.pad_id,
+                                self.config.loss.attention_lambda, self.config.loss.label_smoothing)
+            accelerator.backward(loss.total)
+            if accelerator.sync_gradients:
+                state.grad_norm = accelerator.clip_grad_norm_(self.unwrapped.trainable_parameters(),
+                                                              self.config.train.max_grad_norm or float("inf"))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        state.micro_batch_losses.append(torch.stack([loss.total, loss.cross_entropy, loss.attention_reg]).detach())
+        samples = len(batch["image_id"]) * accelerator.num_processes
+        progress.batch_in_epoch = batch_index + 1
+        progress.samples_seen += samples
+        state.interval_samples += samples
+        if not accelerator.sync_gradients:
+            return False
+        state.step_losses, state.micro_batch_losses = torch.stack(state.micro_batch_losses).mean(dim=0), []
+        state.lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        progress.step += 1
+        self.bar.update(1)
+        return True
+
+    def at_step_boundary(self) -> bool:
+        """Log, validate, checkpoint after an optimizer step; True when the loop must stop here."""
+        self.log_interval()
+        paused_at = time.perf_counter()
+        self.maybe_validate()
+        self.maybe_checkpoint()
+        self.state.interval_start += time.perf_counter() - paused_at  # samples/s counts training time only
+        return self.progress.step >= self.config.train.max_steps or self.stop.poll(self.accelerator) or self.paused()
+
+    def log_interval(self) -> None:
+        """Every ``logging.every_steps`` (and at the last step): rank-averaged losses and grad norm, lr, samples/s."""
+        step, every = self.progress.step, self.config.logging.every_steps
+        if step % every != 0 and step != self.config.train.max_steps:
+            return
+        state, device = self.state, self.accelerator.device
+        norm = torch.as_tensor(state.grad_norm, dtype=torch.float32, device=device).reshape(1)
+        values = self.accelerator.reduce(torch.cat([state.step_losses.float(), norm]), reduction="mean").tolist()
+        elapsed = time.perf_counter() - state.interval_start
+        scalars = {"train/loss": values[0], "train/ce": values[1], "train/attention_reg": values[2],
+                   "train/grad_norm": values[3], "train/teacher_forcing_ratio": state.teacher_forcing_ratio,
+                   "train/lr": state.lr, "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9)}
+        self.log.scalars(scalars, step)
+        self.bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{state.lr:.2e}", sps=f"{scalars['train/samples_per_s']:.1f}")
+        state.interval_start, state.interval_samples = time.perf_counter(), 0
+
+    def maybe_validate(self) -> None:
+        every = self.config.eval.every_steps
+        if every and self.progress.step % every == 0:
+            self.validate()
+
+    def maybe_checkpoint(self) -> None:
+        every = self.config.checkpoint.every_steps
+        if every and self.progress.step % every == 0:
+            self.checkpoint()
+
+    def validate(self) -> None:
+        """Score the eval split, log it, and keep ``output_dir/best`` when CIDEr-D improved (every rank calls this)."""
+        progress, accelerator = self.progress, self.accelerator
+        result = validate(accelerator, self.unwrapped, self.vocab, self.config)
+        cider = result.metrics.get("CIDEr") if accelerator.is_main_process else None
+        cider = broadcast_object_list([cider])[0]
+        if accelerator.is_main_process:
+            self.log.validation(result, progress.step)
+            logger.info("step %d validation on %d images: %s", progress.step, result.num_images,
+                        {name: round(value, 4) for name, value in result.metrics.items()})
+        self.state.validated_step = progress.step
+        if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
+            progress.best_cider, progress.best_step = cider, progress.step
+            self.save(Path(self.config.output_dir) / "best", keep_last=None)
+
+    def checkpoint(self) -> None:
+        """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""
+        self.save(step_checkpoint_dir(self.config.output_dir, self.progress.step), self.config.checkpoint.keep_last)
+        self.state.checkpointed_step = self.progress.step
+
+    def save(self, target: Path, keep_last: int | None) -> None:
+        position = data_position(self.progress, self.state.batches_per_epoch)
+        save_training_checkpoint(self.accelerator, target, self.unwrapped, self.optimizer, self.scheduler, self.vocab,
+                                 self.config, position, keep_last)
+
+    def finish(self) -> None:
+        """After the loop: validate the last step unless stopping early, and checkpoint it once."""
+        self.bar.close()
+        step = self.progress.step
+        if self.stop.requested:
+            logger.warning("stop requested (signal %s): saving a checkpoint at step %d and exiting",
+                           self.stop.signal_name, step)
+        elif self.paused():
+            logger.info("train.stop_at_step=%d reached: checkpointing; continue with --resume latest", step)
+        elif self.state.validated_step != step:
+            self.validate()
+        if self.state.checkpointed_step != step:
+            self.checkpoint()

@@ -1,0 +1,33 @@
+"""Where a run's numbers go: TensorBoard (through Accelerate) and ``output_dir/train_log.jsonl``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from accelerate import Accelerator
+
+LOG_FILE = "train_log.jsonl"
+
+
+class RunLog:
+    """Scalars to TensorBoard and, on the main process, one JSON line per call to ``output_dir/train_log.jsonl``."""
+
+    def __init__(self, accelerator: Accelerator, output_dir: Path):
+        self.accelerator = accelerator
+        self.path = Path(output_dir) / LOG_FILE
+
+    def scalars(self, values: dict, step: int) -> None:
+        self.accelerator.log(values, step=step)
+        if self.accelerator.is_main_process:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": step, **values}) + "\n")
+
+    def validation(self, result, step: int) -> None:
+        """``val/*`` scalars, the sample captions (text) and attention overlays (image) of one validation."""
+        self.scalars({f"val/{name}": value for name, value in result.metrics.items()}, step)
+        if self.accelerator.is_main_process:
+            writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
+            writer.add_text("val/samples", result.samples_markdown, step)
+            if result.attention_image is not None:
+                writer.add_image("val/attention", result.attention_image, step)
+            writer.flush()
