@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench_loader import bench_vocab, write_bench_dataset
 
-from data_pipelines.stream import build_train_loader
+from data_pipelines.stream import TrainLoaderOptions, build_train_loader
 from data_pipelines.train_stream import build_lane_loader
 
 IMAGE_SIZE, GLOBAL_BATCH, MICRO_BATCH = 224, 64, 32
@@ -39,9 +39,10 @@ def seconds_to_batch(loader, index: int) -> float:
 def measure(root: Path, resume_step: int, steps: int) -> dict:
     vocab, lanes = bench_vocab(), range(0, GLOBAL_BATCH // MICRO_BATCH)
     options = dict(image_size=IMAGE_SIZE, captions_per_image=2, num_workers=0)
-    epoch = build_lane_loader(root, vocab, GLOBAL_BATCH, MICRO_BATCH, lanes, **options)
-    fast = build_lane_loader(root, vocab, GLOBAL_BATCH, MICRO_BATCH, lanes, start_step=resume_step, **options)
-    old = build_train_loader(root, vocab, batch_size=GLOBAL_BATCH, **options)  # 1 process: its micro-batch = global
+    micro = TrainLoaderOptions(batch_size=MICRO_BATCH, **options)
+    epoch = build_lane_loader(root, vocab, micro, GLOBAL_BATCH, lanes)
+    fast = build_lane_loader(root, vocab, micro, GLOBAL_BATCH, lanes, start_step=resume_step)
+    old = build_train_loader(root, vocab, TrainLoaderOptions(batch_size=GLOBAL_BATCH, **options))  # 1 process
     return {"epoch": seconds_to_batch(epoch, len(epoch) - 1),
             "decode_and_skip": seconds_to_batch(old, resume_step),
             "member_skip": seconds_to_batch(fast, 0)}

@@ -27,7 +27,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
-from data_pipelines.stream import _cycle_shards, _decoder, _split_shards, _worker_index
+from data_pipelines.stream import TrainLoaderOptions, _cycle_shards, _decoder, _split_shards, _worker_index
 from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples,
                                            stream_seed)
 from data_pipelines.transforms import train_transform
@@ -66,17 +66,19 @@ class LaneStream(IterableDataset):
         random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)
         return order[lane * self.readers + reader::self.lanes * self.readers]
 
-    def _raw_samples(self, lane: int, reader: int, seed: int) -> Iterator[dict]:
-        """Undecoded samples, pass after pass over the reader's shards (the buffer drains at the end of a pass)."""
+    def _raw_samples(self, lane: int, reader: int, seed: int) -> Iterator[tuple[int, dict]]:
+        """(pass number, undecoded sample), pass after pass over the reader's shards (the buffer drains at the end of
+        each pass, so no image comes round again before all were seen)."""
         shard_rng, buffer_rng = random.Random(stream_seed(seed, "shards")), random.Random(stream_seed(seed, "buffer"))
         shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
-        for shard_pass in _cycle_shards(self.reader_shards(lane, reader), self.resampled, shard_rng):
+        for number, shard_pass in enumerate(_cycle_shards(self.reader_shards(lane, reader), self.resampled, shard_rng)):
             yielded = 0
             for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
                 yielded += 1
-                yield raw
+                yield number, raw
             if yielded == 0:
-                raise RuntimeError(f"lane {lane} reader {reader}: shards {shard_pass} hold no readable sample")
+                raise RuntimeError(f"lane {lane} reader {reader}: shards {sorted(set(shard_pass))} hold no readable "
+                                   f"sample")
 
     def _pieces(self, lane: int, reader: int) -> Iterator[dict]:
         seed = stream_seed(self.seed, self.epoch, "lane", lane, reader)
@@ -84,14 +86,20 @@ class LaneStream(IterableDataset):
         position = self.start_step * self.piece_size
         for _ in range(position):  # resume: skip consumed samples as tar members, never decoded
             next(raw)
+        good_pass = None  # the last pass in which a sample decoded (at first: the pass reading starts in)
         for step in range(self.start_step, self.steps_per_epoch):
             samples = []
             while len(samples) < self.piece_size:
-                sample = next(raw)
+                number, sample = next(raw)
+                good_pass = number if good_pass is None else good_pass
+                if number > good_pass + 1:
+                    raise RuntimeError(f"lane {lane} reader {reader}: a whole pass over shards "
+                                       f"{self.reader_shards(lane, reader)} decoded nothing (see the broken-sample log)")
                 generator = torch.Generator().manual_seed(stream_seed(seed, "transform", position))
                 position += 1
                 try:
                     samples.append(self.decoder(sample, generator))
+                    good_pass = number
                 except Exception as error:  # noqa: BLE001 - an undecodable sample is skipped, never fatal
                     self.broken(error)
             yield collate_train(samples, self.vocab, self.captions_per_image, self.max_caption_len,
@@ -137,17 +145,17 @@ class LaneLoader:
         return self.stream.broken.count
 
 
-def build_lane_loader(root, vocab, global_batch_size: int, micro_batch_size: int, lanes: range, epoch: int = 0,
-                      start_step: int = 0, seed: int = 0, num_workers: int = 2, captions_per_image: int = 1,
-                      max_caption_len: int | None = 20, image_size: int = 224, features_root=None,
-                      augment: bool = False, resampled: bool = False, split: str = "train",
-                      shuffle_buffer: int = 1000) -> LaneLoader:
-    """Loader of ``lanes`` (this process's, from ``trainer.batch_plan.BatchPlan.lanes_of``) for one epoch.
+def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_size: int, lanes: range, epoch: int = 0,
+                      start_step: int = 0, broken: BrokenSampleCounter | None = None) -> LaneLoader:
+    """Loader of ``lanes`` (this process's, from ``trainer.batch_plan.BatchPlan.lanes_of``) for one epoch, with
+    micro-batches of ``options.batch_size`` images; ``broken`` may be shared between the epochs of a run.
 
-    Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}`` with
-    ``B = micro_batch_size``; for each step from ``start_step``, one batch per lane in lane order.
+    Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``; for each
+    step from ``start_step``, one batch per lane in lane order.
     """
-    if global_batch_size % micro_batch_size:
+    micro_batch_size, num_workers, split = options.batch_size, options.num_workers, options.split
+    features_root, resampled = options.features_root, options.resampled
+    if micro_batch_size < 1 or global_batch_size % micro_batch_size:
         raise ValueError(f"global batch {global_batch_size} is not a multiple of the micro-batch {micro_batch_size}")
     total_lanes, readers = global_batch_size // micro_batch_size, max(1, num_workers)
     if micro_batch_size % readers:
@@ -155,9 +163,9 @@ def build_lane_loader(root, vocab, global_batch_size: int, micro_batch_size: int
                          f"worker reads an equal share of every micro-batch")
     if not (lanes and 0 <= lanes[0] and lanes[-1] < total_lanes):
         raise ValueError(f"lanes {list(lanes)} are not within the {total_lanes} lanes of a global batch")
-    if augment and features_root is not None:
+    if options.augment and features_root is not None:
         raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
-    shards, entry = _split_shards(root, split, features_root, image_size)
+    shards, entry = _split_shards(root, split, features_root)
     if not resampled and len(shards) < total_lanes * readers:
         raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {total_lanes} lane(s) (global batch "
                          f"{global_batch_size} / micro-batch {micro_batch_size}) x {readers} worker(s) = "
@@ -168,9 +176,11 @@ def build_lane_loader(root, vocab, global_batch_size: int, micro_batch_size: int
         raise ValueError(f"{split}: {entry['images']} image(s) do not fill one global batch of {global_batch_size}")
     if not 0 <= start_step < steps_per_epoch:
         raise ValueError(f"start_step {start_step} is outside the epoch's {steps_per_epoch} steps")
-    stream = LaneStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, train_transform(image_size, augment)),
+    transform = train_transform(options.image_size, options.augment)
+    stream = LaneStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, transform),
                         piece_size=micro_batch_size // readers, steps_per_epoch=steps_per_epoch, start_step=start_step,
                         my_lanes=tuple(lanes), lanes=total_lanes, readers=readers,
-                        captions_per_image=captions_per_image, max_caption_len=max_caption_len, seed=seed,
-                        epoch=epoch, resampled=resampled, shuffle_buffer=shuffle_buffer, broken=BrokenSampleCounter())
+                        captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,
+                        seed=options.seed, epoch=epoch, resampled=resampled, shuffle_buffer=options.shuffle_buffer,
+                        broken=broken or BrokenSampleCounter())
     return LaneLoader(stream, num_workers, vocab.pad_id)

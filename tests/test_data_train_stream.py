@@ -3,12 +3,13 @@ that skips consumed samples as tar members yet yields the batches of a straight 
 import pytest
 import torch
 
+from data_pipelines.stream import TrainLoaderOptions
 from data_pipelines.stream_samples import SampleDecoder
 from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 from test_data_stream import WORDS, captions_for, write_dataset
 
-OPTIONS = dict(global_batch_size=8, micro_batch_size=4, image_size=32, captions_per_image=2, seed=5, epoch=1)
+OPTIONS = dict(batch_size=4, image_size=32, captions_per_image=2, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,9 @@ def vocab():
     return Vocabulary.build((c for i in range(len(WORDS)) for c in captions_for(i)), min_freq=1)
 
 
-def batches(dataset, vocab, lanes, **kwargs):
-    return list(build_lane_loader(dataset, vocab, lanes=lanes, **{**OPTIONS, **kwargs}))
+def batches(dataset, vocab, lanes, global_batch_size=8, start_step=0, **options):
+    options = TrainLoaderOptions(**{**OPTIONS, **options})
+    return list(build_lane_loader(dataset, vocab, options, global_batch_size, lanes, epoch=1, start_step=start_step))
 
 
 def assert_same_batches(got, expected):
@@ -66,6 +68,6 @@ def test_settings_that_do_not_divide_are_errors(dataset, vocab):
     with pytest.raises(ValueError, match=r"micro-batch 4 is not divisible by data.num_workers=3"):
         batches(dataset, vocab, range(0, 2), num_workers=3)
     with pytest.raises(ValueError, match=r"8 shard\(s\) cannot feed 8 lane\(s\) .* x 2 worker\(s\) = 16 readers"):
-        batches(dataset, vocab, range(0, 4), micro_batch_size=2, num_workers=2, global_batch_size=16)
+        batches(dataset, vocab, range(0, 4), batch_size=2, num_workers=2, global_batch_size=16)
     with pytest.raises(ValueError, match="start_step 6 is outside the epoch's 6 steps"):
         batches(dataset, vocab, range(0, 2), start_step=6)
