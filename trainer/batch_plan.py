@@ -60,3 +60,10 @@ def plan_batches(world_size: int, global_batch_size: int = 0, micro_batch_size: 
         raise ValueError(f"train.global_batch_size={global_batch_size} / {world_size} process(es) = {per_process} "
                          f"images per process is not a multiple of train.micro_batch_size={micro}")
     return BatchPlan(global_batch_size, micro, per_process // micro, world_size)
+
+
+def plan_for(train, world_size: int) -> BatchPlan:
+    """The plan of a config's ``train`` section (``trainer.config.TrainSection``) for ``world_size`` processes."""
+    legacy_batch = train.batch_size if train.batch_size is not None else (0 if train.global_batch_size else 32)
+    return plan_batches(world_size, train.global_batch_size, train.micro_batch_size, legacy_batch,
+                        train.grad_accum_steps)

@@ -58,9 +58,12 @@ class DataConfig:
 
 @dataclass
 class TrainSection:
-    batch_size: int = 32  # images per process per micro-batch
-    max_steps: int = 1000  # optimizer steps
-    grad_accum_steps: int = 1
+    """``global_batch_size`` (+ ``micro_batch_size`` cap) or legacy ``batch_size`` x ``grad_accum_steps``: batch_plan"""
+    global_batch_size: int = 0  # images per optimizer step over all processes (0: use batch_size)
+    micro_batch_size: int = 0  # cap on the images per forward/backward of one process (0: no cap)
+    batch_size: Optional[int] = None  # legacy: images per process per micro-batch
+    max_steps: int = 1000  # optimizer steps of the global batch
+    grad_accum_steps: int = 1  # legacy, with batch_size
     max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
 
@@ -122,6 +125,12 @@ class CheckpointConfig:
 @dataclass
 class LoggingConfig:
     every_steps: int = 10
+    image_ids: bool = False  # write output_dir/image_ids.jsonl: the image ids of every step's global batch
+
+
+@dataclass
+class DistributedConfig:
+    timeout_s: float = 1800.0  # process-group timeout; a rank silent this long is reported lost and the run exits
 
 
 @dataclass
@@ -139,14 +148,15 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def train_loader_options(self) -> TrainLoaderOptions:
+    def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
         """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
         data = self.data
-        return TrainLoaderOptions(batch_size=self.train.batch_size, seed=self.seed, num_workers=data.num_workers,
+        return TrainLoaderOptions(batch_size=micro_batch_size, seed=self.seed, num_workers=data.num_workers,
                                   captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
                                   image_size=data.image_size, features_root=data.features, augment=data.augment,
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
@@ -254,7 +264,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
 def validate(config: TrainConfig) -> None:
     """Range checks that types alone cannot express."""
     checks = {
-        "train.batch_size": config.train.batch_size >= 1,
+        "train.global_batch_size": config.train.global_batch_size >= 0,
+        "train.micro_batch_size": config.train.micro_batch_size >= 0,
+        "train.batch_size": config.train.batch_size is None or config.train.batch_size >= 1,
         "train.max_steps": config.train.max_steps >= 1,
         "train.grad_accum_steps": config.train.grad_accum_steps >= 1,
         "train.max_grad_norm": config.train.max_grad_norm >= 0,
@@ -271,6 +283,7 @@ def validate(config: TrainConfig) -> None:
         "logging.every_steps": config.logging.every_steps >= 1,
         "data.captions_per_image": config.data.captions_per_image >= 1,
         "data.num_workers": config.data.num_workers >= 0,
+        "distributed.timeout_s": config.distributed.timeout_s > 0,
     }
     bad = [key for key, ok in checks.items() if not ok]
     if bad:
@@ -285,15 +298,3 @@ def _lookup(config: TrainConfig, key: str) -> Any:
         node = getattr(node, part)
     return node
 
-
-def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested dict -> ``{"train.batch_size": 32, ...}``, None as "none" (init_trackers takes scalars only)."""
-    flat: dict = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_scalars(value, f"{prefix}{key}."))
-        elif isinstance(value, (list, tuple)):
-            flat[prefix + key] = json.dumps(value)
-        else:
-            flat[prefix + key] = "none" if value is None else value
-    return flat
