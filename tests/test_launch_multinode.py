@@ -9,7 +9,7 @@ from distributed_runs import ENV, PYTHON, REPO, bounded, make_dataset, free_port
 from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.slow
-STEPS = ["train.max_steps=4", "checkpoint.every_steps=4", "train.batch_size=4"]
+STEPS = ["train.max_steps=4", "checkpoint.every_steps=4", "train.global_batch_size=8", "train.micro_batch_size=4"]
 
 
 def test_loopback_two_machines_match_one_machine_two_processes(tmp_path):
