@@ -1,6 +1,7 @@
 """Lane-ordered training stream: the same images per step for any split of the lanes over processes, and a resume
 that skips consumed samples as tar members yet yields the batches of a straight run."""
 import pytest
+import webdataset as wds
 import torch
 
 from data_pipelines.stream import TrainLoaderOptions
@@ -71,3 +72,14 @@ def test_settings_that_do_not_divide_are_errors(dataset, vocab):
         batches(dataset, vocab, range(0, 4), batch_size=2, num_workers=2, global_batch_size=16)
     with pytest.raises(ValueError, match="start_step 6 is outside the epoch's 6 steps"):
         batches(dataset, vocab, range(0, 2), start_step=6)
+
+
+def test_a_reader_whose_samples_never_decode_is_an_error_not_an_endless_loop(tmp_path, vocab):
+    root = write_dataset(tmp_path / "broken", {"train": [3, 3]})
+    for shard in root.glob("train-*.tar"):  # same members, undecodable JPEG bytes
+        samples = list(wds.WebDataset(str(shard), shardshuffle=False))
+        with wds.TarWriter(str(shard)) as writer:
+            for sample in samples:
+                writer.write({"__key__": sample["__key__"], "jpg": b"not a jpeg", "json": sample["json"]})
+    with pytest.raises(RuntimeError, match="a whole pass over shards .* decoded nothing"):
+        batches(root, vocab, range(0, 1), global_batch_size=4, num_workers=0)

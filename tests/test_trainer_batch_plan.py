@@ -1,7 +1,8 @@
 """train.global_batch_size -> per-process micro-batch and gradient accumulation for each world size."""
 import pytest
 
-from trainer.batch_plan import plan_batches
+from trainer.batch_plan import plan_batches, plan_for
+from trainer.config import TrainSection
 
 
 @pytest.mark.parametrize("world_size, micro, accumulation", [(1, 32, 8), (2, 32, 4), (4, 32, 2), (8, 32, 1)])
@@ -44,3 +45,11 @@ def test_indivisible_or_mixed_settings_are_errors(kwargs, message):
     with pytest.raises(ValueError) as error:
         plan_batches(**kwargs)
     assert message in str(error.value)
+
+
+def test_config_sections_map_to_plans():
+    assert plan_for(TrainSection(), 2).describe() == "global batch 64 = 2 process(es) x micro-batch 32 x accumulation 1"
+    section = TrainSection(global_batch_size=64, micro_batch_size=16)
+    assert (plan_for(section, 2).micro_batch_size, plan_for(section, 2).accumulation) == (16, 2)
+    with pytest.raises(ValueError, match="not both"):
+        plan_for(TrainSection(global_batch_size=64, batch_size=32), 1)
