@@ -10,7 +10,7 @@ from distributed_runs import PYTHON, free_port, logged, make_dataset, run, train
 from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.gpu
-STEPS = ["train.batch_size=4", "checkpoint.every_steps=2"]
+STEPS = ["train.global_batch_size=4", "checkpoint.every_steps=2"]
 
 
 @pytest.fixture(scope="module")
