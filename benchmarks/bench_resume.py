@@ -1,6 +1,6 @@
 """Cost of resuming at 90% of an epoch: tar-member-level skip vs decode-and-skip, as fractions of reading the epoch.
 
-    python benchmarks/bench_resume.py [--quick] [--json PATH]
+    python -m benchmarks.bench_resume [--quick] [--json PATH]
 
 Three measurements on the same JPEG shards (340x256, transformed to 224 px), in one process (num_workers=0), each
 repeated 3 times interleaved; the best run counts (shared machine):
@@ -13,14 +13,13 @@ Target: member_skip / epoch < 0.10.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from bench_loader import bench_vocab, write_bench_dataset
-
+from benchmarks.bench_loader import bench_vocab, write_bench_dataset
+from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.stream import TrainLoaderOptions, build_train_loader
 from data_pipelines.train_stream import build_lane_loader
 
@@ -49,10 +48,7 @@ def measure(root: Path, resume_step: int, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="640 images instead of 2,560")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, "640 images instead of 2,560").parse_args()
     num_images = 640 if args.quick else 2560
     steps = num_images // GLOBAL_BATCH
     resume_step = (9 * steps) // 10
@@ -66,8 +62,7 @@ def main() -> None:
               "decode_and_skip_fraction_of_epoch": best["decode_and_skip"] / best["epoch"],
               "member_skip_fraction_of_epoch": best["member_skip"] / best["epoch"]}
     print(json.dumps(result, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "bench_memory.py": "Peak RSS as the dataset grows 10x",
     "bench_metrics.py": "Our metrics vs pycocoevalcap 1.2",
     "bench_prepare.py": "prepare --workers 2 vs --workers 1",
+    "bench_resume.py": "Resume at 90% of an epoch: tar-member skip vs decode-and-skip",
 }
 
 
