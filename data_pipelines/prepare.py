@@ -24,12 +24,11 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .atomic_dir import install_dir, staging_dir
-from .image_files import INPUT_FORMATS, upright, upright_size
+from .image_files import INPUT_FORMATS, to_rgb, upright, upright_size
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
@@ -51,24 +50,6 @@ class PrepareOptions:
     jpeg_quality: int = 95
     seed: int = 0  # order of the train split's samples across shards
     overwrite: bool = False
-
-
-def _to_rgb(image: Image.Image, raw_mode: str) -> tuple[Image.Image, str | None]:
-    """RGB image plus a note describing the conversion (None when the input was 8-bit RGB already)."""
-    mode = image.mode
-    if mode == "RGB":
-        return image, ("16-bit RGB -> 8-bit RGB" if raw_mode.startswith("RGB;16") else None)
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit greyscale (PNG): scale 0..65535 to 0..255
-        pixels = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(pixels, "L").convert("RGB"), f"16-bit greyscale ({mode}) -> RGB"
-    if mode == "F":
-        pixels = np.clip(np.asarray(image, dtype=np.float64), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(pixels, "L").convert("RGB"), "32-bit float greyscale (F) -> RGB"
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB"), f"{mode} -> RGB (alpha composited on white)"
-    return image.convert("RGB"), f"{mode} -> RGB"
 
 
 def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
@@ -93,7 +74,7 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
                 decoded.draft(decoded.mode, (int(width * scale) + 1, int(height * scale) + 1))
             decoded.load()
             turned, orientation = upright(decoded)
-            rgb, note = _to_rgb(turned, raw_mode)
+            rgb, note = to_rgb(turned, raw_mode)
         width, height = upright_size(width, height, orientation)
         if scale < 1:
             target = (max(1, round(width * scale)), max(1, round(height * scale)))  # upright sides

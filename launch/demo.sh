@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole framework in one command, offline, on 2 CPU cores (or every GPU there is):
 #   synthetic dataset -> prepare karpathy -> feature cache -> accelerate launch trainer/train.py
-#   -> trainer.evaluate_checkpoint (test split) -> trainer.caption (a few test images, attention PNGs) -> summary.
+#   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
@@ -116,10 +116,9 @@ else
   launcher=("$python" -m accelerate.commands.launch --config_file launch/cpu_2proc.yaml)
 fi
 train_dir="$work/train"
-resume=()
-if [ -d "$train_dir/checkpoints" ]; then resume=(--resume latest); fi
-stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml"
-"${launcher[@]}" trainer/train.py --config configs/demo.yaml "${resume[@]}" \
+stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml --resume auto"
+# --resume auto: a rerun continues (or finds the run finished); a first run starts fresh
+"${launcher[@]}" trainer/train.py --config configs/demo.yaml --resume auto \
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
   model.encoder_weights="$weights" \
   "${overrides[@]}"
@@ -128,10 +127,10 @@ unset OMP_NUM_THREADS
 checkpoint="$train_dir/best"
 [ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
 
-# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics.
+# 4. Evaluate on the test split (batched beam search), COCO-results JSON + metrics + the HTML report.
 stage "evaluate $checkpoint on the test split"
 "$python" -m trainer.evaluate_checkpoint --checkpoint "$checkpoint" --data "$work/prepared" --features "$work/features" \
-  --split test --out "$work/results_test.json" | tee "$work/evaluate.log"
+  --split test --out "$work/results_test.json" --report "$work/report" | tee "$work/evaluate.log"
 metrics="$(tail -n 1 "$work/evaluate.log")"
 
 # 5. Caption a few test images from their files, with one attention PNG per image.
@@ -165,5 +164,6 @@ echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
 echo "test results:    $work/results_test.json"
 echo "attention maps:  $work/attention"
 echo "tensorboard:     tensorboard --logdir $train_dir"
+echo "report:          $work/report/index.html   (open it in a browser: table, curves, gallery)"
 echo "test metrics:"
 echo "$metrics"

@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 
 from trainer import evaluate_checkpoint as evaluate_cli
-from trainer.metrics import METRIC_NAMES
+from trainer.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
 
 from conftest import REPO, TINY_IMAGE_SIZE as IMAGE_SIZE, TINY_TEST_IMAGES as TEST_IMAGES
 
 
 def check_outputs(stdout: str, results_path: Path) -> dict:
     metrics = json.loads(stdout.strip().splitlines()[-1])
-    assert set(metrics) == set(METRIC_NAMES)
+    assert set(METRIC_NAMES) <= set(metrics) <= set(METRIC_NAMES) | set(OPTIONAL_METRIC_NAMES)  # METEOR needs Java
     assert all(isinstance(value, float) and 0.0 <= value for value in metrics.values())
     results = json.loads(results_path.read_text())
     assert len(results) == TEST_IMAGES
     assert len({row["image_id"] for row in results}) == TEST_IMAGES
-    assert all(set(row) == {"image_id", "caption"} and isinstance(row["caption"], str) for row in results)
+    assert all(set(row) == {"image_id", "caption", "scores"} and isinstance(row["caption"], str) for row in results)
+    assert all(set(row["scores"]) == set(metrics) for row in results)  # each image's own scores
     return metrics
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer.metrics import meteor
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["model.hidden_dim=32", "model.attention_dim=32", "train.global_batch_size=8", "train.micro_batch_size=4",
          "train.max_steps=4", "eval.batch_size=8", "eval.max_len=6", "eval.every_steps=2", "checkpoint.every_steps=2", "logging.every_steps=1"]
@@ -32,11 +34,15 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     assert state["world_size"] == 2  # the CPU path launched two processes
     assert (work / "train" / "checkpoints" / "step_00000004" / "model.safetensors").is_file()
     results = json.loads((work / "results_test.json").read_text())
-    assert len(results) == 6 and all(set(r) == {"image_id", "caption"} for r in results)
+    assert len(results) == 6 and all(set(r) == {"image_id", "caption", "scores"} for r in results)
     assert len(list((work / "attention").glob("*.png"))) == 4
     assert "blind baseline" in first.stdout and "tensorboard --logdir" in first.stdout
+    assert f"report:          {work}/report/index.html" in first.stdout and (work / "report" / "index.html").is_file()
+    if meteor.unavailable_reason() is None:  # with Java, validation logs METEOR (TensorBoard and train_log.jsonl)
+        assert '"val/METEOR"' in (work / "train" / "train_log.jsonl").read_text()
     metrics = json.loads(first.stdout.strip().splitlines()[-1])
-    assert set(metrics) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
+    assert {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"} <= set(metrics) <= \
+        {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L", "METEOR"}  # METEOR where Java is
 
     second = run_demo(work)
     for stage in ("synthetic dataset: reusing", "prepare: reusing", "feature cache: reusing"):

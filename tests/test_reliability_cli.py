@@ -68,9 +68,7 @@ def test_demo_reuses_only_what_was_built_from_the_same_inputs(tmp_path):
     user = ["--karpathy-json", mine, "--images", tmp_path / "mine"]
     first = run_demo(work, python, *user)
     assert first.returncode == 3 and "FAKE STAGE data_pipelines.prepare" in first.stdout  # built, not reused
-    recorded = json.loads((work / "demo_inputs.json").read_text())
-    assert recorded["karpathy_json"] == str(mine) and recorded["image_size"] == "128"
-    (work / "prepared").mkdir()
+    (work / "prepared").mkdir(parents=True)
     (work / "prepared" / "manifest.json").write_text("{}")  # as if prepare had finished
     again = run_demo(work, python, *user)
     assert "prepare: reusing" in again.stdout and "FAKE STAGE data_pipelines.features" in again.stdout
@@ -78,13 +76,15 @@ def test_demo_reuses_only_what_was_built_from_the_same_inputs(tmp_path):
     mine.write_text('{"images": [], "changed": true}')  # same path, other content
     changed = run_demo(work, python, *user)
     synthetic = run_demo(work, python)  # the built-in data set instead of the user's
-    (work / "demo_inputs.json").unlink()  # a work dir from a demo.sh that recorded nothing
+    (work / "demo_inputs.json").unlink(missing_ok=True)  # a work dir from a demo.sh that recorded nothing
     unrecorded = run_demo(work, python, *user)
     for refused in (changed, synthetic, unrecorded):
         assert refused.returncode == 2 and "FAKE STAGE" not in refused.stdout
         assert "were built from other inputs or settings; not reusing them" in refused.stderr
         assert "pass another --work DIR, or delete those folders" in refused.stderr
     assert "nothing recorded" in unrecorded.stderr
+    recorded = json.loads(changed.stderr.split("built from: ")[1].splitlines()[0])
+    assert recorded["karpathy_json"] == str(mine) and recorded["image_size"] == "128"
     assert (work / "prepared" / "manifest.json").read_text() == "{}"  # nothing was deleted
 
 
@@ -203,7 +203,6 @@ def test_slurm_script_requeues_after_the_early_signal(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log), "SLURM_JOB_ID": "4242",
            "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_CPUS_PER_TASK": "16", "SLURM_SUBMIT_DIR": str(tmp_path)}
     script = REPO / "launch" / "slurm_multinode.sbatch"
-    assert "#SBATCH --signal=B:USR1@120" in script.read_text()
     process = subprocess.Popen(["bash", str(script), "configs/coco.yaml"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -217,3 +216,4 @@ def test_slurm_script_requeues_after_the_early_signal(tmp_path):
     calls = log.read_text().splitlines()
     assert calls[-3:] == ["srun started", "srun got SIGTERM", "scontrol requeue 4242"], calls
     assert process.returncode == 0
+    assert "#SBATCH --signal=B:USR1@120" in script.read_text()  # the signal SLURM must send for this to happen

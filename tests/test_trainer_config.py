@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.config import TrainConfig, load_config, parse_overrides
-from trainer.run_log import flatten_scalars
+from trainer.config import TrainConfig, flatten_scalars, load_config, parse_overrides
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
 from data_pipelines.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -20,6 +21,12 @@ def denormalize(pixels: torch.Tensor) -> Image.Image:
     """The RGB image behind normalised model input pixels (3, H, W)."""
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return F.to_pil_image((pixels.detach().cpu().float() * std + mean).clamp(0, 1))
+
+
+def crop_like_model(image: Image.Image, image_size: int) -> Image.Image:
+    """The region the model sees (shorter side resized, centre crop), as a displayable RGB image."""
+    image = F.resize(image, image_size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return F.center_crop(image, image_size)
 
 
 def heat_colours(weights: np.ndarray) -> np.ndarray:

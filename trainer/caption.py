@@ -14,18 +14,12 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as F
 
 from data_pipelines.image_files import INPUT_FORMATS, upright
 from data_pipelines.transforms import eval_transform
-from trainer.attention_maps import attention_figure
+from trainer.attention_maps import attention_figure, crop_like_model
 from trainer.evaluate_checkpoint import DEFAULT_IMAGE_SIZE, load_for_inference
 
-def crop_like_model(image: Image.Image, image_size: int) -> Image.Image:
-    """The region the model sees (shorter side resized, centre crop), as a displayable RGB image."""
-    image = F.resize(image, image_size, interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return F.center_crop(image, image_size)
 
 
 def load_image(path: Path) -> Image.Image:

@@ -100,16 +100,33 @@ def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target.parent)  # left by a process killed mid-write
     tmp = staging_dir(target)
-    model.save_pretrained(tmp)
-    optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
-    vocab.save(tmp / "vocab.json")
-    files = {name: _file_digest(tmp / name, sync=True) for name in MODEL_FILES}
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
-    if pause > 0:
-        time.sleep(pause)
-    (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1) + "\n", encoding="utf-8")
-    _file_digest(tmp / STATE_FILE, sync=True)
-    return install_dir(tmp, target)
+    try:
+        model.save_pretrained(tmp)
+        optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
+        vocab.save(tmp / "vocab.json")
+        files = {name: _file_digest(tmp / name, sync=True) for name in MODEL_FILES}
+        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+        if pause > 0:
+            time.sleep(pause)
+        (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1) + "\n", encoding="utf-8")
+        _file_digest(tmp / STATE_FILE, sync=True)
+        return install_dir(tmp, target)
+    except (OSError, SafetensorError) as error:  # e.g. ENOSPC: the partial copy goes, the older checkpoints stay
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(error, "strerror", None) or error
+        raise CheckpointError(f"writing checkpoint {target} failed: {reason}; the previous checkpoints are "
+                              f"intact") from error
+
+
+def update_checkpoint_state(directory: str | Path, **fields) -> None:
+    """Rewrite ``trainer_state.json`` of an intact checkpoint with ``fields`` changed (atomically; the weights and
+    their recorded digests are untouched). Used to record a validation that finished after the checkpoint."""
+    path = Path(directory) / STATE_FILE
+    state = {**verify_checkpoint(directory), **fields}
+    tmp = path.with_name(f".{STATE_FILE}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    _file_digest(tmp, sync=True)
+    os.replace(tmp, path)
 
 
 def verify_checkpoint(directory: str | Path) -> dict:
@@ -155,14 +172,6 @@ def find_latest(output_dir: str | Path) -> Path | None:
         except CheckpointError as error:
             logger.warning("skipping checkpoint %s: %s", candidate, error)
     return None
-
-
-def resolve_resume(spec: str, output_dir: str | Path) -> Path | None:
-    """``"latest"`` -> newest intact checkpoint under output_dir (None when there is none); else the given dir."""
-    if spec == "latest":
-        return find_latest(output_dir)
-    verify_checkpoint(spec)
-    return Path(spec)
 
 
 def check_compatible(directory: str | Path, model_config: dict, vocab) -> list[str]:

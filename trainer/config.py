@@ -18,6 +18,7 @@ import yaml
 
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
+from trainer.config_checks import check_config
 
 
 # Model fields fixed by the ResNet-50 backbone rather than chosen per experiment.
@@ -257,44 +258,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a YAML mapping of config sections, got {type(values).__name__}")
     config = config_from_dict(_merge(values, parse_overrides(list(overrides))))
-    validate(config)
+    check_config(config)
     return config
 
 
-def validate(config: TrainConfig) -> None:
-    """Range checks that types alone cannot express."""
-    checks = {
-        "train.global_batch_size": config.train.global_batch_size >= 0,
-        "train.micro_batch_size": config.train.micro_batch_size >= 0,
-        "train.batch_size": config.train.batch_size is None or config.train.batch_size >= 1,
-        "train.max_steps": config.train.max_steps >= 1,
-        "train.grad_accum_steps": config.train.grad_accum_steps >= 1,
-        "train.max_grad_norm": config.train.max_grad_norm >= 0,
-        "optim.lr": config.optim.lr > 0,
-        "schedule.warmup_steps": config.schedule.warmup_steps >= 0,
-        "schedule.step_size": config.schedule.step_size >= 1,
-        "teacher_forcing.start": 0 <= config.teacher_forcing.start <= 1,
-        "teacher_forcing.floor": 0 <= config.teacher_forcing.floor <= 1,
-        "teacher_forcing.k": config.teacher_forcing.k > 0,
-        "loss.label_smoothing": 0 <= config.loss.label_smoothing < 1,
-        "loss.attention_lambda": config.loss.attention_lambda >= 0,
-        "eval.beam_size": config.eval.beam_size >= 1,
-        "checkpoint.keep_last": config.checkpoint.keep_last >= 1,
-        "logging.every_steps": config.logging.every_steps >= 1,
-        "data.captions_per_image": config.data.captions_per_image >= 1,
-        "data.num_workers": config.data.num_workers >= 0,
-        "distributed.timeout_s": config.distributed.timeout_s > 0,
-    }
-    bad = [key for key, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"config key {bad[0]!r} is out of range: {_lookup(config, bad[0])!r}")
-    if not config.data.root:
-        raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare")
-
-
-def _lookup(config: TrainConfig, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
+def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
+    """Nested dict -> ``{"train.batch_size": 32, ...}``, None as "none" (init_trackers takes scalars only)."""
+    flat: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten_scalars(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple)):
+            flat[prefix + key] = json.dumps(value)
+        else:
+            flat[prefix + key] = "none" if value is None else value
+    return flat

@@ -3,7 +3,9 @@
     python -m trainer.evaluate_checkpoint --checkpoint CKPT --data OUT --split test [--beam-size 3] [--out results.json]
     accelerate launch -m trainer.evaluate_checkpoint ...   # shards the split over ranks; rank 0 gathers, scores and writes
 
-The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"} (pycocoevalcap-equal).
+The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"[, "METEOR" when Java is on
+PATH]} (pycocoevalcap-equal). Each results row carries that image's own "scores". ``--report DIR`` also writes
+DIR/index.html (trainer.report: summary table, learning curves, gallery with attention).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from modeling import Captioner
-from trainer.metrics import compute_caption_metrics
+from trainer.metrics.per_image import score_captions
 
 DEFAULT_IMAGE_SIZE = 224
 
@@ -101,6 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
     parser.add_argument("--features", type=Path, default=None, help="feature cache dir of --data (skips the backbone)")
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
+    parser.add_argument("--report", type=Path, default=None, help="also write a static HTML report to DIR/index.html")
     return parser.parse_args(argv)
 
 
@@ -109,6 +112,7 @@ def main(argv=None) -> int:
     if argument_error(args):
         sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator
+    from accelerate.utils import gather_object
 
     from data_pipelines.features import check_feature_cache
     from data_pipelines.stream import build_eval_loader
@@ -130,19 +134,36 @@ def main(argv=None) -> int:
         sys.exit(f"error: {error}")
     if warning:
         print(warning, file=sys.stderr)
-    rows = [row for *_, batch_rows in decode_batches(model, vocab, loader, accelerator.device, args.beam_size,
-                                                     args.max_len) for row in batch_rows]
+    rows, attention_rows = [], []  # attention: (image_id, (caption words, regions)) for the report
+    for _, generation, batch_rows in decode_batches(model, vocab, loader, accelerator.device, args.beam_size,
+                                                    args.max_len):
+        rows += batch_rows
+        if args.report is not None:
+            attention_rows += [(image_id, alphas[:len(caption.split())].float().cpu().numpy())
+                               for (image_id, caption, _), alphas in zip(batch_rows, generation.alphas)]
     predictions, references = gather_captions(accelerator, rows)
+    attention = {}
+    for image_id, alphas in gather_object(attention_rows) if accelerator.num_processes > 1 else attention_rows:
+        attention.setdefault(image_id, alphas)
     if not accelerator.is_main_process:
         return 0
     if not predictions:
         sys.exit(f"error: split {args.split!r} of {args.data} yielded no images")
-    metrics = compute_caption_metrics(predictions, references)
+    scores = score_captions(predictions, references)
+    metrics = scores.metrics
     out_path = args.out or args.checkpoint / f"results_{args.split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    results = [{"image_id": results_image_id(image_id), "caption": caption} for image_id, caption in predictions.items()]
+    results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id]}
+               for image_id, caption in predictions.items()]
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} captions of split {args.split!r} written to {out_path}")
+    if args.report is not None:
+        # Imported here: trainer.report imports trainer.caption, which imports this module (and matplotlib is slow).
+        from trainer.report import write_evaluation_report
+        page = write_evaluation_report(args.report, checkpoint=args.checkpoint, data=args.data, split=args.split,
+                                       predictions=predictions, references=references, scores=scores,
+                                       attention=attention, grid_size=model.config.grid_size, image_size=image_size)
+        print(f"report written to {page}")
     print(json.dumps(metrics))
     return 0
 

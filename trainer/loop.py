@@ -3,10 +3,10 @@
 Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). The micro-batches come from
 ``data_pipelines.train_stream``: for each optimizer step, one per lane of this process (``trainer.batch_plan``), and
 the model's random draws (dropout, scheduled sampling) are seeded per (step, lane), so a step does not depend on how
-many processes share its lanes. After each optimizer step
-``at_step_boundary`` logs the interval (``log_interval``), validates (``maybe_validate``) and checkpoints
-(``maybe_checkpoint``), in that order; stop requests are honoured only there. ``finish`` validates and checkpoints
-the last step once. Each step is a method, so tests drive them one by one without a subprocess.
+many processes share its lanes. After each optimizer step ``at_step_boundary`` logs the interval (``log_interval``),
+checkpoints (``maybe_checkpoint``) and validates (``maybe_validate``), in that order, so a failing validation never
+costs the step's checkpoint; stop requests are honoured only there. ``finish`` checkpoints and validates the last step
+once. Each step is a method, so tests drive them one by one without a subprocess.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from data_pipelines.stream_samples import BrokenSampleCounter, model_input, stream_seed
 from data_pipelines.train_stream import build_lane_loader
 from trainer.batch_plan import BatchPlan, plan_for
-from trainer.checkpoint import step_checkpoint_dir
+from trainer.checkpoint import step_checkpoint_dir, update_checkpoint_state
 from trainer.losses import caption_loss
 from trainer.run_control import iterate_isolated
 from trainer.schedules import teacher_forcing_ratio
@@ -73,11 +73,11 @@ class TrainingLoop:
         self.lanes = self.plan.lanes_of(accelerator.process_index)
         self.unwrapped = accelerator.unwrap_model(model)
         self.optimizer, self.scheduler, self.vocab, self.log, self.stop = optimizer, scheduler, vocab, log, stop
-        done = progress.step if progress.step else None  # a resumed step was validated and checkpointed already
-        self.state = LoopState(progress, checkpointed_step=done, validated_step=done)
+        resumed = progress.step if progress.step else None  # a resumed step is checkpointed already
+        self.state = LoopState(progress, checkpointed_step=resumed, validated_step=progress.validated_step)
+        self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
         self.loader_options = config.train_loader_options(self.plan.micro_batch_size)
         self.data_order = data_order(config, self.plan)
-        self.broken = BrokenSampleCounter()
         self.bar = tqdm(total=config.train.max_steps, initial=progress.step, desc="train", dynamic_ncols=True,
                         disable=not accelerator.is_main_process)
 
@@ -87,10 +87,12 @@ class TrainingLoop:
 
     def run(self) -> None:
         """Epoch after epoch: build the epoch's loader from the step a resumed checkpoint reached, train."""
+        if self.state.checkpointed_step is not None and self.validation_due() and not self.finished():
+            self.validate()  # the run stopped after the checkpoint and before its validation finished
         while not self.finished():
             loader = build_lane_loader(self.config.data.root, self.vocab, self.loader_options,
                                        self.plan.global_batch_size, self.lanes, epoch=self.progress.epoch,
-                                       start_step=self.progress.step_in_epoch, broken=self.broken)
+                                       start_step=self.progress.step_in_epoch, broken=self.broken_samples)
             self.state.steps_per_epoch = loader.stream.steps_per_epoch
             for batch_index, batch in enumerate(iterate_isolated(loader)):
                 if self.train_step(batch, batch_index) and self.at_step_boundary():
@@ -148,8 +150,8 @@ class TrainingLoop:
         """Log, validate, checkpoint after an optimizer step; True when the loop must stop here."""
         self.log_interval()
         paused_at = time.perf_counter()
-        self.maybe_validate()
         self.maybe_checkpoint()
+        self.maybe_validate()
         self.state.interval_start += time.perf_counter() - paused_at  # samples/s counts training time only
         return self.progress.step >= self.config.train.max_steps or self.stop.poll(self.accelerator) or self.paused()
 
@@ -161,17 +163,24 @@ class TrainingLoop:
         state, device = self.state, self.accelerator.device
         norm = torch.as_tensor(state.grad_norm, dtype=torch.float32, device=device).reshape(1)
         values = self.accelerator.reduce(torch.cat([state.step_losses.float(), norm]), reduction="mean").tolist()
+        broken = torch.tensor([float(self.broken_samples.take())], device=device)
+        broken = self.accelerator.reduce(broken, reduction="sum").item()
         elapsed = time.perf_counter() - state.interval_start
         scalars = {"train/loss": values[0], "train/ce": values[1], "train/attention_reg": values[2],
                    "train/grad_norm": values[3], "train/teacher_forcing_ratio": state.teacher_forcing_ratio,
-                   "train/lr": state.lr, "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9)}
+                   "train/lr": state.lr, "train/samples_per_s": state.interval_samples / max(elapsed, 1e-9),
+                   "data/broken_samples": broken}
         self.log.scalars(scalars, step)
         self.bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{state.lr:.2e}", sps=f"{scalars['train/samples_per_s']:.1f}")
         state.interval_start, state.interval_samples = time.perf_counter(), 0
 
+    def validation_due(self) -> bool:
+        """This step is a validation step (``eval.every_steps``) whose validation has not finished yet."""
+        every, step = self.config.eval.every_steps, self.progress.step
+        return bool(every) and step % every == 0 and self.state.validated_step != step
+
     def maybe_validate(self) -> None:
-        every = self.config.eval.every_steps
-        if every and self.progress.step % every == 0:
+        if self.validation_due():
             self.validate()
 
     def maybe_checkpoint(self) -> None:
@@ -180,19 +189,31 @@ class TrainingLoop:
             self.checkpoint()
 
     def validate(self) -> None:
-        """Score the eval split, log it, and keep ``output_dir/best`` when CIDEr-D improved (every rank calls this)."""
+        """Score the eval split, log it, keep ``output_dir/best`` when CIDEr-D improved, and record the result in
+        this step's checkpoint (every rank calls this). An exception is logged with its traceback; training goes on."""
         progress, accelerator = self.progress, self.accelerator
-        result = validate(accelerator, self.unwrapped, self.vocab, self.config)
-        cider = result.metrics.get("CIDEr") if accelerator.is_main_process else None
-        cider = broadcast_object_list([cider])[0]
+        try:
+            result = validate(accelerator, self.unwrapped, self.vocab, self.config)
+        except Exception:  # noqa: BLE001 - a validation bug must not end a run whose checkpoint is safe
+            logger.exception("validation at step %d failed; training goes on (its checkpoint is not affected)",
+                             progress.step)
+            result = None
+        cider = result.metrics.get("CIDEr") if result is not None and accelerator.is_main_process else None
+        failed_on_main, cider = broadcast_object_list([(result is None, cider)])[0]
+        if result is None or failed_on_main:
+            return
         if accelerator.is_main_process:
             self.log.validation(result, progress.step)
             logger.info("step %d validation on %d images: %s", progress.step, result.num_images,
                         {name: round(value, 4) for name, value in result.metrics.items()})
-        self.state.validated_step = progress.step
+        self.state.validated_step = progress.validated_step = progress.step
         if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
+        if self.state.checkpointed_step == progress.step and accelerator.is_main_process:
+            update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
+                                    best_cider=progress.best_cider, best_step=progress.best_step,
+                                    validated_step=progress.step)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""
@@ -205,7 +226,7 @@ class TrainingLoop:
                                  self.config, position, self.data_order, keep_last)
 
     def finish(self) -> None:
-        """After the loop: validate the last step unless stopping early, and checkpoint it once."""
+        """After the loop: checkpoint the last step once, then validate it unless stopping early."""
         self.bar.close()
         step = self.progress.step
         if self.stop.requested:
@@ -213,7 +234,7 @@ class TrainingLoop:
                            self.stop.signal_name, step)
         elif self.paused():
             logger.info("train.stop_at_step=%d reached: checkpointing; continue with --resume latest", step)
-        elif self.state.validated_step != step:
-            self.validate()
         if self.state.checkpointed_step != step:
             self.checkpoint()
+        if not self.stop.requested and not self.paused() and self.state.validated_step != step:
+            self.validate()

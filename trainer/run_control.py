@@ -15,18 +15,24 @@ class StopRequest:
 
     def __init__(self):
         self.signal_name: str | None = None
-        self.stop_at_step: int | None = None
+        self.signal_number: int = signal.SIGTERM  # of the stop request; another rank's counts as SIGTERM
         for number in STOP_SIGNALS:
             signal.signal(number, self._handle)
 
     def _handle(self, number: int, frame) -> None:
         if self.signal_name is not None:
             raise KeyboardInterrupt(f"second {signal.Signals(number).name}: aborting without a checkpoint")
-        self.signal_name = signal.Signals(number).name
+        self.signal_name, self.signal_number = signal.Signals(number).name, number
 
     @property
     def requested(self) -> bool:
         return self.signal_name is not None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no stop was requested, else the shell's 128 + signal (143 for SIGTERM, 130 for Ctrl-C), so
+        ``train && evaluate`` chains and schedulers see that the run did not finish."""
+        return 128 + int(self.signal_number) if self.requested else 0
 
     def poll(self, accelerator) -> bool:
         """True on every rank as soon as any rank received a stop signal (one tiny all-reduce per step)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -9,18 +10,6 @@ from accelerate import Accelerator
 LOG_FILE = "train_log.jsonl"
 IMAGE_IDS_FILE = "image_ids.jsonl"
 
-
-def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested dict -> ``{"train.max_steps": 1000, ...}``, None as "none" (init_trackers takes scalars only)."""
-    flat: dict = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_scalars(value, f"{prefix}{key}."))
-        elif isinstance(value, (list, tuple)):
-            flat[prefix + key] = json.dumps(value)
-        else:
-            flat[prefix + key] = "none" if value is None else value
-    return flat
 
 
 class RunLog:
@@ -35,7 +24,7 @@ class RunLog:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": step, **values}) + "\n")
+                handle.write(json.dumps({"step": step, "wall_time": time.time(), **values}) + "\n")
 
     def image_ids(self, step: int, epoch: int, image_ids: list[str]) -> None:
         """The images of one optimizer step's global batch, in lane order (main process; ``logging.image_ids``)."""

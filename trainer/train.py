@@ -1,6 +1,6 @@
 """Train a Show-Attend-Tell captioner.
 
-    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|CKPT_DIR] [key=value ...]
+    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|auto|CKPT_DIR] [--overwrite] [key=value ...]
     python trainer/train.py --config configs/demo.yaml train.max_steps=20
 
 Model and optimizer go through ``accelerator.prepare`` (DDP); the WebDataset loader does not (batches are moved to the
@@ -8,7 +8,9 @@ device here). ``train.global_batch_size`` is split into micro-batches and accumu
 (``trainer.batch_plan``); each epoch's data order depends on the seed and the global batch's lanes, not on the number
 of processes, and the checkpoint records the (epoch, step in epoch) position, so ``--resume`` continues exactly where
 the run stopped, on any number of processes. A process that dies or hangs is named by the survivors, which exit
-(``trainer.rank_watchdog``, ``distributed.timeout_s``).
+(``trainer.rank_watchdog``, ``distributed.timeout_s``). What an existing ``output_dir`` allows is decided in
+``trainer.run_dir``. Exit code: 0 when the run finished (or paused at ``train.stop_at_step``), 143 / 130 after a
+SIGTERM / Ctrl-C (with a checkpoint), 1 with a one-line error otherwise (a lost rank included).
 """
 from __future__ import annotations
 
@@ -24,21 +26,23 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 from accelerate import Accelerator
-from accelerate.utils import InitProcessGroupKwargs
+from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
 from data_pipelines.features import check_feature_cache
+from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from trainer.batch_plan import BatchPlan, plan_for
-from trainer.checkpoint import CheckpointError, resolve_resume
-from trainer.config import TrainConfig, captioner_config, load_config
+from trainer.checkpoint import CheckpointError
+from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop, data_order
 from trainer.rng_state import seed_everything
 from trainer.process_group import check_process_group
 from trainer.rank_watchdog import RankWatchdog
 from trainer.run_control import StopRequest
-from trainer.run_log import RunLog, flatten_scalars
+from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find_resume_checkpoint, new_run_id, truncate_log
+from trainer.run_log import RunLog
 from trainer.schedules import lr_multiplier
 from trainer.train_state import Progress, restore_training_checkpoint
 
@@ -49,7 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="experiment YAML (configs/*.yaml)")
-    parser.add_argument("--resume", help="'latest' (newest intact checkpoint in output_dir) or a checkpoint directory")
+    parser.add_argument("--resume", help=f"one of {RESUME_CHOICES} or a checkpoint directory: 'latest' continues from "
+                        "the newest intact checkpoint in output_dir (an error when there is none), 'auto' too but "
+                        "starts fresh when output_dir holds no checkpoint (for schedulers that relaunch one command)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="without --resume: move a run already in output_dir aside (to OUTPUT_DIR.replaced-TIME)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=200 data.root=/x")
     return parser.parse_args(argv)
 
@@ -62,6 +70,9 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
                               log_with="tensorboard", project_dir=config.output_dir,
                               step_scheduler_with_optimizer=False, kwargs_handlers=[timeout])
     check_process_group(accelerator)
+    if config.mixed_precision == "fp16" and accelerator.device.type != "cuda":
+        raise ValueError(f"config key 'mixed_precision' = 'fp16' needs a CUDA device (this run is on "
+                         f"{accelerator.device.type}, where Accelerate would silently train in fp32); use 'no'")
     return accelerator
 
 
@@ -87,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with exit_on_user_error():
         config = load_config(args.config, args.overrides)
-    accelerator = build_accelerator(config)
+    with exit_on_user_error():
+        accelerator = build_accelerator(config)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format=f"[rank {accelerator.process_index}] %(levelname)s %(name)s: %(message)s")
     output_dir = Path(config.output_dir)
@@ -104,16 +116,45 @@ def main(argv: list[str] | None = None) -> int:
 
     with exit_on_user_error():
         vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
+        check_splits(config.data.root, ["train", config.eval.split], config.data.features)
+        if not args.resume:
+            on_every_rank(accelerator, lambda: start_fresh(output_dir, args.overwrite))
         model, optimizer, scheduler, progress = build_training_state(args, config, accelerator, vocab, plan)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / "config.yaml")
+        dropped = truncate_log(output_dir, progress.step)
+        if dropped:
+            logger.info("dropped %d line(s) after step %d from the train log (re-logged by this run)", dropped,
+                        progress.step)
     accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
+    stop = StopRequest()
     loop = TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress,
-                        RunLog(accelerator, output_dir), StopRequest(), plan)
-    run_watched(loop, watchdog)
+                        RunLog(accelerator, output_dir), stop, plan)
+    with exit_on_user_error():
+        run_watched(loop, watchdog)
     accelerator.end_training()
-    return 0
+    return stop.exit_code
+
+
+def on_every_rank(accelerator: Accelerator, action) -> None:
+    """Run ``action`` on the main process; a ValueError / CheckpointError it raises is raised on every rank."""
+    error = None
+    if accelerator.is_main_process:
+        try:
+            action()
+        except (CheckpointError, ValueError) as failure:
+            error = str(failure)
+    if accelerator.num_processes > 1:
+        error = broadcast_object_list([error])[0]
+    if error is not None:
+        raise CheckpointError(error)
+
+
+def start_fresh(output_dir: Path, overwrite: bool) -> None:
+    moved = check_fresh_start(output_dir, overwrite)
+    if moved is not None:
+        logger.warning("--overwrite: the run that was in %s is now in %s (nothing was deleted)", output_dir, moved)
 
 
 def run_watched(loop: TrainingLoop, watchdog: RankWatchdog | None) -> None:
@@ -145,16 +186,19 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
     unwrapped = accelerator.unwrap_model(model)
     seed_everything(config.seed + accelerator.process_index)  # dropout / scheduled sampling differ per rank
 
-    progress = Progress()
-    if args.resume:
-        checkpoint = resolve_resume(args.resume, output_dir)
-        if checkpoint is None:
-            logger.info("--resume latest: no intact checkpoint under %s, starting from scratch", output_dir)
-        else:
-            progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab,
-                                                   config, data_order(config, plan))
-            logger.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", checkpoint, progress.step,
-                        progress.epoch, progress.step_in_epoch)
+    progress = Progress(run_id=broadcast_object_list([new_run_id()])[0])
+    checkpoint = find_resume_checkpoint(args.resume, output_dir) if args.resume else None
+    if args.resume and checkpoint is None:
+        logger.info("--resume %s: no checkpoint under %s, starting fresh", args.resume, output_dir)
+    if checkpoint is not None:
+        progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config,
+                                               data_order(config, plan))
+        best = best_of_run(output_dir, progress.run_id)
+        if best is not None and best.get("best_cider") is not None and (
+                progress.best_cider is None or best["best_cider"] > progress.best_cider):
+            progress.best_cider, progress.best_step = best["best_cider"], best["best_step"]
+        logger.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", checkpoint, progress.step,
+                    progress.epoch, progress.step_in_epoch)
     if config.data.features:  # cached features must come from this model's frozen backbone
         check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
                             config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 
 from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, prune_checkpoints, write_checkpoint
 from trainer.config import TrainConfig
@@ -27,6 +27,8 @@ class Progress:
     samples_seen: int = 0
     best_cider: float | None = None
     best_step: int | None = None
+    validated_step: int | None = None  # the last step whose validation finished
+    run_id: str = ""  # set once when a run starts fresh, kept by every resume: the lineage best/ belongs to
 
 
 def weights_digest(model) -> str:
@@ -39,9 +41,11 @@ def weights_digest(model) -> str:
 
 def save_training_checkpoint(accelerator, target: Path, model, optimizer, scheduler, vocab, config: TrainConfig,
                              progress: Progress, data_order: dict, keep_last: int | None = None) -> None:
-    """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``.
+    """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``; a
+    failed write (e.g. a full disk) raises CheckpointError on every rank, so none waits for the others forever.
     ``data_order``: what the epoch's sample order depends on besides seed and epoch (global batch, lanes, readers)."""
     per_rank = gather_object([{"rng": capture_rng_state(), "weights_digest": weights_digest(model)}])
+    failure = None
     if accelerator.is_main_process:
         digests = [entry["weights_digest"] for entry in per_rank]
         if len(set(digests)) != 1:
@@ -59,9 +63,16 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "config_hash": config.hash(),
             "train_config": config.to_dict(),
         }
-        write_checkpoint(target, model, optimizer, vocab, state)
-        if keep_last is not None:
-            prune_checkpoints(config.output_dir, keep_last)
+        try:
+            write_checkpoint(target, model, optimizer, vocab, state)
+            if keep_last is not None:
+                prune_checkpoints(config.output_dir, keep_last)
+        except CheckpointError as error:
+            failure = str(error)
+    if accelerator.num_processes > 1:
+        failure = broadcast_object_list([failure])[0]
+    if failure is not None:
+        raise CheckpointError(failure)
     accelerator.wait_for_everyone()
 
 
@@ -89,7 +100,7 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
     if version == 1:  # micro-batches of one process -> optimizer steps; the old stream's order is gone anyway
         state["step_in_epoch"] = state["batch_in_epoch"] // state["train_config"]["train"]["grad_accum_steps"]
         state["data_order"] = None
-    progress = Progress(**{name: state[name] for name in vars(Progress())})
+    progress = Progress(**{name: state.get(name, default) for name, default in vars(Progress()).items()})
     rank, saved_world = accelerator.process_index, state["world_size"]
     if rank < len(state["rng"]):
         restore_rng_state(state["rng"][rank])

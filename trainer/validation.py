@@ -12,7 +12,7 @@ from data_pipelines.stream import build_eval_loader
 from trainer.attention_maps import attention_figure, denormalize
 from trainer.config import TrainConfig
 from trainer.decoding import decode_batches, gather_captions
-from trainer.metrics import compute_caption_metrics
+from trainer.metrics import compute_caption_metrics, compute_meteor
 from trainer.run_control import iterate_isolated
 
 OVERLAY_WORDS = 8  # attention panels per logged image
@@ -80,6 +80,7 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
     result.num_images = len(predictions)
     if predictions:
         result.metrics = compute_caption_metrics(predictions, references)
+        result.metrics.update(compute_meteor(predictions, references))  # {} without Java (logged once)
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
     result.samples_markdown = _markdown(rows[:config.eval.num_samples])
     return result

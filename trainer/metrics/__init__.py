@@ -1,7 +1,9 @@
-"""Caption metrics equal to the COCO caption evaluation (pycocoevalcap 1.2) without Java.
+"""Caption metrics equal to the COCO caption evaluation (pycocoevalcap 1.2).
 
 ``compute_caption_metrics`` tokenizes predictions and references like coco-caption's PTB tokenizer, then scores
-BLEU-1..4, CIDEr-D and ROUGE-L over the whole set (CIDEr-D's document frequencies need every image at once).
+BLEU-1..4, CIDEr-D and ROUGE-L over the whole set (CIDEr-D's document frequencies need every image at once), without
+Java. ``compute_meteor`` adds ``METEOR`` when a ``java`` is on PATH (else ``{}``, logged); ``trainer.metrics.per_image``
+gives every image's scores too.
 """
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ from typing import Hashable, Mapping, Sequence
 
 from trainer.metrics.bleu import corpus_bleu
 from trainer.metrics.cider import cider_d
+from trainer.metrics.meteor import METEOR_NAME, compute_meteor
 from trainer.metrics.rouge import rouge_l
 from trainer.metrics.tokenizer import ptb_tokenize, tokenize_caption
 
 METRIC_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L")
+OPTIONAL_METRIC_NAMES = (METEOR_NAME,)  # present only where their runtime (Java) is
 
-__all__ = ["METRIC_NAMES", "compute_caption_metrics", "corpus_bleu", "cider_d", "rouge_l", "ptb_tokenize",
-           "tokenize_caption", "check_caption_inputs"]
+__all__ = ["METRIC_NAMES", "OPTIONAL_METRIC_NAMES", "compute_caption_metrics", "compute_meteor", "corpus_bleu", "cider_d",
+           "rouge_l", "ptb_tokenize", "tokenize_caption", "check_caption_inputs"]
 
 
 def _preview(ids: list) -> str:

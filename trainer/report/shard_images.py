@@ -1,0 +1,34 @@
+"""The images of a prepared split (``KEY.jpg`` beside ``KEY.json`` in its WebDataset shards), by image id."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from PIL import Image
+
+from data_pipelines.stream import read_manifest
+
+
+def split_images(root: Path, split: str, wanted: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
+    """(image id, RGB image) for each wanted id found in ``split`` of the prepared dataset at ``root``, in shard
+    order; one pass over the tar files, only the wanted images decoded."""
+    manifest = read_manifest(root)
+    if split not in manifest["splits"]:
+        raise ValueError(f"{root / 'manifest.json'} has no split {split!r}; it has {sorted(manifest['splits'])}")
+    wanted = {str(image_id) for image_id in wanted}
+    for shard in manifest["splits"][split]["shards"]:
+        jpegs, ids = {}, {}
+        with tarfile.open(root / shard) as tar:
+            for member in tar:
+                key, _, extension = member.name.rpartition(".")
+                if extension == "json":
+                    ids[key] = str(json.loads(tar.extractfile(member).read())["image_id"])
+                elif extension == "jpg":
+                    jpegs[key] = tar.extractfile(member).read()
+        for key, image_id in ids.items():
+            if image_id in wanted and key in jpegs:
+                with Image.open(io.BytesIO(jpegs[key])) as image:
+                    yield image_id, image.convert("RGB")
