@@ -136,9 +136,8 @@ class LaneLoader:
         return (self.stream.steps_per_epoch - self.stream.start_step) * len(self.stream.my_lanes)
 
     def __iter__(self) -> Iterator[dict]:
-        pieces = iter(self.loader)
-        for _ in range(len(self)):
-            yield _concatenate([next(pieces) for _ in range(self.stream.readers)], self.pad_id)
+        pieces = iter(self.loader)  # now, not at the first next(): workers start where the caller iterates us
+        return (_concatenate([next(pieces) for _ in range(self.stream.readers)], self.pad_id) for _ in range(len(self)))
 
     @property
     def broken_samples(self) -> int:
