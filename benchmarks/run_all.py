@@ -24,6 +24,7 @@ BENCHMARKS = {
     "bench_metrics.py": "Our metrics vs pycocoevalcap 1.2",
     "bench_scst_reward.py": "SCST reward (token ids) vs pycocoevalcap Cider per batch",
     "bench_prepare.py": "prepare --workers 2 vs --workers 1",
+    "bench_resume.py": "Resume at 90% of an epoch: tar-member skip vs decode-and-skip",
 }
 
 

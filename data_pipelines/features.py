@@ -83,8 +83,12 @@ def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: i
             progress.update(len(raw_batch))
             if not decoded:
                 continue
+            pixels = torch.stack([pixels for *_, pixels in decoded])
+            device = next(backbone.parameters()).device
+            if device.type == "cuda":  # pinned host memory lets the copy overlap the previous batch's kernels
+                pixels = pixels.pin_memory()
             with torch.inference_mode():
-                features = backbone(torch.stack([pixels for *_, pixels in decoded])).to(torch.float16)
+                features = backbone(pixels.to(device, non_blocking=True)).to(torch.float16).cpu()
             for (key, meta, num_captions, _), feature in zip(decoded, features):
                 _add_member(tar, f"{key}.json", meta)
                 _add_member(tar, f"{key}.safetensors", save_safetensors({FEATURE_TENSOR_NAME: feature.clone()}))
@@ -95,8 +99,10 @@ def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: i
 
 
 def extract_features(data_root, out, weights: str, image_size: int = 224, batch_size: int = 32,
-                     splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Build the feature cache ``out`` from the prepared dataset ``data_root``; returns its manifest."""
+                     splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True,
+                     device: str | None = None) -> dict:
+    """Build the feature cache ``out`` from the prepared dataset ``data_root`` with the backbone on ``device``
+    (default: the first GPU if there is one, else the CPU); returns its manifest."""
     data_root, out = Path(data_root), Path(out)
     check_output_apart_from_inputs(out, {"--data": [data_root],
                                          "--weights": [] if weights in ("none", "imagenet") else [weights]})
@@ -108,6 +114,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
     backbone = build_backbone(weights)
+    fingerprint = backbone_fingerprint(backbone)
+    backbone.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     transform = eval_transform(image_size)
     skipped = BrokenSampleCounter()
     with atomic_dir(out) as staging:
@@ -128,7 +136,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                     feature_shape = counts["feature_shape"]
             manifest_splits[split] = totals
         manifest = {"format": "showattend-feature-cache", "version": 1, "splits": manifest_splits, "feature_cache": {
-            "weights": weights_spec(weights), "backbone_fingerprint": backbone_fingerprint(backbone),
+            "weights": weights_spec(weights), "backbone_fingerprint": fingerprint,
             "image_size": image_size, "feature_shape": feature_shape, "dtype": "float16",
             "skipped_samples": skipped.count,
             "source": {"path": str(data_root.resolve()), "manifest_sha256": manifest_sha256(data_root),
@@ -146,10 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per backbone forward (default 32)")
     parser.add_argument("--splits", nargs="+", default=None, help="splits to encode (default: all in the manifest)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--device", default=None, help="cuda | cpu | cuda:N (default: cuda when available)")
     args = parser.parse_args(argv)
     try:
         manifest = extract_features(args.data, args.out, args.weights, args.image_size, args.batch_size, args.splits,
-                                    args.overwrite)
+                                    args.overwrite, device=args.device)
     except (OSError, ValueError, RuntimeError) as error:
         parser.exit(2, f"error: {error}\n")
     counts = ", ".join(f"{split}: {entry['images']} images" for split, entry in manifest["splits"].items())

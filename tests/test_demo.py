@@ -10,8 +10,9 @@ import pytest
 from trainer.metrics import meteor
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["model.hidden_dim=32", "model.attention_dim=32", "train.batch_size=4", "train.max_steps=4",
-         "eval.batch_size=8", "eval.max_len=6", "eval.every_steps=2", "checkpoint.every_steps=2", "logging.every_steps=1"]
+SMALL = ["model.hidden_dim=32", "model.attention_dim=32", "train.global_batch_size=8", "train.micro_batch_size=4",
+         "train.max_steps=4", "eval.batch_size=8", "eval.max_len=6", "eval.every_steps=2", "checkpoint.every_steps=2",
+         "logging.every_steps=1"]
 
 pytestmark = pytest.mark.slow
 

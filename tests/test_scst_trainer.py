@@ -10,8 +10,9 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
-from data_pipelines.stream import build_train_loader
 from data_pipelines.vocab import Vocabulary
+from test_trainer_loop import first_batch
+from trainer.batch_plan import plan_for
 from trainer.checkpoint import CheckpointError
 from trainer.config import load_config
 from trainer.scst.df_cache import CACHE_NAME
@@ -57,7 +58,9 @@ def set_up(data, output_dir, *overrides, resume=None):
     config = load_config(None, [f"data.root={data}", f"output_dir={output_dir}", *TINY, *overrides])
     accelerator = Accelerator(cpu=True, step_scheduler_with_optimizer=False)
     vocab = Vocabulary.load(data / "vocab.json")
-    state = build_training_state(argparse.Namespace(resume=resume), config, accelerator, vocab)
+    plan = plan_for(config.train, accelerator.num_processes)
+    accelerator.gradient_accumulation_steps = plan.accumulation
+    state = build_training_state(argparse.Namespace(resume=resume), config, accelerator, vocab, plan)
     return config, accelerator, vocab, state
 
 
@@ -67,9 +70,7 @@ def xe_checkpoint(data, tmp_path):
 
     config, accelerator, vocab, (model, optimizer, scheduler, progress) = set_up(data, tmp_path / "xe")
     loop = TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress, RecordingLog(), NoStop())
-    loader = build_train_loader(data, vocab, loop.loader_options)
-    loop.state.batches_per_epoch = len(loader)
-    assert loop.train_step(next(iter(loader)), 0)
+    assert loop.train_step(first_batch(loop), 0)
     loop.checkpoint()
     return tmp_path / "xe" / "checkpoints" / "step_00000001"
 
@@ -116,10 +117,8 @@ def test_scst_step_trains_and_logs_its_statistics(data, tmp_path, caplog):
                      "teacher_forcing.schedule=linear", "teacher_forcing.decay=0.1")
     assert "ignoring teacher_forcing (schedule linear" in caplog.text
     assert (data / CACHE_NAME).is_file()
-    loader = build_train_loader(data, loop.vocab, loop.loader_options)
-    loop.state.batches_per_epoch = len(loader)
     before = [p.detach().clone() for p in loop.unwrapped.trainable_parameters()]
-    assert loop.train_step(next(iter(loader)), 0) and loop.progress.step == 1
+    assert loop.train_step(first_batch(loop), 0) and loop.progress.step == 1
     assert any(not torch.equal(a, b) for a, b in zip(before, loop.unwrapped.trainable_parameters()))
     loop.log_interval()
     step, scalars = loop.log.records[-1]
@@ -131,9 +130,7 @@ def test_scst_step_trains_and_logs_its_statistics(data, tmp_path, caplog):
 
 def test_greedy_baseline_step(data, tmp_path):
     loop = scst_loop(data, tmp_path, "scst.baseline=greedy", "scst.samples=2")
-    loader = build_train_loader(data, loop.vocab, loop.loader_options)
-    loop.state.batches_per_epoch = len(loader)
-    assert loop.train_step(next(iter(loader)), 0)
+    assert loop.train_step(first_batch(loop), 0)
     loop.log_interval()
     scalars = loop.log.records[-1][1]
     assert torch.isfinite(torch.tensor([scalars[tag] for tag in SCST_TAGS])).all()

@@ -55,7 +55,7 @@ def test_effective_config_roundtrips(yaml_path, tmp_path):
 
 def test_flatten_scalars_only_scalars():
     flat = flatten_scalars(TrainConfig().to_dict())
-    assert flat["train.batch_size"] == 32 and flat["data.features"] == "none"
+    assert flat["train.max_steps"] == 1000 and flat["train.batch_size"] == flat["data.features"] == "none"
     assert all(isinstance(value, (int, float, str, bool)) for value in flat.values())
 
 

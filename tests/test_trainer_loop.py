@@ -8,7 +8,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
-from data_pipelines.stream import build_train_loader
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
@@ -57,8 +57,9 @@ def make_loop(data: Path, output_dir: Path, *overrides: str) -> TrainingLoop:
 
 
 def first_batch(loop: TrainingLoop) -> dict:
-    loader = build_train_loader(loop.config.data.root, loop.vocab, loop.loader_options)
-    loop.state.batches_per_epoch = len(loader)
+    loader = build_lane_loader(loop.config.data.root, loop.vocab, loop.loader_options, loop.plan.global_batch_size,
+                               loop.lanes)
+    loop.state.steps_per_epoch = loader.stream.steps_per_epoch
     return next(iter(loader))
 
 
@@ -66,7 +67,7 @@ def test_train_step_updates_weights_and_progress(tiny_prepared, tmp_path):
     loop = make_loop(tiny_prepared, tmp_path)
     before = [p.detach().clone() for p in loop.unwrapped.trainable_parameters()]
     assert loop.train_step(first_batch(loop), batch_index=0) is True
-    assert loop.progress.step == 1 and loop.progress.batch_in_epoch == 1 and loop.progress.samples_seen == 2
+    assert loop.progress.step == 1 and loop.progress.step_in_epoch == 1 and loop.progress.samples_seen == 2
     assert loop.state.step_losses.shape == (3,) and torch.isfinite(loop.state.step_losses).all()
     assert loop.state.micro_batch_losses == []
     after = list(loop.unwrapped.trainable_parameters())
@@ -102,8 +103,8 @@ def test_run_trains_to_max_steps_and_checkpoints_the_data_position(tiny_prepared
     loop.run()
     assert loop.progress.step == 4 and loop.log.validation_steps == [4]
     state = verify_checkpoint(step_checkpoint_dir(tmp_path, 4))
-    batches = loop.state.batches_per_epoch  # 7 train images in batches of 2: 3 per epoch
-    assert batches == 3 and (state["epoch"], state["batch_in_epoch"]) == (1, 1)
+    steps = loop.state.steps_per_epoch  # 7 train images in global batches of 2: 3 steps per epoch
+    assert steps == 3 and (state["epoch"], state["step_in_epoch"]) == (1, 1)
     assert json.loads((tmp_path / "checkpoints" / "step_00000004" / "trainer_state.json").read_text())["step"] == 4
 
 
@@ -116,6 +117,6 @@ def test_stop_at_step_checkpoints_without_final_validation(tiny_prepared, tmp_pa
 
 
 def test_data_position_rolls_over_finished_epoch():
-    assert data_position(Progress(step=9, epoch=0, batch_in_epoch=9), batches_per_epoch=9).epoch == 1
-    assert data_position(Progress(step=9, epoch=0, batch_in_epoch=9), batches_per_epoch=9).batch_in_epoch == 0
-    assert data_position(Progress(step=4, epoch=2, batch_in_epoch=4), batches_per_epoch=9).epoch == 2
+    assert data_position(Progress(step=9, epoch=0, step_in_epoch=9), steps_per_epoch=9).epoch == 1
+    assert data_position(Progress(step=9, epoch=0, step_in_epoch=9), steps_per_epoch=9).step_in_epoch == 0
+    assert data_position(Progress(step=4, epoch=2, step_in_epoch=4), steps_per_epoch=9).epoch == 2

@@ -74,7 +74,7 @@ def straight_and_resumed(dataset, tmp_path_factory):
 def test_resume_is_exact(straight_and_resumed):
     straight, resumed = straight_and_resumed
     state = verify_checkpoint(step_checkpoint_dir(resumed, 6))
-    assert state["step"] == 6 and state["epoch"] == 1  # 12 micro-batches crossed the 9-batch epoch
+    assert state["step"] == 6 and state["epoch"] == 1  # 6 steps of 8 images crossed the 4-step epoch (38 images)
     for name in ("model.safetensors", "optimizer.safetensors"):
         assert (step_checkpoint_dir(straight, 6) / name).read_bytes() == \
                (step_checkpoint_dir(resumed, 6) / name).read_bytes(), name
@@ -109,8 +109,8 @@ def test_two_process_cpu_ddp_then_resume_in_one(dataset, tmp_path):
                    launcher=launcher)
     assert "world size 2 (DistributedType.MULTI_CPU)" in result.stderr
     state = verify_checkpoint(step_checkpoint_dir(tmp_path, 5))
-    # 38 images / (4 x 2) = 4 batches per rank per epoch from uneven shards: 5 steps finished epoch 0 on both ranks
-    assert state["world_size"] == 2 and (state["epoch"], state["batch_in_epoch"]) == (1, 1)
+    # 38 images // global batch (4 x 2) = 4 steps per epoch: 5 steps finished epoch 0
+    assert state["world_size"] == 2 and (state["epoch"], state["step_in_epoch"]) == (1, 1)
     assert len(state["rank_weight_digests"]) == 2 and len(set(state["rank_weight_digests"])) == 1
     assert len(state["rng"]) == 2 and state["rng"][0]["torch"] != state["rng"][1]["torch"]
     train(dataset, tmp_path, "train.max_steps=7", "checkpoint.every_steps=5", resume="latest")

@@ -60,9 +60,12 @@ class DataConfig:
 
 @dataclass
 class TrainSection:
-    batch_size: int = 32  # images per process per micro-batch
-    max_steps: int = 1000  # optimizer steps
-    grad_accum_steps: int = 1
+    """``global_batch_size`` (+ ``micro_batch_size`` cap) or legacy ``batch_size`` x ``grad_accum_steps``: batch_plan"""
+    global_batch_size: int = 0  # images per optimizer step over all processes (0: use batch_size)
+    micro_batch_size: int = 0  # cap on the images per forward/backward of one process (0: no cap)
+    batch_size: Optional[int] = None  # legacy: images per process per micro-batch
+    max_steps: int = 1000  # optimizer steps of the global batch
+    grad_accum_steps: int = 1  # legacy, with batch_size
     max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
     objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
@@ -126,6 +129,12 @@ class CheckpointConfig:
 @dataclass
 class LoggingConfig:
     every_steps: int = 10
+    image_ids: bool = False  # write output_dir/image_ids.jsonl: the image ids of every step's global batch
+
+
+@dataclass
+class DistributedConfig:
+    timeout_s: float = 1800.0  # process-group timeout; a rank silent this long is reported lost and the run exits
 
 
 @dataclass
@@ -144,14 +153,15 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     scst: ScstConfig = field(default_factory=ScstConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def train_loader_options(self) -> TrainLoaderOptions:
+    def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
         """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
         data = self.data
-        return TrainLoaderOptions(batch_size=self.train.batch_size, seed=self.seed, num_workers=data.num_workers,
+        return TrainLoaderOptions(batch_size=micro_batch_size, seed=self.seed, num_workers=data.num_workers,
                                   captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
                                   image_size=data.image_size, features_root=data.features, augment=data.augment,
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)

@@ -44,7 +44,9 @@ RANGES: dict[str, Range] = {
     "data.max_caption_len": AT_LEAST_1,
     "data.num_workers": AT_LEAST_0,
     "data.shuffle_buffer": AT_LEAST_1,
-    "train.batch_size": AT_LEAST_1,
+    "train.global_batch_size": AT_LEAST_0,  # 0: the legacy per-process train.batch_size
+    "train.micro_batch_size": AT_LEAST_0,  # 0: no cap
+    "train.batch_size": AT_LEAST_1,  # or None (unset)
     "train.max_steps": AT_LEAST_1,
     "train.grad_accum_steps": AT_LEAST_1,
     "train.max_grad_norm": AT_LEAST_0,
@@ -76,6 +78,7 @@ RANGES: dict[str, Range] = {
     "scst.temperature": POSITIVE,
     "scst.max_len": AT_LEAST_1,
     "scst.entropy_weight": AT_LEAST_0,
+    "distributed.timeout_s": POSITIVE,
 }
 
 
@@ -104,7 +107,7 @@ def check_config(config: Any) -> None:
             raise ValueError(f"config key {key!r} = {lookup(config, key)!r} must be a finite number")
     for key, allowed in RANGES.items():
         value = lookup(config, key)
-        if not allowed.holds(value):
+        if value is not None and not allowed.holds(value):
             raise ValueError(f"config key {key!r} = {value!r} is out of range: expected {allowed}")
     forcing = config.teacher_forcing
     if forcing.floor > forcing.start:

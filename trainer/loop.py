@@ -1,10 +1,12 @@
 """The training loop: a small state object and named steps, read top to bottom in ``TrainingLoop.run``.
 
-Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). After each optimizer step
-``at_step_boundary`` logs the interval (``log_interval``), checkpoints (``maybe_checkpoint``) and validates
-(``maybe_validate``), in that order, so a failing validation never costs the step's checkpoint; stop
-requests are honoured only there. ``finish`` checkpoints and validates the last step once. Each step is a method, so
-tests drive them one by one without a subprocess.
+Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). The micro-batches come from
+``data_pipelines.train_stream``: for each optimizer step, one per lane of this process (``trainer.batch_plan``), and
+the model's random draws (dropout, scheduled sampling) are seeded per (step, lane), so a step does not depend on how
+many processes share its lanes. After each optimizer step ``at_step_boundary`` logs the interval (``log_interval``),
+checkpoints (``maybe_checkpoint``) and validates (``maybe_validate``), in that order, so a failing validation never
+costs the step's checkpoint; stop requests are honoured only there. ``finish`` checkpoints and validates the last step
+once. Each step is a method, so tests drive them one by one without a subprocess.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 
-from data_pipelines.stream import build_train_loader
-from data_pipelines.stream_samples import model_input
-from data_pipelines.stream_samples import BrokenSampleCounter
+from data_pipelines.stream_samples import BrokenSampleCounter, model_input, stream_seed
+from data_pipelines.train_stream import build_lane_loader
+from trainer.batch_plan import BatchPlan, plan_for
 from trainer.checkpoint import step_checkpoint_dir, update_checkpoint_state
 from trainer.losses import caption_loss
 from trainer.run_control import iterate_isolated
@@ -30,11 +32,17 @@ from trainer.validation import validate
 logger = logging.getLogger("trainer.train")
 
 
-def data_position(progress: Progress, batches_per_epoch: int) -> Progress:
+def data_position(progress: Progress, steps_per_epoch: int) -> Progress:
     """The position saved in a checkpoint: a finished epoch is stored as the start of the next one."""
-    if progress.batch_in_epoch >= batches_per_epoch:
-        return Progress(**{**vars(progress), "epoch": progress.epoch + 1, "batch_in_epoch": 0})
+    if progress.step_in_epoch >= steps_per_epoch:
+        return Progress(**{**vars(progress), "epoch": progress.epoch + 1, "step_in_epoch": 0})
     return progress
+
+
+def data_order(config, plan: BatchPlan) -> dict:
+    """What an epoch's sample order depends on besides seed and epoch (recorded in checkpoints)."""
+    return {"global_batch_size": plan.global_batch_size, "lanes": plan.lanes,
+            "readers": max(1, config.data.num_workers)}
 
 
 @dataclass
@@ -42,7 +50,8 @@ class LoopState:
     """What the loop carries between micro-batches besides the checkpointed ``Progress``."""
 
     progress: Progress
-    batches_per_epoch: int = 0
+    steps_per_epoch: int = 0
+    step_image_ids: list[str] = field(default_factory=list)  # this process's images of the current step
     micro_batch_losses: list[torch.Tensor] = field(default_factory=list)  # stat_names values per micro-batch
     step_losses: torch.Tensor | None = None  # their mean over the last optimizer step
     grad_norm: torch.Tensor | float = 0.0  # of the last optimizer step (before clipping)
@@ -60,14 +69,18 @@ class TrainingLoop:
 
     stat_names = ("train/loss", "train/ce", "train/attention_reg")  # what micro_batch_loss reports, in order
 
-    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress: Progress, log, stop):
+    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress: Progress, log, stop,
+                 plan: BatchPlan | None = None):
         self.accelerator, self.config, self.model = accelerator, config, model
+        self.plan = plan or plan_for(config.train, accelerator.num_processes)
+        self.lanes = self.plan.lanes_of(accelerator.process_index)
         self.unwrapped = accelerator.unwrap_model(model)
         self.optimizer, self.scheduler, self.vocab, self.log, self.stop = optimizer, scheduler, vocab, log, stop
         resumed = progress.step if progress.step else None  # a resumed step is checkpointed already
         self.state = LoopState(progress, checkpointed_step=resumed, validated_step=progress.validated_step)
         self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
-        self.loader_options = config.train_loader_options()
+        self.loader_options = config.train_loader_options(self.plan.micro_batch_size)
+        self.data_order = data_order(config, self.plan)
         self.bar = tqdm(total=config.train.max_steps, initial=progress.step, desc="train", dynamic_ncols=True,
                         disable=not accelerator.is_main_process)
 
@@ -76,21 +89,19 @@ class TrainingLoop:
         return self.state.progress
 
     def run(self) -> None:
-        """Epoch after epoch: rebuild the epoch's loader, skip what a resumed checkpoint consumed, train."""
+        """Epoch after epoch: build the epoch's loader from the step a resumed checkpoint reached, train."""
         if self.state.checkpointed_step is not None and self.validation_due() and not self.finished():
             self.validate()  # the run stopped after the checkpoint and before its validation finished
         while not self.finished():
-            loader = build_train_loader(self.config.data.root, self.vocab, self.loader_options, epoch=self.progress.epoch,
-                                        rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
-                                        broken=self.broken_samples)
-            self.state.batches_per_epoch = len(loader)
+            loader = build_lane_loader(self.config.data.root, self.vocab, self.loader_options,
+                                       self.plan.global_batch_size, self.lanes, epoch=self.progress.epoch,
+                                       start_step=self.progress.step_in_epoch, broken=self.broken_samples)
+            self.state.steps_per_epoch = loader.stream.steps_per_epoch
             for batch_index, batch in enumerate(iterate_isolated(loader)):
-                if batch_index < self.progress.batch_in_epoch:  # consumed before the checkpoint we resumed from
-                    continue
                 if self.train_step(batch, batch_index) and self.at_step_boundary():
                     break
             else:
-                self.progress.epoch, self.progress.batch_in_epoch = self.progress.epoch + 1, 0
+                self.progress.epoch, self.progress.step_in_epoch = self.progress.epoch + 1, 0
         self.finish()
 
     def paused(self) -> bool:
@@ -119,6 +130,8 @@ class TrainingLoop:
     def train_step(self, batch: dict, batch_index: int) -> bool:
         """Forward and backward one micro-batch; True when it completed an optimizer step."""
         state, progress, accelerator = self.state, self.progress, self.accelerator
+        lane = self.lanes[batch_index % len(self.lanes)]
+        torch.manual_seed(stream_seed(self.config.seed, "model", progress.step, lane))
         with accelerator.accumulate(self.model):
             loss, stats = self.micro_batch_loss(batch)
             accelerator.backward(loss)
@@ -129,7 +142,7 @@ class TrainingLoop:
             self.optimizer.zero_grad(set_to_none=True)
         state.micro_batch_losses.append(stats.detach().float())
         samples = len(batch["image_id"]) * accelerator.num_processes
-        progress.batch_in_epoch = batch_index + 1
+        state.step_image_ids.extend(batch["image_id"])
         progress.samples_seen += samples
         state.interval_samples += samples
         if not accelerator.sync_gradients:
@@ -138,6 +151,12 @@ class TrainingLoop:
         state.lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         progress.step += 1
+        progress.step_in_epoch += 1
+        if self.config.logging.image_ids:  # every process's images, in lane order
+            image_ids = gather_object(state.step_image_ids)
+            if accelerator.is_main_process:
+                self.log.image_ids(progress.step, progress.epoch, image_ids)
+        state.step_image_ids = []
         self.bar.update(1)
         return True
 
@@ -215,9 +234,9 @@ class TrainingLoop:
         self.state.checkpointed_step = self.progress.step
 
     def save(self, target: Path, keep_last: int | None) -> None:
-        position = data_position(self.progress, self.state.batches_per_epoch)
+        position = data_position(self.progress, self.state.steps_per_epoch)
         save_training_checkpoint(self.accelerator, target, self.unwrapped, self.optimizer, self.scheduler, self.vocab,
-                                 self.config, position, keep_last)
+                                 self.config, position, self.data_order, keep_last)
 
     def finish(self) -> None:
         """After the loop: checkpoint the last step once, then validate it unless stopping early."""

@@ -8,6 +8,8 @@ from pathlib import Path
 from accelerate import Accelerator
 
 LOG_FILE = "train_log.jsonl"
+IMAGE_IDS_FILE = "image_ids.jsonl"
+
 
 
 class RunLog:
@@ -16,12 +18,18 @@ class RunLog:
     def __init__(self, accelerator: Accelerator, output_dir: Path):
         self.accelerator = accelerator
         self.path = Path(output_dir) / LOG_FILE
+        self.image_ids_path = Path(output_dir) / IMAGE_IDS_FILE
 
     def scalars(self, values: dict, step: int) -> None:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": step, "wall_time": time.time(), **values}) + "\n")
+
+    def image_ids(self, step: int, epoch: int, image_ids: list[str]) -> None:
+        """The images of one optimizer step's global batch, in lane order (main process; ``logging.image_ids``)."""
+        with open(self.image_ids_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "epoch": epoch, "image_ids": image_ids}) + "\n")
 
     def validation(self, result, step: int) -> None:
         """``val/*`` scalars, the sample captions (text) and attention overlays (image) of one validation."""

@@ -4,10 +4,13 @@
     python trainer/train.py --config configs/demo.yaml train.max_steps=20
 
 Model and optimizer go through ``accelerator.prepare`` (DDP); the WebDataset loader does not (batches are moved to the
-device here). Each epoch's loader is a pure function of (seed, epoch, rank, world size), and the checkpoint records the
-(epoch, batch) position plus every rank's RNG state, so ``--resume`` continues exactly where the run stopped. What an
-existing ``output_dir`` allows is decided in ``trainer.run_dir``. Exit code: 0 when the run finished (or paused at
-``train.stop_at_step``), 143 / 130 after a SIGTERM / Ctrl-C (with a checkpoint), 1 with a one-line error otherwise.
+device here). ``train.global_batch_size`` is split into micro-batches and accumulation for the number of processes
+(``trainer.batch_plan``); each epoch's data order depends on the seed and the global batch's lanes, not on the number
+of processes, and the checkpoint records the (epoch, step in epoch) position, so ``--resume`` continues exactly where
+the run stopped, on any number of processes. A process that dies or hangs is named by the survivors, which exit
+(``trainer.rank_watchdog``, ``distributed.timeout_s``). What an existing ``output_dir`` allows is decided in
+``trainer.run_dir``. Exit code: 0 when the run finished (or paused at ``train.stop_at_step``), 143 / 130 after a
+SIGTERM / Ctrl-C (with a checkpoint), 1 with a one-line error otherwise (a lost rank included).
 """
 from __future__ import annotations
 
@@ -15,13 +18,15 @@ import argparse
 import contextlib
 import logging
 import sys
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Iterator
 
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
 from data_pipelines.features import check_feature_cache
 from data_pipelines.stream import check_splits
@@ -29,11 +34,13 @@ from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
+from trainer.batch_plan import BatchPlan, plan_for
 from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
-from trainer.loop import TrainingLoop
+from trainer.loop import TrainingLoop, data_order
 from trainer.rng_state import seed_everything
 from trainer.process_group import check_process_group
+from trainer.rank_watchdog import RankWatchdog
 from trainer.run_control import StopRequest
 from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find_resume_checkpoint, new_run_id, truncate_log
 from trainer.run_log import RunLog
@@ -58,15 +65,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_accelerator(config: TrainConfig) -> Accelerator:
-    """CPU runs build Accelerator(cpu=True) so several processes form a MULTI_CPU (gloo) group."""
+    """CPU runs build Accelerator(cpu=True) so several processes form a MULTI_CPU (gloo) group; collectives time out
+    after ``distributed.timeout_s``. Gradient accumulation is set from the batch plan once the group size is known."""
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=config.distributed.timeout_s))
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                              gradient_accumulation_steps=config.train.grad_accum_steps, log_with="tensorboard",
-                              project_dir=config.output_dir, step_scheduler_with_optimizer=False)
+                              log_with="tensorboard", project_dir=config.output_dir,
+                              step_scheduler_with_optimizer=False, kwargs_handlers=[timeout])
     check_process_group(accelerator)
     if config.mixed_precision == "fp16" and accelerator.device.type != "cuda":
         raise ValueError(f"config key 'mixed_precision' = 'fp16' needs a CUDA device (this run is on "
                          f"{accelerator.device.type}, where Accelerate would silently train in fp32); use 'no'")
     return accelerator
+
+
+def start_watchdog(config: TrainConfig, accelerator: Accelerator) -> RankWatchdog | None:
+    """Heartbeats through the process group's store (several processes only)."""
+    if accelerator.num_processes == 1:
+        return None
+    store = dist.distributed_c10d._get_default_store()  # the rendezvous store every rank already shares
+    return RankWatchdog(store, accelerator.process_index, accelerator.num_processes,
+                        config.distributed.timeout_s).start()
 
 
 @contextlib.contextmanager
@@ -92,13 +110,18 @@ def main(argv: list[str] | None = None) -> int:
                        config.mixed_precision)
     logger.info("world size %d (%s), device %s", accelerator.num_processes, accelerator.distributed_type,
                 accelerator.device)
+    with exit_on_user_error():
+        plan = plan_for(config.train, accelerator.num_processes)
+    accelerator.gradient_accumulation_steps = plan.accumulation
+    logger.info("%s", plan.describe())
+    watchdog = start_watchdog(config, accelerator)
 
     with exit_on_user_error():
         vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
         check_splits(config.data.root, ["train", config.eval.split], config.data.features)
         if not args.resume:
             on_every_rank(accelerator, lambda: start_fresh(output_dir, args.overwrite))
-        model, optimizer, scheduler, progress = build_training_state(args, config, accelerator, vocab)
+        model, optimizer, scheduler, progress = build_training_state(args, config, accelerator, vocab, plan)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / "config.yaml")
@@ -110,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest()
     with exit_on_user_error():
         loop_arguments = (accelerator, config, model, optimizer, scheduler, vocab, progress,
-                          RunLog(accelerator, output_dir), stop)
+                          RunLog(accelerator, output_dir), stop, plan)
         if config.train.objective == "scst":
             loop = ScstTrainingLoop(*loop_arguments, reward=build_reward(accelerator, config, vocab))
         else:
             loop = TrainingLoop(*loop_arguments)
         if config.train.init_from and progress.step == 0:
             loop.validate()  # the starting weights' score: the stage's best checkpoint is never worse than its start
-        loop.run()
+        run_watched(loop, watchdog)
     accelerator.end_training()
     return stop.exit_code
 
@@ -142,7 +165,22 @@ def start_fresh(output_dir: Path, overwrite: bool) -> None:
         logger.warning("--overwrite: the run that was in %s is now in %s (nothing was deleted)", output_dir, moved)
 
 
-def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary):
+def run_watched(loop: TrainingLoop, watchdog: RankWatchdog | None) -> None:
+    """Run the loop; when it fails because a rank was lost, exit with a message naming that rank."""
+    try:
+        loop.run()
+    except Exception:
+        message = watchdog.diagnose(wait_s=6 * watchdog.interval_s) if watchdog is not None else None
+        if message is None:
+            raise
+        logger.error("%s", message)
+        sys.exit(message)
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+
+
+def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary, plan: BatchPlan):
     """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
     restored from ``--resume``."""
     output_dir = Path(config.output_dir)
@@ -169,13 +207,14 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
 
     progress = Progress(run_id=broadcast_object_list([new_run_id()])[0])
     if checkpoint is not None:
-        progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config)
+        progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config,
+                                               data_order(config, plan))
         best = best_of_run(output_dir, progress.run_id)
         if best is not None and best.get("best_cider") is not None and (
                 progress.best_cider is None or best["best_cider"] > progress.best_cider):
             progress.best_cider, progress.best_step = best["best_cider"], best["best_step"]
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, progress.step,
-                    progress.epoch, progress.batch_in_epoch)
+        logger.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", checkpoint, progress.step,
+                    progress.epoch, progress.step_in_epoch)
     if config.data.features:  # cached features must come from this model's frozen backbone
         check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
                             config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))

@@ -13,16 +13,17 @@ from trainer.config import TrainConfig
 from trainer.rng_state import capture_rng_state, restore_rng_state, seed_everything
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the data position was ``batch_in_epoch``, micro-batches of one process
 
 
 @dataclass
 class Progress:
-    """Where training stands. ``batch_in_epoch`` counts the micro-batches of ``epoch`` already consumed."""
+    """Where training stands. ``step_in_epoch`` counts the optimizer steps (global batches) of ``epoch`` already
+    trained: a position in the epoch's global sample order, the same for any number of processes."""
 
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0
+    step_in_epoch: int = 0
     samples_seen: int = 0
     best_cider: float | None = None
     best_step: int | None = None
@@ -39,9 +40,10 @@ def weights_digest(model) -> str:
 
 
 def save_training_checkpoint(accelerator, target: Path, model, optimizer, scheduler, vocab, config: TrainConfig,
-                             progress: Progress, keep_last: int | None = None) -> None:
+                             progress: Progress, data_order: dict, keep_last: int | None = None) -> None:
     """Every rank calls this: RNG states and weight digests are gathered, the main process writes ``target``; a
-    failed write (e.g. a full disk) raises CheckpointError on every rank, so none waits for the others forever."""
+    failed write (e.g. a full disk) raises CheckpointError on every rank, so none waits for the others forever.
+    ``data_order``: what the epoch's sample order depends on besides seed and epoch (global batch, lanes, readers)."""
     per_rank = gather_object([{"rng": capture_rng_state(), "weights_digest": weights_digest(model)}])
     failure = None
     if accelerator.is_main_process:
@@ -55,6 +57,7 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "scheduler": scheduler.state_dict(),
             "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
             "world_size": accelerator.num_processes,
+            "data_order": data_order,
             "rank_weight_digests": digests,
             "rng": [entry["rng"] for entry in per_rank],
             "config_hash": config.hash(),
@@ -74,21 +77,29 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
 
 
 def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, scheduler, vocab,
-                                config: TrainConfig) -> Progress:
-    """Load weights, optimizer, scheduler, scaler and this rank's RNG; returns the progress to continue from."""
+                                config: TrainConfig, data_order: dict) -> Progress:
+    """Load weights, optimizer, scheduler, scaler and this rank's RNG; returns the progress to continue from.
+
+    The data position is (epoch, optimizer step in the epoch); the epoch's order depends on ``data_order`` (global
+    batch, lanes, readers), never on the number of processes, so a checkpoint of N processes continues exactly on M.
+    """
     notes = check_compatible(directory, model.config.to_dict(), vocab)
     for note in notes:
         logger.warning("resuming %s with a changed setting: %s", directory, note)
     state = load_checkpoint(directory, model, optimizer)
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{directory}/trainer_state.json: format_version {state.get('format_version')!r}, "
-                              f"this trainer reads {FORMAT_VERSION}")
+    version = state.get("format_version")
+    if version not in (1, FORMAT_VERSION):
+        raise CheckpointError(f"{directory}/trainer_state.json: format_version {version!r}, this trainer reads 1 and "
+                              f"{FORMAT_VERSION}")
     if state["config_hash"] != config.hash():
         logger.info("resuming from %s written with another config (hash %s, now %s)", directory,
                     state["config_hash"], config.hash())
     scheduler.load_state_dict(state["scheduler"])
     if accelerator.scaler is not None and state.get("grad_scaler"):
         accelerator.scaler.load_state_dict(state["grad_scaler"])
+    if version == 1:  # micro-batches of one process -> optimizer steps; the old stream's order is gone anyway
+        state["step_in_epoch"] = state["batch_in_epoch"] // state["train_config"]["train"]["grad_accum_steps"]
+        state["data_order"] = None
     progress = Progress(**{name: state.get(name, default) for name, default in vars(Progress()).items()})
     rank, saved_world = accelerator.process_index, state["world_size"]
     if rank < len(state["rng"]):
@@ -96,9 +107,10 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
     else:
         seed_everything(config.seed + rank + 1_000_003 * progress.step)
     if saved_world != accelerator.num_processes:
-        # Another world size reads other shards per rank: keep the epoch, skip the same share of its samples.
-        progress.batch_in_epoch = progress.batch_in_epoch * saved_world // accelerator.num_processes
-        logger.warning("checkpoint %s was written by %d process(es), resuming with %d: the data order of epoch %d "
-                       "continues approximately (not exactly)", directory, saved_world, accelerator.num_processes,
-                       progress.epoch)
+        logger.info("checkpoint written by %d process(es), resuming on %d: epoch %d continues at step %d of the epoch",
+                    saved_world, accelerator.num_processes, progress.epoch, progress.step_in_epoch)
+    if progress.step_in_epoch and state["data_order"] != data_order:
+        logger.warning("checkpoint %s was written with data order %s, this run has %s: epoch %d continues at step %d "
+                       "in the new order (some images of the epoch may repeat or be skipped)", directory,
+                       state["data_order"], data_order, progress.epoch, progress.step_in_epoch)
     return progress

@@ -59,9 +59,9 @@ class ScstTrainingLoop(TrainingLoop):
     stat_names = ("train/loss", "train/policy_loss", "train/attention_reg", "train/reward", "train/baseline",
                   "train/advantage_std", "train/sample_len", "train/entropy")
 
-    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop,
+    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop, plan=None, *,
                  reward: CiderDReward):
-        super().__init__(accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop)
+        super().__init__(accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop, plan)
         self.unwrapped = accelerator.unwrap_model(model).captioner
         self.reward = reward
         self.reward_seconds = 0.0  # spent computing rewards since the last logged step

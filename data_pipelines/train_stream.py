@@ -1,0 +1,185 @@
+"""Training stream whose data order does not depend on the number of processes, with resume at the tar-member level.
+
+One optimizer step trains ``lanes`` micro-batches (``trainer.batch_plan``). Lane ``j``'s micro-batch is the
+concatenation of one piece of ``micro_batch_size / readers`` images from each of its ``readers`` readers; reader
+``(j, w)`` reads the shards ``order[j * readers + w :: lanes * readers]`` of the epoch's shard order (shuffled by seed
+and epoch), shuffles their samples with a buffer seeded by ``(seed, epoch, j, w)`` and cycles them until it has yielded
+``steps_per_epoch = images // global_batch_size`` pieces. So step ``s`` of epoch ``e`` trains the same images whether
+one process accumulates every lane or ``lanes`` processes train one each: the order is a function of (seed, epoch,
+global batch, micro-batch, readers), and ``readers`` is ``data.num_workers`` (at least 1).
+
+Process ``r`` trains lanes ``r*A .. r*A+A-1``. Its DataLoader worker ``w`` serves reader ``w`` of each of those lanes,
+piece by piece in (step, lane) order; DataLoader takes batches from its workers round-robin, so ``readers``
+consecutive pieces are the ``readers`` pieces of one lane's micro-batch, concatenated in the main process.
+
+Resume at step ``s`` of an epoch: every reader drops its first ``s * piece_size`` tar samples as raw member bytes,
+before any JPEG decode or feature load, and the random choices that follow (captions per piece, augmentation per
+sample) are seeded by position, so the batches after the resume point are those of a straight run (exact unless a
+dropped sample was undecodable: a broken sample is counted and replaced by the next one, shifting its reader by one).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset
+
+from data_pipelines.stream import TrainLoaderOptions, _cycle_shards, _decoder, _split_shards, _worker_index
+from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples,
+                                           stream_seed)
+from data_pipelines.transforms import train_transform
+
+__all__ = ["build_lane_loader", "LaneLoader"]
+
+
+@dataclass(eq=False)
+class LaneStream(IterableDataset):
+    """Pieces of this process's lanes from ``start_step`` to the end of the epoch; see the module docstring."""
+
+    shards: list[str]
+    vocab: object
+    decoder: SampleDecoder
+    piece_size: int
+    steps_per_epoch: int
+    start_step: int
+    my_lanes: tuple[int, ...]
+    lanes: int
+    readers: int
+    captions_per_image: int
+    max_caption_len: int | None
+    seed: int
+    epoch: int
+    resampled: bool
+    shuffle_buffer: int
+    broken: BrokenSampleCounter
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def reader_shards(self, lane: int, reader: int) -> list[str]:
+        if self.resampled:
+            return list(self.shards)
+        order = list(self.shards)
+        random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)
+        return order[lane * self.readers + reader::self.lanes * self.readers]
+
+    def _raw_samples(self, lane: int, reader: int, seed: int) -> Iterator[tuple[int, dict]]:
+        """(pass number, undecoded sample), pass after pass over the reader's shards (the buffer drains at the end of
+        each pass, so no image comes round again before all were seen)."""
+        shard_rng, buffer_rng = random.Random(stream_seed(seed, "shards")), random.Random(stream_seed(seed, "buffer"))
+        shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
+        for number, shard_pass in enumerate(_cycle_shards(self.reader_shards(lane, reader), self.resampled, shard_rng)):
+            yielded = 0
+            for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
+                yielded += 1
+                yield number, raw
+            if yielded == 0:
+                raise RuntimeError(f"lane {lane} reader {reader}: shards {sorted(set(shard_pass))} hold no readable "
+                                   f"sample")
+
+    def _pieces(self, lane: int, reader: int) -> Iterator[dict]:
+        seed = stream_seed(self.seed, self.epoch, "lane", lane, reader)
+        raw = self._raw_samples(lane, reader, seed)
+        position = self.start_step * self.piece_size
+        for _ in range(position):  # resume: skip consumed samples as tar members, never decoded
+            next(raw)
+        good_pass = None  # the last pass in which a sample decoded (at first: the pass reading starts in)
+        for step in range(self.start_step, self.steps_per_epoch):
+            samples = []
+            while len(samples) < self.piece_size:
+                number, sample = next(raw)
+                good_pass = number if good_pass is None else good_pass
+                if number > good_pass + 1:
+                    raise RuntimeError(f"lane {lane} reader {reader}: a whole pass over shards "
+                                       f"{self.reader_shards(lane, reader)} decoded nothing (see the broken-sample log)")
+                generator = torch.Generator().manual_seed(stream_seed(seed, "transform", position))
+                position += 1
+                try:
+                    samples.append(self.decoder(sample, generator))
+                    good_pass = number
+                except Exception as error:  # noqa: BLE001 - an undecodable sample is skipped, never fatal
+                    self.broken(error)
+            yield collate_train(samples, self.vocab, self.captions_per_image, self.max_caption_len,
+                                random.Random(stream_seed(seed, "captions", step)))
+
+    def __iter__(self) -> Iterator[dict]:
+        reader = _worker_index(self.readers)
+        lanes = [self._pieces(lane, reader) for lane in self.my_lanes]
+        for _ in range(self.start_step, self.steps_per_epoch):
+            for pieces in lanes:
+                yield next(pieces)
+
+
+def _concatenate(pieces: list[dict], pad_id: int) -> dict:
+    """One micro-batch from its readers' pieces (captions re-padded to the longest)."""
+    key = "features" if "features" in pieces[0] else "pixels"
+    length = max(piece["captions"].shape[-1] for piece in pieces)
+    captions = [torch.nn.functional.pad(piece["captions"], (0, length - piece["captions"].shape[-1]), value=pad_id)
+                for piece in pieces]
+    return {"image_id": [image_id for piece in pieces for image_id in piece["image_id"]],
+            key: torch.cat([piece[key] for piece in pieces]), "captions": torch.cat(captions)}
+
+
+class LaneLoader:
+    """This process's micro-batches from ``start_step`` to the end of the epoch: for each step, one per lane."""
+
+    def __init__(self, stream: LaneStream, num_workers: int, pad_id: int):
+        self.stream, self.pad_id = stream, pad_id
+        # Own generator: the DataLoader draws its worker base seed from it instead of the trainer's global RNG.
+        self.loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=False,
+                                 pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(0))
+
+    def __len__(self) -> int:
+        return (self.stream.steps_per_epoch - self.stream.start_step) * len(self.stream.my_lanes)
+
+    def __iter__(self) -> Iterator[dict]:
+        pieces = iter(self.loader)  # now, not at the first next(): workers start where the caller iterates us
+        return (_concatenate([next(pieces) for _ in range(self.stream.readers)], self.pad_id) for _ in range(len(self)))
+
+    @property
+    def broken_samples(self) -> int:
+        return self.stream.broken.count
+
+
+def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_size: int, lanes: range, epoch: int = 0,
+                      start_step: int = 0, broken: BrokenSampleCounter | None = None) -> LaneLoader:
+    """Loader of ``lanes`` (this process's, from ``trainer.batch_plan.BatchPlan.lanes_of``) for one epoch, with
+    micro-batches of ``options.batch_size`` images; ``broken`` may be shared between the epochs of a run.
+
+    Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``; for each
+    step from ``start_step``, one batch per lane in lane order.
+    """
+    micro_batch_size, num_workers, split = options.batch_size, options.num_workers, options.split
+    features_root, resampled = options.features_root, options.resampled
+    if micro_batch_size < 1 or global_batch_size % micro_batch_size:
+        raise ValueError(f"global batch {global_batch_size} is not a multiple of the micro-batch {micro_batch_size}")
+    total_lanes, readers = global_batch_size // micro_batch_size, max(1, num_workers)
+    if micro_batch_size % readers:
+        raise ValueError(f"micro-batch {micro_batch_size} is not divisible by data.num_workers={num_workers}: each "
+                         f"worker reads an equal share of every micro-batch")
+    if not (lanes and 0 <= lanes[0] and lanes[-1] < total_lanes):
+        raise ValueError(f"lanes {list(lanes)} are not within the {total_lanes} lanes of a global batch")
+    if options.augment and features_root is not None:
+        raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
+    shards, entry = _split_shards(root, split, features_root)
+    if not resampled and len(shards) < total_lanes * readers:
+        raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {total_lanes} lane(s) (global batch "
+                         f"{global_batch_size} / micro-batch {micro_batch_size}) x {readers} worker(s) = "
+                         f"{total_lanes * readers} readers; re-run prepare with a smaller --shard-size, use fewer "
+                         f"workers or a larger micro-batch, or resampled=True")
+    steps_per_epoch = int(entry["images"]) // global_batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{split}: {entry['images']} image(s) do not fill one global batch of {global_batch_size}")
+    if not 0 <= start_step < steps_per_epoch:
+        raise ValueError(f"start_step {start_step} is outside the epoch's {steps_per_epoch} steps")
+    transform = train_transform(options.image_size, options.augment)
+    stream = LaneStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, transform),
+                        piece_size=micro_batch_size // readers, steps_per_epoch=steps_per_epoch, start_step=start_step,
+                        my_lanes=tuple(lanes), lanes=total_lanes, readers=readers,
+                        captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,
+                        seed=options.seed, epoch=epoch, resampled=resampled, shuffle_buffer=options.shuffle_buffer,
+                        broken=broken or BrokenSampleCounter())
+    return LaneLoader(stream, num_workers, vocab.pad_id)

@@ -1,0 +1,55 @@
+"""train.global_batch_size -> per-process micro-batch and gradient accumulation for each world size."""
+import pytest
+
+from trainer.batch_plan import plan_batches, plan_for
+from trainer.config import TrainSection
+
+
+@pytest.mark.parametrize("world_size, micro, accumulation", [(1, 32, 8), (2, 32, 4), (4, 32, 2), (8, 32, 1)])
+def test_capped_micro_batch_keeps_the_lanes(world_size, micro, accumulation):
+    plan = plan_batches(world_size, global_batch_size=256, micro_batch_size=32)
+    assert (plan.micro_batch_size, plan.accumulation, plan.lanes) == (micro, accumulation, 8)
+    assert plan.micro_batch_size * plan.accumulation * world_size == 256
+    lanes = [lane for rank in range(world_size) for lane in plan.lanes_of(rank)]
+    assert lanes == list(range(8))  # every lane trained by exactly one process
+    assert plan.describe() == f"global batch 256 = {world_size} process(es) x micro-batch {micro} x accumulation " \
+                              f"{accumulation}"
+
+
+@pytest.mark.parametrize("world_size, micro", [(1, 64), (2, 32), (16, 4)])
+def test_without_a_cap_each_process_takes_its_share(world_size, micro):
+    plan = plan_batches(world_size, global_batch_size=64)
+    assert (plan.micro_batch_size, plan.accumulation) == (micro, 1)
+
+
+def test_more_processes_than_lanes_take_smaller_micro_batches():
+    plan = plan_batches(16, global_batch_size=256, micro_batch_size=32)
+    assert (plan.micro_batch_size, plan.accumulation, plan.lanes) == (16, 1, 16)
+
+
+def test_legacy_per_process_batch_grows_with_the_world():
+    plan = plan_batches(4, batch_size=8, grad_accum_steps=2)
+    assert (plan.global_batch_size, plan.micro_batch_size, plan.accumulation, plan.lanes) == (64, 8, 2, 8)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(world_size=3, global_batch_size=64), "not divisible by the 3 process(es)"),
+    (dict(world_size=2, global_batch_size=96, micro_batch_size=32),
+     "48 images per process is not a multiple of train.micro_batch_size=32"),
+    (dict(world_size=1, global_batch_size=64, micro_batch_size=24), "64 images per process is not a multiple of "
+                                                                    "train.micro_batch_size=24"),
+    (dict(world_size=1, global_batch_size=64, batch_size=8), "not both"),
+    (dict(world_size=1, micro_batch_size=8, batch_size=8), "needs train.global_batch_size"),
+])
+def test_indivisible_or_mixed_settings_are_errors(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        plan_batches(**kwargs)
+    assert message in str(error.value)
+
+
+def test_config_sections_map_to_plans():
+    assert plan_for(TrainSection(), 2).describe() == "global batch 64 = 2 process(es) x micro-batch 32 x accumulation 1"
+    section = TrainSection(global_batch_size=64, micro_batch_size=16)
+    assert (plan_for(section, 2).micro_batch_size, plan_for(section, 2).accumulation) == (16, 2)
+    with pytest.raises(ValueError, match="not both"):
+        plan_for(TrainSection(global_batch_size=64, batch_size=32), 1)
