@@ -103,7 +103,7 @@ def test_train_log_is_found_from_the_checkpoint_and_merged_by_step(tmp_path):
     assert [record["step"] for record in records] == list(range(1, LOG_STEPS + 1))
     assert "val/CIDEr" in records[9] and "train/loss" in records[9]
     (run / "train_log.jsonl").write_text('{"step": 1}\nnot json\n')
-    with pytest.raises(ValueError, match=r"train_log.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"train_log.jsonl: line 2, column \d+: invalid JSON"):
         read_train_log(run / "train_log.jsonl")
 
 

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterator, Union
 
 # A file path, encoded image bytes, or a zero-argument callable returning either (resolved lazily in the main process,
 # so a large in-memory dataset is never held all at once).
@@ -178,3 +178,18 @@ def clean_records(records: list[Record]) -> tuple[list[Record], list[dict], list
             seen[record.image_id] = record.source
             kept.append(record)
     return kept, skipped, dropped
+
+
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON Lines file; DataFormatError names the bad line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}: line {number}, column {error.colno}: invalid JSON: {error.msg}") from None
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row

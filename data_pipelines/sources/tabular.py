@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
+from .common import (DataFormatError, Record, jsonl_objects, add_fraction_arguments, as_caption_list, assign_fraction_splits,
                      check_split_name, image_id_or, resolve_path)
 
 
@@ -38,20 +37,6 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise DataFormatError(f"{path}: line {reader.line_num}: {error}") from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(f"{path}: line {number}, column {error.colno}: invalid JSON: {error.msg}") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
-
-
 def _cell(row: dict[str, Any], column: str, path: Path, line: int) -> Any:
     if column not in row:
         raise DataFormatError(f"{path}: line {line}: no column {column!r} (columns: {', '.join(map(str, row))})")
@@ -64,7 +49,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
     base = args.images if args.images is not None else path.parent
-    rows = _jsonl_rows(path) if args.source == "jsonl" else _csv_rows(path)
+    rows = jsonl_objects(path) if args.source == "jsonl" else _csv_rows(path)
     records: dict[str, Record] = {}
     try:
         for line, row in rows:

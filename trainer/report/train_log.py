@@ -1,8 +1,9 @@
 """The run's ``train_log.jsonl`` (written by trainer/train.py): where it is and its records by step."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from data_pipelines.sources.common import jsonl_objects
 
 LOG_FILE = "train_log.jsonl"
 
@@ -19,14 +20,8 @@ def read_train_log(path: Path) -> list[dict]:
     """One merged record per step, in step order; a resumed run's lines replace the earlier ones of the same step.
     ``wall_time`` (seconds since the epoch) is absent in logs written before it was recorded."""
     by_step: dict[int, dict] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            raise ValueError(f"{path}:{number}: expected an object with an integer 'step', got {line[:80]!r}")
+    for number, record in jsonl_objects(path):
+        if not isinstance(record.get("step"), int):
+            raise ValueError(f"{path}: line {number}: expected an integer 'step', got {record.get('step')!r}")
         by_step.setdefault(record["step"], {}).update(record)
     return [by_step[step] for step in sorted(by_step)]
