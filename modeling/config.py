@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ATTENTION_GATES = ("scalar", "vector", "none")
+FEATURE_NORMS = ("batch", "layer")
 SCHEDULED_SAMPLING_MODES = ("sample", "argmax")
 
 
@@ -28,6 +29,7 @@ class CaptionerConfig:
     bos_id: int = 1
     eos_id: int = 2
     scheduled_sampling: str = "sample"  # "sample" | "argmax"
+    feature_norm: str = "batch"  # "batch": BatchNorm after the 1x1 projection | "layer": LayerNorm on backbone channels
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "backbone_channels", "feature_dim", "grid_size", "embed_dim", "attention_dim",
@@ -48,6 +50,8 @@ class CaptionerConfig:
         if self.scheduled_sampling not in SCHEDULED_SAMPLING_MODES:
             raise ValueError(f"CaptionerConfig.scheduled_sampling must be one of {SCHEDULED_SAMPLING_MODES}, "
                              f"got {self.scheduled_sampling!r}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"CaptionerConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if not isinstance(self.encoder_weights, str) or not self.encoder_weights:
             raise ValueError("CaptionerConfig.encoder_weights must be 'imagenet', 'none' or a path to a "
                              f".safetensors/.pth file, got {self.encoder_weights!r}")
