@@ -31,7 +31,8 @@ class Captioner(nn.Module):
     def __init__(self, config: CaptionerConfig):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config.encoder_weights, config.backbone_channels, config.feature_dim, config.grid_size)
+        self.encoder = Encoder(config.encoder_weights, config.backbone_channels, config.feature_dim, config.grid_size,
+                               config.feature_norm)
         self.decoder = Decoder(config)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

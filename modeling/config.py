@@ -9,8 +9,10 @@ from typing import Literal, get_args
 
 AttentionGate = Literal["scalar", "vector", "none"]
 ScheduledSampling = Literal["sample", "argmax"]
+FeatureNorm = Literal["batch", "layer"]
 ATTENTION_GATES = get_args(AttentionGate)
 SCHEDULED_SAMPLING_MODES = get_args(ScheduledSampling)
+FEATURE_NORMS = get_args(FeatureNorm)
 # Fields set from the dataset's vocabulary, not by the user (the trainer's model section leaves them out).
 VOCABULARY_FIELDS = ("vocab_size", "pad_id", "bos_id", "eos_id")
 
@@ -33,6 +35,7 @@ class CaptionerConfig:
     bos_id: int = 1
     eos_id: int = 2
     scheduled_sampling: ScheduledSampling = "sample"
+    feature_norm: FeatureNorm = "batch"  # "batch": BatchNorm after the 1x1 conv | "layer": LayerNorm on the backbone channels
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "backbone_channels", "feature_dim", "grid_size", "embed_dim", "attention_dim",
@@ -53,6 +56,8 @@ class CaptionerConfig:
         if self.scheduled_sampling not in SCHEDULED_SAMPLING_MODES:
             raise ValueError(f"CaptionerConfig.scheduled_sampling must be one of {SCHEDULED_SAMPLING_MODES}, "
                              f"got {self.scheduled_sampling!r}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"CaptionerConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if not isinstance(self.encoder_weights, str) or not self.encoder_weights:
             raise ValueError("CaptionerConfig.encoder_weights must be 'imagenet', 'none' or a path to a "
                              f".safetensors/.pth file, got {self.encoder_weights!r}")

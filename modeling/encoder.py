@@ -1,4 +1,5 @@
-"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv + BatchNorm and pooling to a grid of region features."""
+"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv with BatchNorm (or LayerNorm on the backbone
+features) and pooling to a grid of region features."""
 from __future__ import annotations
 
 import hashlib
@@ -95,17 +96,30 @@ def backbone_fingerprint(backbone: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each position of a (B, C, h, w) map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 class Encoder(nn.Module):
     """Images (B,3,H,W) or backbone features (B,C,h,w) -> region features (B, grid*grid, feature_dim)."""
 
-    def __init__(self, weights: str, backbone_channels: int = 2048, feature_dim: int = 256, grid_size: int = 7):
+    def __init__(self, weights: str, backbone_channels: int = 2048, feature_dim: int = 256, grid_size: int = 7,
+                 feature_norm: str = "batch"):
         super().__init__()
         self.backbone_channels = backbone_channels
         self.backbone = build_backbone(weights)
-        self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
         # Frozen features carry a large offset shared by every image (a random ResNet-50: mean ~20, per-image spread
-        # ~1); normalising the projected regions keeps the attention and h0/c0 tanh units out of saturation.
-        self.norm = nn.BatchNorm2d(feature_dim)
+        # ~1); normalising keeps the attention and h0/c0 tanh units out of saturation. "batch": BatchNorm on the
+        # projected regions (batch statistics); "layer": LayerNorm of each region's backbone vector (no batch state).
+        if feature_norm not in ("batch", "layer"):
+            raise ValueError(f"feature_norm must be 'batch' or 'layer', got {feature_norm!r}")
+        layer = feature_norm == "layer"
+        self.input_norm = ChannelLayerNorm(backbone_channels) if layer else nn.Identity()
+        self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
+        self.norm = nn.Identity() if layer else nn.BatchNorm2d(feature_dim)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,4 +130,4 @@ class Encoder(nn.Module):
             if min(x.shape[2:]) < MIN_IMAGE_SIZE:
                 raise ValueError(f"images must be at least {MIN_IMAGE_SIZE} px on each side, got {tuple(x.shape)}")
             x = self.backbone(x)
-        return self.pool(self.norm(self.project(x))).flatten(2).transpose(1, 2)
+        return self.pool(self.norm(self.project(self.input_norm(x)))).flatten(2).transpose(1, 2)

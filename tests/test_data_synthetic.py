@@ -1,4 +1,5 @@
-"""Synthetic demo dataset: deterministic, valid Karpathy JSON, captions describe the drawn scene, prepare works on it."""
+"""Synthetic demo dataset (default preset): deterministic, valid Karpathy JSON, captions describe the drawn scene,
+prepare works on it."""
 import json
 import subprocess
 import sys
@@ -50,10 +51,10 @@ def test_images_show_the_described_shapes(tmp_path):
     path = synthetic.generate(tmp_path, 30, seed=1, image_size=64)
     for entry in json.loads(path.read_text())["images"]:
         pixels = np.asarray(Image.open(tmp_path / entry["filepath"] / entry["filename"]), dtype=float)
-        assert np.abs(pixels[1, 1] - synthetic.BACKGROUND).max() < 20  # plain background in the corner
+        assert np.abs(pixels[1, 1] - synthetic.get_preset("shapes").background).max() < 20  # plain background in the corner
         for shape in entry["scene"]["shapes"]:
             x, y = (round(v) for v in shape["centre"])
-            assert np.abs(pixels[y, x] - synthetic.COLOURS[shape["colour"]]).max() < 40
+            assert np.abs(pixels[y, x] - synthetic.PALETTE[shape["colour"]]).max() < 40
         first, *rest = entry["scene"]["shapes"]
         if entry["scene"]["layout"] == "horizontal":
             assert first["centre"][0] < rest[0]["centre"][0] and "left of" in entry["sentences"][0]["raw"]
