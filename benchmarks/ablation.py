@@ -1,7 +1,7 @@
 """Ablation study of the demo's training defaults on several synthetic presets, one change per row.
 
-    python -m benchmarks.ablation [--presets shapes cluttered] [--rows baseline lambda_0.01 ...] [--steps 500]
-                                  [--work runs/ablation] [--markdown docs/ablation.md]
+    python -m benchmarks.ablation [--presets shapes cluttered] [--rows baseline lambda_0.01 ...] [--steps 400]
+                                  [--work runs/ablation] [--markdown docs/ablation.md] [--threads 1]
 
 For each preset: build the data once (data_pipelines.synthetic -> prepare -> features, frozen random ResNet-50), write
 the blind and human reference rows (trainer.baselines on the test split), then for each row train single-process on the
@@ -158,11 +158,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["shapes", "cluttered"])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--steps", type=int, default=500, help="optimizer steps per row (same for every row)")
+    parser.add_argument("--steps", type=int, default=400, help="optimizer steps per row (same for every row)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per training run")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "ablation")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OMP_NUM_THREADS of each run (default 1: on shared cores more threads thrash)")
     args = parser.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     results_path, log = args.work / "results.jsonl", args.work / "ablation.log"
     results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
