@@ -20,13 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 3000
 IMAGE_SIZE = 128
 
 # name -> (what changes, overrides on top of configs/demo.yaml). "baseline" is the config as it is.
 ROWS = {
-    "baseline": ("configs/demo.yaml as is", []),
+    "baseline": ("configs/demo.yaml as it is when the row runs", []),
     "lambda_0.1": ("doubly stochastic weight 0.1", ["loss.attention_lambda=0.1"]),
     "lambda_0.01": ("doubly stochastic weight 0.01", ["loss.attention_lambda=0.01"]),
     "lambda_0": ("no doubly stochastic term", ["loss.attention_lambda=0.0"]),
@@ -135,23 +137,44 @@ def baselines(work: Path, preset: str, log: Path) -> dict:
     return json.loads(cache.read_text(encoding="utf-8"))
 
 
-def markdown(results: list[dict], refs: dict, rows: list[str], presets: list[str]) -> str:
-    """One table: a row per change, per preset test CIDEr-D / BLEU-4 and s/step; blind and human rows first."""
-    header = "| row | change | " + " | ".join(f"{p} CIDEr-D | {p} BLEU-4 | {p} s/step" for p in presets) + " |"
-    lines = [header, "|" + "---|" * (2 + 3 * len(presets))]
-    for label, key in (("blind", "blind"), ("human", "human")):
-        cells = [f"{refs[p][key]['CIDEr']:.3f} | {refs[p][key]['Bleu_4']:.3f} | -" if p in refs else "- | - | -"
-                 for p in presets]
-        lines.append(f"| {label} | reference (trainer.baselines) | " + " | ".join(cells) + " |")
-    found = {(r["preset"], r["row"]): r for r in results}
-    for name in rows:
-        cells = []
-        for preset in presets:
-            r = found.get((preset, name))
-            cells.append(f"{r['test']['CIDEr']:.3f} | {r['test']['Bleu_4']:.3f} | {r['seconds_per_step']:.2f}"
-                         if r else "- | - | -")
-        lines.append(f"| {name} | {ROWS[name][0]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def base_lambda(result: dict, work: Path) -> float:
+    """The doubly stochastic weight of the defaults a row changed (the study moved the default from 1 to 0.01)."""
+    if any(item.startswith("loss.attention_lambda=") for item in result["overrides"]):
+        return 1.0  # the lambda rows were measured against the old defaults
+    config = yaml.safe_load((work / result["preset"] / "rows" / result["row"] / "config.yaml").read_text())
+    return float(config["loss"]["attention_lambda"])
+
+
+def markdown(results: list[dict], refs: dict, rows: list[str], presets: list[str], work: Path) -> str:
+    """Per defaults (old lambda 1, new lambda 0.01) a table: a row per change, per preset test CIDEr-D / BLEU-4 and
+    s/step; blind and human rows first. The new defaults' own row is the old defaults' lambda_0.01 row."""
+    found = {}
+    for result in results:
+        base = base_lambda(result, work)
+        found[(base, result["preset"], result["row"])] = result
+        if result["row"] == "lambda_0.01":
+            found[(0.01, result["preset"], "baseline")] = result
+    tables = []
+    for base in sorted({key[0] for key in found}, reverse=True):
+        header = "| row | change | " + " | ".join(f"{p} CIDEr-D | {p} BLEU-4 | {p} s/step" for p in presets) + " |"
+        lines = [f"Changes from the defaults with attention_lambda {base:g}:", "", header,
+                 "|" + "---|" * (2 + 3 * len(presets))]
+        for label, key in (("blind", "blind"), ("human", "human")):
+            cells = [f"{refs[p][key]['CIDEr']:.3f} | {refs[p][key]['Bleu_4']:.3f} | -" if p in refs else "- | - | -"
+                     for p in presets]
+            lines.append(f"| {label} | reference (trainer.baselines) | " + " | ".join(cells) + " |")
+        for name in rows:
+            if not any((base, preset, name) in found for preset in presets):
+                continue
+            cells = []
+            for preset in presets:
+                r = found.get((base, preset, name))
+                cells.append(f"{r['test']['CIDEr']:.3f} | {r['test']['Bleu_4']:.3f} | {r['seconds_per_step']:.2f}"
+                             if r else "- | - | -")
+            change = "the defaults as they are" if name == "baseline" else ROWS[name][0]
+            lines.append(f"| {name} | {change} | " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,13 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--threads", type=int, default=1,
                         help="OMP_NUM_THREADS of each run (default 1: on shared cores more threads thrash)")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the results so far, run nothing")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     results_path, log = args.work / "results.jsonl", args.work / "ablation.log"
     results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
     refs = {preset: baselines(args.work / preset, preset, log) for preset in args.presets}
-    for name in args.rows:  # row by row, so an interrupted study still compares every preset on the rows it did
+    for name in [] if args.table_only else args.rows:  # row by row, so an interrupted study still compares every preset on the rows it did
         for preset in args.presets:
             if any(r["preset"] == preset and r["row"] == name and r["steps"] == args.steps for r in results):
                 continue
@@ -184,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             with open(results_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(result) + "\n")
             print(f"{preset} / {name}: test {result['test']} ({result['seconds_per_step']} s/step)", flush=True)
-    table = markdown([r for r in results if r["steps"] == args.steps], refs, args.rows, args.presets)
+    table = markdown([r for r in results if r["steps"] == args.steps], refs, args.rows, args.presets, args.work)
     print(table)
     if args.markdown:
         args.markdown.write_text(table, encoding="utf-8")

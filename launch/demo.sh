@@ -134,7 +134,7 @@ PY
 stage "learning curve -> $work/learning_curve.png"
 blind_cider="$("$python" -c 'import json, sys; print(json.loads(sys.argv[1])["blind"]["CIDEr"])' "$baselines")"
 "$python" -m benchmarks.learning_curve --run "$train_dir" --out "$work/learning_curve.png" --blind "$blind_cider" \
-  --title "val CIDEr-D, $(basename "$karpathy_json") ($(basename "$work"))" > "$work/learning_curve.json"
+  --title "$(basename "$work"): val CIDEr-D" > "$work/learning_curve.json"
 
 stage "done"
 echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"

@@ -34,6 +34,8 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     results = json.loads((work / "results_test.json").read_text())
     assert len(results) == 6 and all(set(r) == {"image_id", "caption"} for r in results)
     assert len(list((work / "attention").glob("*.png"))) == 4
+    curve = json.loads((work / "learning_curve.json").read_text())  # val CIDEr-D points of learning_curve.png
+    assert [point["step"] for point in curve] == [2, 4] and (work / "learning_curve.png").stat().st_size > 0
     assert "blind baseline" in first.stdout and "tensorboard --logdir" in first.stdout
     metrics = json.loads(first.stdout.strip().splitlines()[-1])
     assert set(metrics) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
