@@ -4,10 +4,12 @@
 #   self-critical; DEMO_SCST=0 skips the second stage)
 #   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
-#   bash launch/demo.sh                                       # built-in synthetic dataset
+#   bash launch/demo.sh                                       # built-in synthetic dataset (preset "shapes")
+#   bash launch/demo.sh --preset toys                         # another synthetic preset (shapes | toys | cluttered)
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
 #   bash launch/demo.sh --work DIR [key=value ...]            # another work dir; overrides go to trainer/train.py
-#   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 3000 / 128 / 100);
+#   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 3000 / 128 / 100; DEMO_IMAGE_SIZE
+#   also sets the drawn size of synthetic images, else each preset draws at its own size);
 #   DEMO_WEIGHTS=imagenet|PATH uses a real backbone (default none: random and frozen, offline).
 #
 # Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
@@ -17,11 +19,13 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-work="$repo/runs/demo"
+work=""
+preset="shapes"
 karpathy_json=""
 images=""
 num_images="${DEMO_NUM_IMAGES:-3000}"
 image_size="${DEMO_IMAGE_SIZE:-128}"
+synthetic_size=(${DEMO_IMAGE_SIZE:+--image-size "$DEMO_IMAGE_SIZE"})
 weights="${DEMO_WEIGHTS:-none}"  # frozen backbone: none (random, offline) | imagenet | PATH
 shard_size="${DEMO_SHARD_SIZE:-100}"  # >= 8 train shards, so up to 8 ranks x 1 worker get one each
 overrides=()
@@ -30,11 +34,14 @@ while [ $# -gt 0 ]; do
     --karpathy-json) karpathy_json="$(realpath "$2")"; shift 2 ;;
     --images) images="$(realpath "$2")"; shift 2 ;;
     --work) work="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --preset) preset="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+# each preset gets its own default work dir, so the built-in demo's files stay where they were
+[ -n "$work" ] || work="$repo/runs/demo$([ "$preset" = shapes ] || echo "-$preset")"
 if [ -n "$karpathy_json" ] && [ -z "$images" ]; then
   echo "demo.sh: --karpathy-json needs --images ROOT (the folder the JSON's filepath/filename are relative to)" >&2
   exit 2
@@ -87,9 +94,9 @@ if [ -z "$karpathy_json" ]; then
   if [ -f "$karpathy_json" ]; then
     stage "synthetic dataset: reusing $work/synthetic"
   else
-    stage "synthetic dataset: $num_images images"
+    stage "synthetic dataset: $num_images images, preset $preset"
     "$python" -m data_pipelines.synthetic --out "$work/synthetic" --num-images "$num_images" --seed 0 \
-      --image-size "$image_size"
+      --preset "$preset" "${synthetic_size[@]}"
   fi
 fi
 if [ -f "$work/prepared/manifest.json" ]; then
@@ -180,10 +187,17 @@ for label, values in rows.items():
 print(f"blind baseline caption: {baselines['blind_caption']!r}")
 PY
 
+# 7. Learning curve: val CIDEr-D against wall-clock minutes and against steps, with the blind baseline and 4x it.
+stage "learning curve -> $work/learning_curve.png"
+blind_cider="$("$python" -c 'import json, sys; print(json.loads(sys.argv[1])["blind"]["CIDEr"])' "$baselines")"
+"$python" -m benchmarks.learning_curve --run "$train_dir" --out "$work/learning_curve.png" --blind "$blind_cider" \
+  --title "$(basename "$work"): val CIDEr-D" > "$work/learning_curve.json"
+
 stage "done"
 echo "checkpoints:     $train_dir/checkpoints (best by val CIDEr: $checkpoint)"
 echo "test results:    $work/results_test.json"
 echo "attention maps:  $work/attention"
+echo "learning curve:  $work/learning_curve.png"
 echo "tensorboard:     tensorboard --logdir $train_dir"
 echo "report:          $work/report/index.html   (open it in a browser: table, curves, gallery)"
 echo "test metrics:"

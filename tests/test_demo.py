@@ -37,6 +37,8 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     results = json.loads((work / "results_test.json").read_text())
     assert len(results) == 6 and all(set(r) == {"image_id", "caption", "scores"} for r in results)
     assert len(list((work / "attention").glob("*.png"))) == 4
+    curve = json.loads((work / "learning_curve.json").read_text())  # val CIDEr-D points of learning_curve.png
+    assert [point["step"] for point in curve] == [2, 4] and (work / "learning_curve.png").stat().st_size > 0
     assert "blind baseline" in first.stdout and "tensorboard --logdir" in first.stdout
     scst_state = json.loads((work / "train_scst" / "best" / "trainer_state.json").read_text())
     assert scst_state["train_config"]["train"]["objective"] == "scst" and (work / "results_test_xe.json").is_file()

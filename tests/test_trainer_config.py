@@ -69,6 +69,7 @@ def test_yaml_quirks(yaml_path):
 @pytest.mark.parametrize("name", ["demo", "coco", "flickr8k", "flickr30k"])
 def test_shipped_configs_load(name):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
-    assert config.eval.beam_size == 3 and config.loss.attention_lambda == 1.0
+    # lambda 0.01 instead of the paper's 1 everywhere: measured in docs/ablation.md (see the comment in the configs)
+    assert config.eval.beam_size == 3 and config.loss.attention_lambda == 0.01
     # Show-Attend-Tell's dropout on real data; the CPU demo uses less (see the comment in configs/demo.yaml)
     assert config.model.dropout == (0.2 if name == "demo" else 0.5)

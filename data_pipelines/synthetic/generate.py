@@ -45,9 +45,9 @@ def generate(out: str | Path, num_images: int, seed: int, image_size: int | None
     num_val, num_test = round(num_images * val_fraction), round(num_images * test_fraction)
     num_train = num_images - num_val - num_test
     entries, sentence_id = [], 0
+    # One RNG per image, so any prefix of a larger run is identical. The default preset keeps the original seeds.
+    tag = "synthetic" if preset.name == DEFAULT_PRESET else f"synthetic-{preset.name}"
     for index in range(num_images):
-        # One RNG per image, so any prefix of a larger run is identical. The default preset keeps the original seeds.
-        tag = "synthetic" if preset.name == DEFAULT_PRESET else f"synthetic-{preset.name}"
         rng = random.Random(f"{tag}-{seed}-{index}")
         scene = sample_scene(rng, preset)
         filename = f"{index:06d}.jpg"
