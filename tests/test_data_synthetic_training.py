@@ -10,7 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-SMALL = ["model.hidden_dim=64", "model.attention_dim=64", "train.batch_size=16", "train.max_steps=80",
+SMALL = ["model.hidden_dim=64", "model.attention_dim=64", "train.global_batch_size=16", "train.micro_batch_size=16",
+         "train.max_steps=80",
          "eval.every_steps=40", "eval.batch_size=32", "eval.max_len=12", "checkpoint.every_steps=80",
          "logging.every_steps=5", "schedule.warmup_steps=5", "data.num_workers=0"]
 
