@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
+from .config import FEATURE_NORMS
+
 RANDOM_BACKBONE_SEED = 0
 MIN_IMAGE_SIZE = 32
 
@@ -114,8 +116,8 @@ class Encoder(nn.Module):
         # Frozen features carry a large offset shared by every image (a random ResNet-50: mean ~20, per-image spread
         # ~1); normalising keeps the attention and h0/c0 tanh units out of saturation. "batch": BatchNorm on the
         # projected regions (batch statistics); "layer": LayerNorm of each region's backbone vector (no batch state).
-        if feature_norm not in ("batch", "layer"):
-            raise ValueError(f"feature_norm must be 'batch' or 'layer', got {feature_norm!r}")
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
         layer = feature_norm == "layer"
         self.input_norm = ChannelLayerNorm(backbone_channels) if layer else nn.Identity()
         self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)

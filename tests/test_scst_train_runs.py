@@ -1,6 +1,5 @@
 """SCST end to end through `trainer/train.py` subprocesses on a tiny synthetic dataset: a stage started from an XE
 checkpoint resumes bit-exactly (N straight == N/2 + --resume + N/2) and runs as 2 CPU DDP processes."""
-import json
 import os
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from test_trainer_train import logged, prepare_synthetic
 from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
 from trainer.scst.df_cache import CACHE_NAME
 
@@ -34,24 +34,11 @@ def train(dataset: Path, output_dir: Path, *overrides: str, resume: str | None =
     return result
 
 
-def logged(output_dir: Path) -> dict[int, dict]:
-    by_step: dict[int, dict] = {}
-    for line in (output_dir / "train_log.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        by_step.setdefault(record["step"], {}).update(record)
-    return by_step
-
-
 @pytest.fixture(scope="module")
 def dataset_and_xe(tmp_path_factory) -> tuple[Path, Path]:
     """38 train / 5 val images in 8 shards, and the best checkpoint of a 4-step cross-entropy run on them."""
     root = tmp_path_factory.mktemp("scst_data")
-    subprocess.run([PYTHON, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images", "48",
-                    "--seed", "0", "--image-size", "32"], check=True, cwd=REPO, capture_output=True)
-    subprocess.run([PYTHON, "-m", "data_pipelines.prepare", "karpathy", "--json", str(root / "syn" /
-                    "dataset_synthetic.json"), "--images", str(root / "syn"), "--out", str(root / "prep"),
-                    "--image-size", "32", "--shard-size", "5", "--min-word-freq", "1", "--workers", "1"],
-                   check=True, cwd=REPO, capture_output=True)
+    prepare_synthetic(root)
     train(root / "prep", root / "xe", "train.max_steps=4")
     return root / "prep", root / "xe" / "best"
 

@@ -1,6 +1,5 @@
 """End-to-end trainer runs on a tiny synthetic dataset (32 px images): exact resume, 2-process CPU DDP, SIGKILL
 during a checkpoint write, TensorBoard contents. Each run is a real `trainer/train.py` subprocess."""
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 
 from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
 from trainer.config import TeacherForcingConfig
+from trainer.report.train_log import read_train_log
 from trainer.schedules import teacher_forcing_ratio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +26,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    """38 train / 5 val images in 8 uneven train shards (5,5,...,3 images) plus vocab.json."""
-    root = tmp_path_factory.mktemp("data")
+    return prepare_synthetic(tmp_path_factory.mktemp("data"))
+
+
+def prepare_synthetic(root: Path) -> Path:
+    """``root/prep``: 38 train / 5 val images (32 px) in 8 uneven train shards (5,5,...,3 images) plus vocab.json."""
     subprocess.run([PYTHON, "-m", "data_pipelines.synthetic", "--out", str(root / "syn"), "--num-images", "48",
                     "--seed", "0", "--image-size", "32"], check=True, cwd=REPO, capture_output=True)
     subprocess.run([PYTHON, "-m", "data_pipelines.prepare", "karpathy", "--json", str(root / "syn" /
@@ -50,11 +53,7 @@ def train(dataset: Path, output_dir: Path, *overrides: str, resume: str | None =
 
 def logged(output_dir: Path) -> dict[int, dict]:
     """train_log.jsonl by step (a resumed run's lines replace the earlier ones of the same step)."""
-    by_step: dict[int, dict] = {}
-    for line in (output_dir / "train_log.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        by_step.setdefault(record["step"], {}).update(record)
-    return by_step
+    return {record["step"]: record for record in read_train_log(output_dir / "train_log.jsonl")}
 
 
 @pytest.fixture(scope="module")
