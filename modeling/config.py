@@ -35,7 +35,7 @@ class CaptionerConfig:
     bos_id: int = 1
     eos_id: int = 2
     scheduled_sampling: ScheduledSampling = "sample"
-    feature_norm: FeatureNorm = "batch"  # "batch": BatchNorm after the 1x1 conv | "layer": LayerNorm on the backbone channels
+    feature_norm: FeatureNorm = "batch"  # backbone channels standardised by "batch": BatchNorm | "layer": LayerNorm
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "backbone_channels", "feature_dim", "grid_size", "embed_dim", "attention_dim",

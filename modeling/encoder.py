@@ -1,5 +1,5 @@
-"""Image encoder: a frozen ResNet-50 backbone, then a trainable 1x1 conv with BatchNorm (or LayerNorm on the backbone
-features) and pooling to a grid of region features."""
+"""Image encoder: a frozen ResNet-50 backbone, its features standardised (BatchNorm without affine weights, or
+LayerNorm), then a trainable 1x1 conv and pooling to a grid of region features."""
 from __future__ import annotations
 
 import hashlib
@@ -114,14 +114,19 @@ class Encoder(nn.Module):
         self.backbone_channels = backbone_channels
         self.backbone = build_backbone(weights)
         # Frozen features carry a large offset shared by every image (a random ResNet-50: mean ~20, per-image spread
-        # ~1); normalising keeps the attention and h0/c0 tanh units out of saturation. "batch": BatchNorm on the
-        # projected regions (batch statistics); "layer": LayerNorm of each region's backbone vector (no batch state).
+        # ~1); standardising them keeps the attention and h0/c0 tanh units out of saturation. "batch": BatchNorm of the
+        # backbone channels, without affine weights. It sits *before* the trainable projection: its input comes from a
+        # frozen network, so the running statistics estimate a fixed distribution and eval mode sees what training saw
+        # (after the projection they lagged its changing weights: test CIDEr-D 3.76 -> 4.89 from re-estimating them).
+        # "layer": LayerNorm of each region's backbone vector (no batch state; it keeps the per-channel offset).
         if feature_norm not in FEATURE_NORMS:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
-        layer = feature_norm == "layer"
-        self.input_norm = ChannelLayerNorm(backbone_channels) if layer else nn.Identity()
+        if feature_norm == "layer":
+            self.input_norm = ChannelLayerNorm(backbone_channels)
+        else:
+            # momentum None: a cumulative average, the best estimate of a fixed distribution
+            self.input_norm = nn.BatchNorm2d(backbone_channels, affine=False, momentum=None)
         self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
-        self.norm = nn.Identity() if layer else nn.BatchNorm2d(feature_dim)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,4 +137,4 @@ class Encoder(nn.Module):
             if min(x.shape[2:]) < MIN_IMAGE_SIZE:
                 raise ValueError(f"images must be at least {MIN_IMAGE_SIZE} px on each side, got {tuple(x.shape)}")
             x = self.backbone(x)
-        return self.pool(self.norm(self.project(self.input_norm(x)))).flatten(2).transpose(1, 2)
+        return self.pool(self.project(self.input_norm(x))).flatten(2).transpose(1, 2)

@@ -73,9 +73,6 @@ class CaptionSampler(nn.Module):
 
     Self-critical training wraps the model in this before DDP: DDP synchronises gradients only for graphs built by
     the forward of the module it wraps. Parameters are the Captioner's own (same names under ``captioner.``).
-    The encoder runs in eval mode: its BatchNorm uses (and keeps) the running statistics, so the rewarded captions
-    come from the features test-time decoding sees (batch statistics drift away from them as the weights change,
-    and the policy gradient cannot see that gap). Gradients still reach the projection and the norm's affine weights.
     """
 
     def __init__(self, captioner: nn.Module):
@@ -84,6 +81,5 @@ class CaptionSampler(nn.Module):
 
     def forward(self, x: torch.Tensor, num_samples: int, max_len: int, temperature: float = 1.0) -> SampledCaptions:
         config = self.captioner.config
-        self.captioner.encoder.eval()  # again every call: Captioner.generate restores train mode afterwards
         return sample_captions(self.captioner.decoder, self.captioner.encode(x), max_len, config.bos_id,
                                config.eos_id, config.pad_id, num_samples, temperature)

@@ -1,4 +1,4 @@
-"""Encoder feature normalisation option: BatchNorm after the projection (default, unchanged weights layout) or
+"""Encoder feature normalisation: BatchNorm of the frozen backbone channels before the projection (default) or
 LayerNorm on each region's backbone vector (per-sample, so a region's features do not depend on the batch)."""
 import pytest
 import torch
@@ -12,11 +12,33 @@ def make(feature_norm):
                                      embed_dim=16, feature_dim=16, feature_norm=feature_norm))
 
 
-def test_default_is_batchnorm_with_the_original_state_dict_keys():
+def test_default_standardises_backbone_channels_before_the_projection_without_affine_weights():
     keys = {k for k in make("batch").state_dict() if k.startswith("encoder.") and "backbone" not in k}
-    assert keys == {"encoder.project.weight", "encoder.project.bias", "encoder.norm.weight", "encoder.norm.bias",
-                    "encoder.norm.running_mean", "encoder.norm.running_var", "encoder.norm.num_batches_tracked"}
+    assert keys == {"encoder.project.weight", "encoder.project.bias", "encoder.input_norm.running_mean",
+                    "encoder.input_norm.running_var", "encoder.input_norm.num_batches_tracked"}
     assert CaptionerConfig(vocab_size=5).feature_norm == "batch"
+
+
+def test_batchnorm_eval_mode_standardises_with_the_backbone_distribution_while_the_projection_trains():
+    """The running statistics see only frozen features, so training the projection (as every optimizer step does)
+    cannot make them lag: in eval mode they standardise with the true mean and spread of the backbone features."""
+    model = make("batch").train()
+    generator = torch.Generator().manual_seed(0)
+    offset = 20 + torch.randn(1, 2048, 1, 1, generator=generator)  # per-channel offset shared by every image
+    spread = 0.5 + torch.rand(1, 2048, 1, 1, generator=generator)
+
+    def batch(size):
+        return offset + spread * torch.randn(size, 2048, 4, 4, generator=generator)
+
+    for _ in range(100):
+        model.encode(batch(32))
+        with torch.no_grad():
+            model.encoder.project.weight.add_(0.01 * torch.randn_like(model.encoder.project.weight))
+    model.eval()
+    features = batch(64)
+    exact = (features - offset) / spread
+    gap = (model.encoder.input_norm(features) - exact).norm() / exact.norm()
+    assert gap < 0.01, f"eval-mode standardisation is {gap:.1%} off the backbone distribution's"
 
 
 def test_layernorm_normalises_each_region_over_backbone_channels_independently_of_the_batch():

@@ -22,7 +22,7 @@ def test_yaml_and_overrides_are_typed(yaml_path):
     assert config.optim.lr == 1e-3 and config.optim.eps == 1e-6 and isinstance(config.optim.weight_decay, float)
     assert config.data.features is None and config.data.augment is True
     assert config.teacher_forcing.schedule == "linear"
-    assert config.loss.attention_lambda == 1.0  # default
+    assert config.loss.attention_lambda == 0.01  # default (docs/ablation.md)
 
 
 def test_unknown_key_names_valid_keys(yaml_path):
