@@ -6,7 +6,7 @@
 For each preset: build the data once (data_pipelines.synthetic -> prepare -> features, frozen random ResNet-50), write
 the blind and human reference rows (trainer.baselines on the test split), then for each row train single-process on the
 feature cache for a fixed number of optimizer steps (configs/demo.yaml + the row's overrides), evaluate the checkpoint
-with the best val CIDEr-D on the test split (trainer.evaluate) and record test metrics, the val CIDEr-D curve and the
+with the best val CIDEr-D on the test split (trainer.evaluate_checkpoint) and record test metrics, the val CIDEr-D curve and the
 training seconds per step (from train/samples_per_s), so a wall-clock budget can be derived on a quieter machine.
 Results go to WORK/results.jsonl (one line per preset x row; rows already there are not re-run) and a markdown table.
 """
@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from trainer.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 3000
 IMAGE_SIZE = 128
@@ -36,19 +38,19 @@ ROWS = {
     "image_224": ("224 px images and features (true 7x7 map)", ["data.image_size=224"]),
     "captions_1_batch_32": ("1 random caption per image, 32 images", ["data.captions_per_image=1"]),
     "captions_1_batch_160": ("1 random caption per image, 160 images", ["data.captions_per_image=1",
-                                                                         "train.batch_size=160"]),
+                                                                         "train.global_batch_size=160"]),
     "captions_1_steps_1100": ("1 random caption per image, 1,100 steps (about the training time of 400 steps with 5: "
                               "benchmarks.ablation_step_cost measured 0.35x per step)",
                               ["data.captions_per_image=1", "train.max_steps=1100", "eval.every_steps=220"]),
     "lr_1e-3": ("lr 1e-3", ["optim.lr=1e-3"]),
     "lr_4e-3": ("lr 4e-3", ["optim.lr=4e-3"]),
     "constant_lr": ("constant lr after warmup", ["schedule.name=constant"]),
-    "batch_16": ("16 images per step", ["train.batch_size=16"]),
+    "batch_16": ("16 images per step", ["train.global_batch_size=16", "train.micro_batch_size=16"]),
     "hidden_512": ("hidden 512 (paper)", ["model.hidden_dim=512"]),
     "dropout_0": ("dropout 0", ["model.dropout=0.0"]),
     "dropout_0.5": ("dropout 0.5 (paper)", ["model.dropout=0.5"]),
     "teacher_forcing_only": ("teacher forcing only (no scheduled sampling)", ["teacher_forcing.schedule=constant"]),
-    "feature_norm_layer": ("LayerNorm on the 2048-d backbone features instead of BatchNorm after the projection",
+    "feature_norm_layer": ("LayerNorm on each region's 2048-d backbone vector instead of BatchNorm of the channels",
                            ["model.feature_norm=layer"]),
     "beam_1": ("greedy decoding at validation and test", ["eval.beam_size=1"]),
 }
@@ -103,6 +105,11 @@ def read_train_log(path: Path, batch_size: int) -> dict:
     return {"val_cider_curve": curve, "seconds_per_step": round(seconds[len(seconds) // 2], 4) if seconds else None}
 
 
+def row_config(name: str):
+    """configs/demo.yaml with the row's overrides, checked as trainer/train.py checks it."""
+    return load_config(REPO / "configs" / "demo.yaml", ROWS[name][1])
+
+
 def run_row(work: Path, preset: str, name: str, steps: int, timeout: int, log: Path) -> dict:
     """Train one row on one preset and evaluate its best checkpoint on the test split."""
     description, overrides = ROWS[name]
@@ -111,7 +118,6 @@ def run_row(work: Path, preset: str, name: str, steps: int, timeout: int, log: P
     output = work / "rows" / name
     if output.exists():  # a half-finished earlier attempt: start clean, the row's result must come from one run
         subprocess.run(["rm", "-rf", str(output)], check=True)
-    batch = [int(o.split("=")[1]) for o in overrides if o.startswith("train.batch_size=")]
     started = time.perf_counter()
     run([sys.executable, "trainer/train.py", "--config", "configs/demo.yaml", f"output_dir={output}",
          f"data.root={prepared}", f"data.features={features}", f"data.image_size={image_size}",
@@ -119,7 +125,7 @@ def run_row(work: Path, preset: str, name: str, steps: int, timeout: int, log: P
          "data.num_workers=1", *overrides], log, timeout)
     train_seconds = time.perf_counter() - started
     beam = [o.split("=")[1] for o in overrides if o.startswith("eval.beam_size=")] or ["3"]
-    metrics = json.loads(run([sys.executable, "-m", "trainer.evaluate", "--checkpoint", str(output / "best"),
+    metrics = json.loads(run([sys.executable, "-m", "trainer.evaluate_checkpoint", "--checkpoint", str(output / "best"),
                               "--data", str(prepared), "--features", str(features), "--split", "test",
                               "--beam-size", beam[0], "--num-workers", "1",
                               "--out", str(output / "results_test.json")], log, 1800))
@@ -127,7 +133,7 @@ def run_row(work: Path, preset: str, name: str, steps: int, timeout: int, log: P
     return {"preset": preset, "row": name, "change": description, "overrides": overrides, "steps": steps,
             "test": {key: round(value, 4) for key, value in metrics.items()}, "best_step": state.get("step"),
             "run_seconds": round(train_seconds, 1), "load_average": os.getloadavg()[0],
-            **read_train_log(output / "train_log.jsonl", batch[0] if batch else 32)}
+            **read_train_log(output / "train_log.jsonl", row_config(name).train.global_batch_size)}
 
 
 def baselines(work: Path, preset: str, log: Path) -> dict:
