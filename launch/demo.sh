@@ -50,7 +50,7 @@ fi
 cd "$repo"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 python="${PYTHON:-python}"
-stage() { echo; echo "== $*"; }
+stage() { echo; echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }  # SECONDS: bash's seconds since start
 
 # 0. What this work dir is built from: source (the JSON's sha256, or the synthetic set's size) and data settings.
 if [ -n "$karpathy_json" ] && [ ! -f "$karpathy_json" ]; then
@@ -200,5 +200,6 @@ echo "attention maps:  $work/attention"
 echo "learning curve:  $work/learning_curve.png"
 echo "tensorboard:     tensorboard --logdir $train_dir"
 echo "report:          $work/report/index.html   (open it in a browser: table, curves, gallery)"
+echo "wall time:       $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "test metrics:"
 echo "$metrics"
