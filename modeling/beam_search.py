@@ -53,22 +53,37 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
     return Generation(tokens[:, :steps], log_prob / lengths.float() ** length_penalty, alphas[:, :steps])
 
 
+def row_top_k(values: torch.Tensor, k: int, chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values.topk(k, dim=1)`` of (N, V) values (the same up to the order of ties), faster for k << V: the k best
+    of a row lie in the k chunks of ``chunk`` columns with the highest maxima, so only those are ranked in full."""
+    rows, width = values.shape
+    if width <= 4 * k * chunk:
+        return values.topk(k, dim=1)
+    whole = width // chunk * chunk
+    maxima = values[:, :whole].view(rows, -1, chunk).amax(dim=2)
+    if whole < width:
+        maxima = torch.cat([maxima, values[:, whole:].amax(dim=1, keepdim=True)], dim=1)
+    positions = (maxima.topk(k, dim=1).indices.unsqueeze(2) * chunk
+                 + torch.arange(chunk, device=values.device)).view(rows, k * chunk)
+    beyond = positions >= width  # the last chunk may be partial
+    candidates = values.gather(1, positions.clamp(max=width - 1)).masked_fill_(beyond, float("-inf"))
+    top_values, top_index = candidates.topk(k, dim=1)
+    return top_values, positions.gather(1, top_index)
+
+
 def best_candidates(logits: torch.Tensor, beam_scores: torch.Tensor, count: int, bos_id: int,
                     pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``count`` best continuations per image: scores, parent beams and words, each (images, count), best first.
 
     A continuation scores its beam's score + log p(word); <bos> and <pad> score -inf. Only each row's top ``count``
-    logits can be among its image's top ``count``, so the log-softmax is never materialised over the vocabulary: one
-    logsumexp per row, a per-row top-k, then a top-k over width * count candidates per image. When there are fewer
-    than ``count`` (a tiny vocabulary at the first step), dead candidates (score -inf, word <pad>) fill the rest.
+    words can be among its image's top ``count``, so beam scores are added to those alone (not to width * vocab
+    log-probabilities), then one top-k over width * count candidates per image ranks them. When there are fewer
+    than ``count`` (a tiny vocabulary at the first step), dead candidates (score -inf) fill the rest.
     """
     images, width = beam_scores.shape
-    logits = logits.float()
-    log_norm = torch.logsumexp(logits, dim=1, keepdim=True)
-    logits = logits.index_fill(1, torch.tensor([bos_id, pad_id], device=logits.device), float("-inf"))
     per_row = min(count, logits.shape[1])
-    row_logits, row_words = logits.topk(per_row, dim=1)
-    scores = (row_logits - log_norm + beam_scores.view(-1, 1)).view(images, width * per_row)
+    row_log_probs, row_words = row_top_k(_word_log_probs(logits, bos_id, pad_id), per_row)
+    scores = (row_log_probs + beam_scores.view(-1, 1)).view(images, width * per_row)
     top_scores, top_index = scores.topk(min(count, width * per_row), dim=1)
     top_beams = torch.div(top_index, per_row, rounding_mode="floor")
     top_words = row_words.view(images, width * per_row).gather(1, top_index)

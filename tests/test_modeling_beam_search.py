@@ -3,26 +3,30 @@ one-image, list-based beam search, on a model whose captions end at different st
 import pytest
 import torch
 
-from modeling.beam_search import beam_search, best_candidates
+from modeling.beam_search import beam_search, best_candidates, row_top_k
 from test_modeling_generate import BOS, EOS, PAD, sharpened_model
 
 
-@pytest.fixture(scope="module")
-def model():
-    model = sharpened_model(vocab_size=12)
+def model_with_eos_bias(vocab_size, eos_bias):
+    """The sharpened test model with <eos> made more or less likely, so that searches end at different steps."""
+    model = sharpened_model(vocab_size)
     with torch.no_grad():
-        model.decoder.output.bias[EOS] -= 0.5  # searches then end anywhere from step 2 to max_len
+        model.decoder.output.bias[EOS] += eos_bias
     return model
 
 
 @pytest.fixture(scope="module")
-def features(model):
-    with torch.no_grad():
-        return model.encode(torch.randn(10, 2048, 2, 2, generator=torch.Generator().manual_seed(5)))
+def small_vocab_model():
+    return model_with_eos_bias(12, -0.5)
+
+
+@pytest.fixture(scope="module")
+def large_vocab_model():  # large enough for the chunked per-row top-k
+    return model_with_eos_bias(6000, 2.0)
 
 
 def reference_beam_search(decoder, features, beam_size, max_len, length_penalty):
-    """One image (1, R, D): every beam's full log-softmax, all width * vocab continuations sorted in Python.
+    """One image (1, R, D): every beam's full log-softmax, all width * vocab continuations sorted, lists of words.
     Returns (score, words, alphas, steps searched)."""
     projected = decoder.attention.project_features(features)
     state = decoder.init_state(features)
@@ -35,8 +39,10 @@ def reference_beam_search(decoder, features, beam_size, max_len, length_penalty)
                                             projected.expand(width, -1, -1))
         log_probs = torch.log_softmax(logits, dim=-1)
         log_probs[:, [BOS, PAD]] = float("-inf")
-        candidates = sorted(((beams[b][0] + log_probs[b, w].item(), b, w) for b in range(width)
-                             for w in range(log_probs.shape[1])), key=lambda c: -c[0])[:2 * beam_size]
+        scores = (torch.tensor([beam[0] for beam in beams]).unsqueeze(1) + log_probs).flatten()
+        order = scores.argsort(descending=True, stable=True)[:2 * beam_size].tolist()
+        vocab = log_probs.shape[1]
+        candidates = [(scores[i].item(), i // vocab, i % vocab) for i in order]
         for score, b, w in candidates[:beam_size]:
             if w == EOS and score / (t + 1) ** length_penalty > best[0]:
                 best = (score / (t + 1) ** length_penalty, beams[b][1] + [EOS], beams[b][2] + [alpha[b]])
@@ -49,6 +55,16 @@ def reference_beam_search(decoder, features, beam_size, max_len, length_penalty)
     if best[1] is None:
         best = (beams[0][0] / len(beams[0][1]) ** length_penalty, beams[0][1], beams[0][2])
     return *best, t + 1
+
+
+@pytest.mark.parametrize("width", [100, 101, 130])  # whole chunks, a partial last chunk, one more than 4*k chunks
+def test_chunked_row_top_k_equals_topk(width):
+    values = torch.randn(7, width, generator=torch.Generator().manual_seed(width))
+    values[0, :40] = float("-inf")  # masked words (<bos>, <pad>) and a row whose best sit in one chunk
+    values[1, 95:] += 10.0  # the row's best in the partial last chunk (width 101)
+    top_values, top_index = row_top_k(values, k=6, chunk=4)
+    expected_values, expected_index = values.topk(6, dim=1)
+    assert torch.equal(top_values, expected_values) and torch.equal(top_index, expected_index)
 
 
 @pytest.mark.parametrize("width,vocab", [(1, 12), (3, 12), (4, 5), (1, 4)])
@@ -70,10 +86,13 @@ def test_best_candidates_equal_the_top_of_the_full_log_softmax(width, vocab):
     assert not ((words == BOS) | (words == PAD))[finite].any()
 
 
-@pytest.mark.parametrize("beam_size,length_penalty", [(2, 0.0), (3, 0.0), (3, 1.0), (5, 0.5)])
-def test_batched_search_equals_a_plain_one_image_beam_search(model, features, beam_size, length_penalty):
-    max_len = 12
+@pytest.mark.parametrize("model_name,beam_size,length_penalty", [
+    ("small_vocab_model", 2, 0.0), ("small_vocab_model", 3, 0.0), ("small_vocab_model", 3, 1.0),
+    ("small_vocab_model", 5, 0.5), ("large_vocab_model", 3, 0.0), ("large_vocab_model", 5, 0.5)])
+def test_batched_search_equals_a_plain_one_image_beam_search(request, model_name, beam_size, length_penalty):
+    model, max_len = request.getfixturevalue(model_name), 12
     with torch.no_grad():
+        features = model.encode(torch.randn(10, 2048, 2, 2, generator=torch.Generator().manual_seed(5)))
         generation = beam_search(model.decoder, features, beam_size, max_len, BOS, EOS, PAD, length_penalty)
         references = [reference_beam_search(model.decoder, features[i:i + 1], beam_size, max_len, length_penalty)
                       for i in range(len(features))]
