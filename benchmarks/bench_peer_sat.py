@@ -20,7 +20,11 @@ time (see ``PEER_BEAM_PATCHES``): integer division for the parent beam index (``
 since torch 1.5), the step limit 50 -> --max-len, and, when no beam has ended by then, the live beams become the
 candidates (as in ours; its code would call max() on an empty list). Its image reading (scipy.misc.imread/imresize,
 removed from SciPy) is replaced by stubs and its ``encoder`` by a function returning the precomputed features, so
-only decoding is timed. Both models are randomly initialised: no caption ends early, every image runs all steps.
+only decoding is timed. Beam search decodes with freshly initialised decoders (seed 0), not the ones the training
+part has just updated: a few Adam steps on these random-word captions already make the models end most captions
+after one word, so how many steps they decode would depend on --steps/--repeats. With random weights no caption
+ends early: every image runs all --max-len steps. Our batched and one-at-a-time captions must agree (checked,
+printed). The load average is recorded: load slows the per-image loops far more than the batched search.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import argparse
 import ast
 import importlib.util
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -119,6 +124,15 @@ def our_train_step(decoder, optimizer, features, captions, pad_id, teacher_forci
     optimizer.step()
 
 
+def build_decoders(config: CaptionerConfig, PeerDecoder):
+    """Ours and the tutorial's decoder at the benchmark's sizes, freshly initialised from seed 0."""
+    torch.manual_seed(0)
+    ours = Decoder(config)
+    peer = PeerDecoder(attention_dim=config.attention_dim, embed_dim=config.embed_dim, decoder_dim=config.hidden_dim,
+                       vocab_size=config.vocab_size, encoder_dim=config.feature_dim, dropout=config.dropout)
+    return ours, peer
+
+
 def timed(function, count: int) -> float:
     started = time.perf_counter()
     for _ in range(count):
@@ -157,12 +171,11 @@ def main() -> None:
         args.steps, args.repeats, args.images = 1, 1, 4
     PeerDecoder, peer_beam_search = load_peer(args.sat_dir, args.max_len)
 
-    torch.manual_seed(0)
     config = CaptionerConfig(vocab_size=args.vocab_size, encoder_weights="none", attention_gate="vector",
                              dropout=0.5)
-    ours = Decoder(config).train()
-    peer = PeerDecoder(attention_dim=config.attention_dim, embed_dim=config.embed_dim, decoder_dim=config.hidden_dim,
-                       vocab_size=args.vocab_size, encoder_dim=config.feature_dim, dropout=config.dropout).train()
+    load_before = os.getloadavg()
+    ours, peer = build_decoders(config, PeerDecoder)
+    ours.train(), peer.train()
     our_optimizer = torch.optim.Adam(ours.parameters(), lr=4e-4)
     peer_optimizer = torch.optim.Adam(peer.parameters(), lr=4e-4)
     batches = make_batches(args.steps, args.batch, args.words, args.vocab_size, config, seed=1)
@@ -199,6 +212,7 @@ def main() -> None:
         if name != "tutorial":
             result[f"train_ratio_{name}_vs_tutorial"] = spread([o / p for o, p in zip(rates[name], rates["tutorial"])])
 
+    ours, peer = build_decoders(config, PeerDecoder)  # untrained again: see the module docstring
     ours.eval(), peer.eval()
     features = make_batches(1, args.images, args.words, args.vocab_size, config, seed=2)[0][0]
     grid = config.grid_size
@@ -218,6 +232,10 @@ def main() -> None:
     beam_rates = {name: [] for name in beam_contestants}
     print(f"beam search: beam {args.beam_size}, {args.images} images, at most {args.max_len} words; images/s")
     with torch.no_grad():
+        together, alone = decode(features), [decode(features[i:i + 1]) for i in range(args.images)]
+        steps = together.tokens.shape[1]
+        same = all(torch.equal(together.tokens[i, :g.tokens.shape[1]], g.tokens[0]) for i, g in enumerate(alone))
+        print(f"  {steps} steps decoded; batched == one at a time: {same}")
         for function in beam_contestants.values():
             function()
         for repeat in range(args.repeats):
@@ -229,12 +247,15 @@ def main() -> None:
                   + f"  batched vs one at a time {batched / beam_rates['ours_one_at_a_time'][-1]:.2f}x"
                   + f"  vs tutorial {batched / beam_rates['tutorial_per_image'][-1]:.2f}x")
     result["beam"] = {"images": args.images, "beam_size": args.beam_size, "max_len": args.max_len,
+                      "decoded_steps": steps, "same_captions": same,
                       "images_per_s": {name: spread(values) for name, values in beam_rates.items()},
                       "ratio_batched_vs_one_at_a_time": spread(
                           [b / s for b, s in zip(beam_rates["ours_batched"], beam_rates["ours_one_at_a_time"])]),
                       "ratio_batched_vs_tutorial": spread(
                           [b / s for b, s in zip(beam_rates["ours_batched"], beam_rates["tutorial_per_image"])])}
-    print("summary (min / median / max over repeats):")
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    print(f"summary (min / median / max over repeats), {result['threads']} threads, 1-min load average "
+          f"{load_before[0]:.2f} before, {result['load_average']['after'][0]:.2f} after:")
     print(f"  training, ours vs tutorial        : {result['train_ratio_ours_vs_tutorial']} (target >= 1.5x)")
     print(f"  beam, batched vs one at a time    : {result['beam']['ratio_batched_vs_one_at_a_time']} (target >= 8x)")
     print(f"  beam, batched vs tutorial per image: {result['beam']['ratio_batched_vs_tutorial']}")

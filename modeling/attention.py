@@ -25,7 +25,8 @@ class AdditiveAttention(nn.Module):
     def forward(self, features: torch.Tensor, projected: torch.Tensor,
                 hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (N, feature_dim) and attention weights (N, R) for hidden state (N, hidden_dim)."""
-        energy = self.score(torch.tanh(projected + self.hidden_proj(hidden).unsqueeze(1))).squeeze(-1)
+        # tanh in place: one (N, R, attention_dim) tensor fewer to allocate and fill at every step
+        energy = self.score((projected + self.hidden_proj(hidden).unsqueeze(1)).tanh_()).squeeze(-1)
         alpha = torch.softmax(energy, dim=1)
         context = torch.bmm(alpha.unsqueeze(1), features).squeeze(1)
         if self.gate is not None:

@@ -53,16 +53,59 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
     return Generation(tokens[:, :steps], log_prob / lengths.float() ** length_penalty, alphas[:, :steps])
 
 
+def row_top_k(values: torch.Tensor, k: int, chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values.topk(k, dim=1)`` of (N, V) values (the same up to the order of ties), faster for k << V: the k best
+    of a row lie in the k chunks of ``chunk`` columns with the highest maxima, so only those are ranked in full."""
+    rows, width = values.shape
+    if width <= 4 * k * chunk:
+        return values.topk(k, dim=1)
+    whole = width // chunk * chunk
+    maxima = values[:, :whole].view(rows, -1, chunk).amax(dim=2)
+    if whole < width:
+        maxima = torch.cat([maxima, values[:, whole:].amax(dim=1, keepdim=True)], dim=1)
+    positions = (maxima.topk(k, dim=1).indices.unsqueeze(2) * chunk
+                 + torch.arange(chunk, device=values.device)).view(rows, k * chunk)
+    beyond = positions >= width  # the last chunk may be partial
+    candidates = values.gather(1, positions.clamp(max=width - 1)).masked_fill_(beyond, float("-inf"))
+    top_values, top_index = candidates.topk(k, dim=1)
+    return top_values, positions.gather(1, top_index)
+
+
+def best_candidates(logits: torch.Tensor, beam_scores: torch.Tensor, count: int, bos_id: int,
+                    pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` best continuations per image: scores, parent beams and words, each (images, count), best first.
+
+    A continuation scores its beam's score + log p(word); <bos> and <pad> score -inf. Only each row's top ``count``
+    words can be among its image's top ``count``, so beam scores are added to those alone (not to width * vocab
+    log-probabilities), then one top-k over width * count candidates per image ranks them. When there are fewer
+    than ``count`` (a tiny vocabulary at the first step), dead candidates (score -inf) fill the rest.
+    """
+    images, width = beam_scores.shape
+    per_row = min(count, logits.shape[1])
+    row_log_probs, row_words = row_top_k(_word_log_probs(logits, bos_id, pad_id), per_row)
+    scores = (row_log_probs + beam_scores.view(-1, 1)).view(images, width * per_row)
+    top_scores, top_index = scores.topk(min(count, width * per_row), dim=1)
+    top_beams = torch.div(top_index, per_row, rounding_mode="floor")
+    top_words = row_words.view(images, width * per_row).gather(1, top_index)
+    missing = count - top_scores.shape[1]
+    if missing:
+        top_scores = F.pad(top_scores, (0, missing), value=float("-inf"))
+        top_beams = F.pad(top_beams, (0, missing), value=0)
+        top_words = F.pad(top_words, (0, missing), value=pad_id)
+    return top_scores, top_beams, top_words
+
+
 def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_len: int, bos_id: int, eos_id: int,
                 pad_id: int, length_penalty: float = 0.0) -> Generation:
     """Batched beam search; finished captions are ranked by log-probability / length**length_penalty.
 
     Each step keeps the best beam_size non-<eos> continuations of every image; an <eos> candidate that ranks among
     the top beam_size becomes a finished caption. An image is done once its best finished caption beats anything its
-    live beams can still reach; if none finishes within max_len, the best unfinished beam is returned.
+    live beams can still reach (its result can no longer change), and its rows leave the batch, so later steps run
+    only the images still searching; if none finishes within max_len, the best unfinished beam is returned.
 
     The first step runs once per image (all beams start identical); each step stores only the chosen words, their
-    parent rows and attention weights (no copy of whole histories), and captions are traced back at the end.
+    parent beams and attention weights (no copy of whole histories), and captions are traced back at the end.
     """
     if length_penalty < 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
@@ -71,70 +114,88 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
     projected = decoder.attention.project_features(features)
     state = decoder.init_state(features)
     words = torch.full((batch,), bos_id, dtype=torch.long, device=device)
-    beam_scores = torch.zeros(batch, 1, device=device)  # (images, live beams): one beam before the first step
+    active = torch.arange(batch, device=device)  # the images still searching; row i*width + k is beam k of active[i]
+    beam_scores = torch.zeros(batch, 1, device=device)  # (active images, live beams): one beam before the first step
     best_scores = torch.full((batch,), float("-inf"), device=device)
     best_end = torch.zeros(batch, dtype=torch.long, device=device)  # step of the <eos> of the best finished caption
-    best_parent = torch.zeros(batch, dtype=torch.long, device=device)  # its row before that step
+    best_parent = torch.zeros(batch, dtype=torch.long, device=device)  # its beam before that step
     best_alpha = features.new_zeros(batch, regions)  # its attention weights at the <eos>
-    image_index = torch.arange(batch, device=device).unsqueeze(1)
+    last_step = torch.full((batch,), max_len - 1, dtype=torch.long, device=device)  # an image's last searched step
+    final_scores = torch.zeros(batch, device=device)  # its best live beam's score then
+    history_words = torch.full((max_len, batch, beam_size), pad_id, dtype=torch.long, device=device)
+    history_parents = torch.zeros(max_len, batch, beam_size, dtype=torch.long, device=device)
+    history_alphas = features.new_zeros(max_len, batch, beam_size, regions)
     candidate_count = 2 * beam_size  # they hold at least beam_size non-<eos> ones (each beam has one <eos>)
     candidate_rank = torch.arange(candidate_count, device=device)
-    step_words, step_parents, step_alphas = [], [], []  # per step, indexed by the rows after that step
+    reachable = float(max_len) ** length_penalty  # live log-probabilities only fall: score / this bounds a live beam
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
-        log_probs = _word_log_probs(logits, bos_id, pad_id)
-        width = beam_scores.shape[1]
-        vocab = log_probs.shape[-1]
-        candidates = (beam_scores.view(-1, 1) + log_probs).view(batch, width * vocab)
-        top_scores, top_index = candidates.topk(min(candidate_count, width * vocab), dim=1)
-        top_origin = image_index * width + torch.div(top_index, vocab, rounding_mode="floor")  # parent row
-        top_words = top_index % vocab
-        if top_scores.shape[1] < candidate_count:  # vocabulary < 2*beam_size at the first step: fill with dead beams
-            missing = candidate_count - top_scores.shape[1]
-            top_scores = F.pad(top_scores, (0, missing), value=float("-inf"))
-            top_origin = torch.cat([top_origin, (image_index * width).expand(batch, missing)], dim=1)
-            top_words = F.pad(top_words, (0, missing), value=pad_id)
+        images, width = beam_scores.shape
+        top_scores, top_beams, top_words = best_candidates(logits, beam_scores, candidate_count, bos_id, pad_id)
         is_eos = top_words == eos_id
 
         eos_scores = torch.where(is_eos & (candidate_rank < beam_size),
                                  top_scores / float(t + 1) ** length_penalty, float("-inf"))
         new_best, new_best_position = eos_scores.max(dim=1)
-        improved = new_best > best_scores
+        improved = new_best > best_scores[active]
         if bool(improved.any()):
-            parent = top_origin.gather(1, new_best_position.unsqueeze(1)).squeeze(1)
-            best_scores = torch.where(improved, new_best, best_scores)
-            best_end = torch.where(improved, t, best_end)
-            best_parent = torch.where(improved, parent, best_parent)
-            best_alpha = torch.where(improved.unsqueeze(1), alpha[parent], best_alpha)
+            which = improved.nonzero().squeeze(1)
+            image = active[which]
+            parent = top_beams[which, new_best_position[which]]
+            best_scores[image] = new_best[which]
+            best_end[image] = t
+            best_parent[image] = parent
+            best_alpha[image] = alpha[which * width + parent]
 
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam_size]  # best non-<eos> first
         beam_scores = top_scores.gather(1, keep)
-        parents = top_origin.gather(1, keep).view(-1)
-        words = top_words.gather(1, keep).view(-1)
-        state = (state[0][parents], state[1][parents])
-        if t == 0:  # from one row per image to beam_size rows per image (row i*beam_size + k is beam k of image i)
-            features, projected = features[parents], projected[parents]
-        step_words.append(words)
-        step_parents.append(parents)
-        step_alphas.append(alpha[parents])
+        parents = top_beams.gather(1, keep)
+        words = top_words.gather(1, keep)
+        history_words[t, active] = words
+        history_parents[t, active] = parents
+        history_alphas[t, active] = alpha.view(images, width, regions).gather(
+            1, parents.unsqueeze(2).expand(images, beam_size, regions))
 
-        # live log-probabilities only fall, so the best a live beam can reach is its score / max_len**penalty
-        if bool((best_scores >= beam_scores[:, 0] / float(max_len) ** length_penalty).all()):
+        done = best_scores[active] >= beam_scores[:, 0] / reachable
+        if t == max_len - 1 or bool(done.all()):
+            last_step[active], final_scores[active] = t, beam_scores[:, 0]
             break
-    steps = t + 1
+        rows = torch.arange(images, device=device).unsqueeze(1) * width + parents  # (images, beam_size) parent rows
+        shrink = bool(done.any())
+        if shrink:
+            last_step[active[done]], final_scores[active[done]] = t, beam_scores[done, 0]
+            searching = (~done).nonzero().squeeze(1)
+            active, beam_scores, words, rows = active[searching], beam_scores[searching], words[searching], \
+                rows[searching]
+        rows, words = rows.view(-1), words.view(-1)
+        state = (state[0][rows], state[1][rows])
+        if t == 0 or shrink:  # t == 0: from one row per image to beam_size rows per image
+            features, projected = features[rows], projected[rows]
+    return _trace_back(history_words, history_parents, history_alphas, t + 1, best_scores, best_end, best_parent,
+                       best_alpha, last_step, final_scores, eos_id, pad_id, length_penalty)
+
+
+def _trace_back(history_words: torch.Tensor, history_parents: torch.Tensor, history_alphas: torch.Tensor, steps: int,
+                best_scores: torch.Tensor, best_end: torch.Tensor, best_parent: torch.Tensor, best_alpha: torch.Tensor,
+                last_step: torch.Tensor, final_scores: torch.Tensor, eos_id: int, pad_id: int,
+                length_penalty: float) -> Generation:
+    """Each image's caption, read backwards through the stored (step, image, beam) words and parent beams: from the
+    parent of its best <eos> if one finished, else from its best live beam (beam 0) at its last step."""
+    batch, regions = best_alpha.shape
+    device = best_alpha.device
+    image = torch.arange(batch, device=device)
     unfinished = torch.isinf(best_scores)
     tokens = torch.full((batch, steps), pad_id, dtype=torch.long, device=device)
-    alphas = features.new_zeros(batch, steps, regions)
+    alphas = best_alpha.new_zeros(batch, steps, regions)
     finished = (~unfinished).nonzero().squeeze(1)
     tokens[finished, best_end[finished]] = eos_id
     alphas[finished, best_end[finished]] = best_alpha[finished]
-    # trace back from beam 0 after the last step (unfinished) or from the parent of the best <eos> (finished)
-    last_step = torch.where(unfinished, steps - 1, best_end - 1)
-    row = torch.where(unfinished, image_index.squeeze(1) * beam_size, best_parent)
+    last_word = torch.where(unfinished, last_step, best_end - 1)
+    beam = torch.where(unfinished, 0, best_parent)
     for s in range(steps - 1, -1, -1):
-        on = s <= last_step
-        tokens[:, s] = torch.where(on, step_words[s][row], tokens[:, s])
-        alphas[:, s] = torch.where(on.unsqueeze(1), step_alphas[s][row], alphas[:, s])
-        row = torch.where(on, step_parents[s][row], row)
-    scores = torch.where(unfinished, beam_scores[:, 0] / float(steps) ** length_penalty, best_scores)
+        on = s <= last_word
+        tokens[:, s] = torch.where(on, history_words[s, image, beam], tokens[:, s])
+        alphas[:, s] = torch.where(on.unsqueeze(1), history_alphas[s, image, beam], alphas[:, s])
+        beam = torch.where(on, history_parents[s, image, beam], beam)
+    scores = torch.where(unfinished, final_scores / (last_step + 1).float() ** length_penalty, best_scores)
     return Generation(tokens, scores, alphas)
