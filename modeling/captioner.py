@@ -12,7 +12,7 @@ from torch import nn
 from .beam_search import Generation, beam_search, greedy_search
 from .config import CaptionerConfig
 from .decoder import Decoder
-from .encoder import Encoder
+from .encoder import Encoder, legacy_layout_note
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -97,5 +97,5 @@ class Captioner(nn.Module):
             model.load_state_dict(state)
         except RuntimeError as error:
             raise ValueError(f"{weights_path} does not match the model described by {directory / CONFIG_NAME}: "
-                             f"{error}") from error
+                             f"{error}{legacy_layout_note(state)}") from error
         return model.to(map_location)

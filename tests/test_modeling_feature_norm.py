@@ -1,5 +1,7 @@
 """Encoder feature normalisation: BatchNorm of the frozen backbone channels before the projection (default) or
 LayerNorm on each region's backbone vector (per-sample, so a region's features do not depend on the batch)."""
+import json
+
 import pytest
 import torch
 
@@ -64,3 +66,30 @@ def test_layernorm_model_round_trips_through_save_and_load(tmp_path):
 def test_unknown_feature_norm_is_a_clear_error():
     with pytest.raises(ValueError, match="feature_norm must be one of"):
         CaptionerConfig(vocab_size=5, feature_norm="group")
+
+
+def legacy_checkpoint(directory):
+    """A save_pretrained directory as showattend wrote it with BatchNorm after the 1x1 conv (``encoder.norm.*``)."""
+    from safetensors.torch import load_file, save_file
+
+    model = make("batch")
+    model.save_pretrained(directory)
+    state = {k: v for k, v in load_file(str(directory / "model.safetensors")).items() if "input_norm" not in k}
+    state.update({f"encoder.norm.{name}": torch.zeros(16) for name in ("weight", "bias", "running_mean", "running_var")})
+    state["encoder.norm.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+    save_file(state, str(directory / "model.safetensors"))
+    return model
+
+
+def test_a_checkpoint_with_batchnorm_after_the_projection_is_refused_with_what_to_do(tmp_path):
+    from trainer.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, _file_digest, load_checkpoint
+
+    model = legacy_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=r"encoder\.norm\.\*.*written before showattend moved that normalisation"):
+        Captioner.from_pretrained(tmp_path)
+    (tmp_path / "optimizer.safetensors").write_bytes(b"unused: the weights fail first")
+    (tmp_path / "vocab.json").write_text("[]")
+    files = {name: _file_digest(tmp_path / name) for name in MODEL_FILES}
+    (tmp_path / STATE_FILE).write_text(json.dumps({"step": 1, "files": files}))
+    with pytest.raises(CheckpointError, match=r"(?s)cannot be loaded.*written before showattend moved that normalisation"):
+        load_checkpoint(tmp_path, model)

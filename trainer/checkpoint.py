@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir
+from modeling.encoder import legacy_layout_note
 
 logger = logging.getLogger(__name__)
 
@@ -199,12 +200,15 @@ def load_checkpoint(directory: str | Path, model, optimizer: torch.optim.Optimiz
     """Verify ``directory``, load weights into the unwrapped ``model`` (and ``optimizer``); returns trainer_state."""
     directory = Path(directory)
     state = verify_checkpoint(directory)
+    weights = {}
     try:
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        weights = load_file(str(directory / "model.safetensors"))
+        model.load_state_dict(weights)
         if optimizer is not None:
             load_optimizer_safetensors(optimizer, directory / "optimizer.safetensors")
     except (SafetensorError, RuntimeError, ValueError, KeyError) as error:
-        raise CheckpointError(f"{directory}: cannot be loaded into this model/optimizer: {error}") from error
+        raise CheckpointError(f"{directory}: cannot be loaded into this model/optimizer: "
+                              f"{error}{legacy_layout_note(weights)}") from error
     return state
 
 
