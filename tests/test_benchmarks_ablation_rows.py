@@ -13,7 +13,7 @@ def test_row_overrides_make_a_valid_config_with_a_batch_plan(name):
     for override in ROWS[name][1]:
         key, value = override.split("=", 1)
         section, field = key.split(".")
-        assert float(getattr(getattr(config, section), field)) == float(value) if value[0].isdigit() \
-            else getattr(getattr(config, section), field) == value
+        actual = getattr(getattr(config, section), field)
+        assert actual == (value if isinstance(actual, str) else type(actual)(value))
     plan = plan_for(config.train, world_size=1)
     assert plan.global_batch_size == config.train.global_batch_size

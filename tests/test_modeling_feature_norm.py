@@ -5,7 +5,10 @@ import json
 import pytest
 import torch
 
+from safetensors.torch import load_file, save_file
+
 from modeling import Captioner, CaptionerConfig
+from trainer.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, _file_digest, load_checkpoint
 
 
 def make(feature_norm):
@@ -70,8 +73,6 @@ def test_unknown_feature_norm_is_a_clear_error():
 
 def legacy_checkpoint(directory):
     """A save_pretrained directory as showattend wrote it with BatchNorm after the 1x1 conv (``encoder.norm.*``)."""
-    from safetensors.torch import load_file, save_file
-
     model = make("batch")
     model.save_pretrained(directory)
     state = {k: v for k, v in load_file(str(directory / "model.safetensors")).items() if "input_norm" not in k}
@@ -82,8 +83,6 @@ def legacy_checkpoint(directory):
 
 
 def test_a_checkpoint_with_batchnorm_after_the_projection_is_refused_with_what_to_do(tmp_path):
-    from trainer.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, _file_digest, load_checkpoint
-
     model = legacy_checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r"encoder\.norm\.\*.*written before showattend moved that normalisation"):
         Captioner.from_pretrained(tmp_path)
