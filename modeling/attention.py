@@ -24,11 +24,16 @@ class AdditiveAttention(nn.Module):
 
     def forward(self, features: torch.Tensor, projected: torch.Tensor,
                 hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context (N, feature_dim) and attention weights (N, R) for hidden state (N, hidden_dim)."""
+        """Context (N, feature_dim) and attention weights (N, R) for hidden state (N, hidden_dim).
+
+        The energies are computed in ``projected``'s dtype: decoding passes float32 ones under bfloat16 weights, as
+        element-wise bfloat16 math (the add and tanh over N x R x attention_dim) is slow on CPUs.
+        """
         # tanh in place: one (N, R, attention_dim) tensor fewer to allocate and fill at every step
-        energy = self.score((projected + self.hidden_proj(hidden).unsqueeze(1)).tanh_()).squeeze(-1)
+        hidden_energy = (projected + self.hidden_proj(hidden).unsqueeze(1).to(projected.dtype)).tanh_()
+        energy = torch.matmul(hidden_energy, self.score.weight.to(hidden_energy.dtype).t()).squeeze(-1)
         alpha = torch.softmax(energy, dim=1)
-        context = torch.bmm(alpha.unsqueeze(1), features).squeeze(1)
+        context = torch.bmm(alpha.unsqueeze(1).to(features.dtype), features).squeeze(1)
         if self.gate is not None:
             context = torch.sigmoid(self.gate(hidden)) * context
         return context, alpha

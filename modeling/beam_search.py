@@ -11,7 +11,8 @@ from .decoder import Decoder
 
 class Generation(NamedTuple):
     """tokens (B, L): words without <bos>, then <eos> and pad; scores (B,): log-probability / length**penalty;
-    alphas (B, L, R): attention weights of the chosen sequence (zeros after it ends)."""
+    alphas (B, L, R): attention weights of the chosen sequence (zeros after it ends). Scores and alphas are float32
+    whatever the decoder's dtype."""
 
     tokens: torch.Tensor
     scores: torch.Tensor
@@ -25,15 +26,21 @@ def _word_log_probs(logits: torch.Tensor, bos_id: int, pad_id: int) -> torch.Ten
     return log_probs
 
 
+def project_for_decoding(decoder: Decoder, features: torch.Tensor) -> torch.Tensor:
+    """The attention's feature projection in float32 whatever the weights' dtype: a decoder cast to bfloat16 runs its
+    matrix products in bfloat16 while the attention energies, log-probabilities and scores stay float32."""
+    return decoder.attention.project_features(features).float()
+
+
 def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id: int, eos_id: int, pad_id: int,
                   length_penalty: float = 0.0) -> Generation:
     """Pick the most likely word at each step until every caption has produced <eos> or max_len words."""
     batch, regions = features.shape[:2]
-    projected = decoder.attention.project_features(features)
+    projected = project_for_decoding(decoder, features)
     state = decoder.init_state(features)
     words = torch.full((batch,), bos_id, dtype=torch.long, device=features.device)
     tokens = torch.full((batch, max_len), pad_id, dtype=torch.long, device=features.device)
-    alphas = features.new_zeros(batch, max_len, regions)
+    alphas = features.new_zeros(batch, max_len, regions, dtype=torch.float32)
     log_prob = features.new_zeros(batch, dtype=torch.float32)
     lengths = torch.zeros(batch, dtype=torch.long, device=features.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
@@ -43,7 +50,7 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
         live = ~finished
         words = torch.where(live, words, pad_id)
         tokens[:, t] = words
-        alphas[:, t] = torch.where(live.unsqueeze(1), alpha, 0.0)
+        alphas[:, t] = torch.where(live.unsqueeze(1), alpha.float(), 0.0)
         log_prob += torch.where(live, best_log_prob, 0.0)
         lengths += live.long()
         finished |= words == eos_id
@@ -55,19 +62,18 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
 
 def row_top_k(values: torch.Tensor, k: int, chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """``values.topk(k, dim=1)`` of (N, V) values (the same up to the order of ties), faster for k << V: the k best
-    of a row lie in the k chunks of ``chunk`` columns with the highest maxima, so only those are ranked in full."""
+    of a row lie in the k whole chunks of ``chunk`` columns with the highest maxima or in the columns after the last
+    whole chunk, so only those are ranked in full."""
     rows, width = values.shape
     if width <= 4 * k * chunk:
         return values.topk(k, dim=1)
     whole = width // chunk * chunk
     maxima = values[:, :whole].view(rows, -1, chunk).amax(dim=2)
-    if whole < width:
-        maxima = torch.cat([maxima, values[:, whole:].amax(dim=1, keepdim=True)], dim=1)
     positions = (maxima.topk(k, dim=1).indices.unsqueeze(2) * chunk
                  + torch.arange(chunk, device=values.device)).view(rows, k * chunk)
-    beyond = positions >= width  # the last chunk may be partial
-    candidates = values.gather(1, positions.clamp(max=width - 1)).masked_fill_(beyond, float("-inf"))
-    top_values, top_index = candidates.topk(k, dim=1)
+    if whole < width:
+        positions = torch.cat([positions, torch.arange(whole, width, device=values.device).expand(rows, -1)], dim=1)
+    top_values, top_index = values.gather(1, positions).topk(k, dim=1)
     return top_values, positions.gather(1, top_index)
 
 
@@ -111,7 +117,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     batch, regions = features.shape[:2]
     device = features.device
-    projected = decoder.attention.project_features(features)
+    projected = project_for_decoding(decoder, features)
     state = decoder.init_state(features)
     words = torch.full((batch,), bos_id, dtype=torch.long, device=device)
     active = torch.arange(batch, device=device)  # the images still searching; row i*width + k is beam k of active[i]
@@ -119,12 +125,12 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
     best_scores = torch.full((batch,), float("-inf"), device=device)
     best_end = torch.zeros(batch, dtype=torch.long, device=device)  # step of the <eos> of the best finished caption
     best_parent = torch.zeros(batch, dtype=torch.long, device=device)  # its beam before that step
-    best_alpha = features.new_zeros(batch, regions)  # its attention weights at the <eos>
+    best_alpha = features.new_zeros(batch, regions, dtype=torch.float32)  # its attention weights at the <eos>
     last_step = torch.full((batch,), max_len - 1, dtype=torch.long, device=device)  # an image's last searched step
     final_scores = torch.zeros(batch, device=device)  # its best live beam's score then
     history_words = torch.full((max_len, batch, beam_size), pad_id, dtype=torch.long, device=device)
     history_parents = torch.zeros(max_len, batch, beam_size, dtype=torch.long, device=device)
-    history_alphas = features.new_zeros(max_len, batch, beam_size, regions)
+    history_alphas = features.new_zeros(max_len, batch, beam_size, regions, dtype=torch.float32)
     candidate_count = 2 * beam_size  # they hold at least beam_size non-<eos> ones (each beam has one <eos>)
     candidate_rank = torch.arange(candidate_count, device=device)
     reachable = float(max_len) ** length_penalty  # live log-probabilities only fall: score / this bounds a live beam
@@ -145,7 +151,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
             best_scores[image] = new_best[which]
             best_end[image] = t
             best_parent[image] = parent
-            best_alpha[image] = alpha[which * width + parent]
+            best_alpha[image] = alpha[which * width + parent].float()
 
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam_size]  # best non-<eos> first
         beam_scores = top_scores.gather(1, keep)
@@ -153,7 +159,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
         words = top_words.gather(1, keep)
         history_words[t, active] = words
         history_parents[t, active] = parents
-        history_alphas[t, active] = alpha.view(images, width, regions).gather(
+        history_alphas[t, active] = alpha.float().view(images, width, regions).gather(
             1, parents.unsqueeze(2).expand(images, beam_size, regions))
 
         done = best_scores[active] >= beam_scores[:, 0] / reachable

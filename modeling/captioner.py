@@ -53,14 +53,17 @@ class Captioner(nn.Module):
     @torch.no_grad()
     def generate(self, x: torch.Tensor, beam_size: int = 3, max_len: int = 20,
                  length_penalty: float = 0.0) -> Generation:
-        """Caption images or backbone features; beam_size=1 is greedy search. Runs in eval mode, then restores it."""
+        """Caption images or backbone features; beam_size=1 is greedy search. Runs in eval mode, then restores it.
+
+        Decodes in the model's dtype: after ``model.to(torch.bfloat16)`` the matrix products run in bfloat16 (x is cast
+        to it), while attention energies, log-probabilities and the returned scores and alphas stay float32."""
         if beam_size < 1 or max_len < 1:
             raise ValueError(f"beam_size and max_len must be >= 1, got beam_size={beam_size}, max_len={max_len}")
         config = self.config
         was_training = self.training
         self.eval()
         try:
-            features = self.encode(x)
+            features = self.encode(x.to(self.decoder.output.weight.dtype))
             if beam_size == 1:
                 return greedy_search(self.decoder, features, max_len, config.bos_id, config.eos_id, config.pad_id,
                                      length_penalty)

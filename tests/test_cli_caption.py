@@ -14,12 +14,13 @@ def parse_captions(stdout: str) -> dict:
     return dict(line.split("\t", 1) for line in stdout.strip().splitlines())
 
 
-def test_captions_and_attention_grid(tiny_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_captions_and_attention_grid(tiny_checkpoint, tmp_path, capsys, dtype):
     checkpoint, _, images = tiny_checkpoint
     paths = [str(images / "000000.jpg"), str(images / "000001.jpg")]
     attention_dir = tmp_path / "attention"
     assert caption_cli.main(["--checkpoint", str(checkpoint), *paths, "--beam-size", "2", "--max-len", "6",
-                             "--attention-dir", str(attention_dir)]) == 0
+                             "--attention-dir", str(attention_dir), "--dtype", dtype]) == 0
     captions = parse_captions(capsys.readouterr().out)
     assert list(captions) == paths
     for path in paths:

@@ -25,11 +25,13 @@ def check_outputs(stdout: str, results_path: Path) -> dict:
     return metrics
 
 
-def test_evaluate_writes_results_and_prints_metrics(tiny_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_evaluate_writes_results_and_prints_metrics(tiny_checkpoint, tmp_path, capsys, dtype):
     checkpoint, data, _ = tiny_checkpoint
     out = tmp_path / "results.json"
     assert evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(data), "--split", "test",
-                              "--beam-size", "2", "--batch-size", "3", "--num-workers", "0", "--out", str(out)]) == 0
+                              "--beam-size", "2", "--batch-size", "3", "--num-workers", "0", "--out", str(out),
+                              "--dtype", dtype]) == 0
     check_outputs(capsys.readouterr().out, out)
 
 

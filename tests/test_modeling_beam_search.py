@@ -1,5 +1,7 @@
 """Batched beam search against plain references: candidate selection vs a full log-softmax, the whole search vs a
 one-image, list-based beam search, on a model whose captions end at different steps (images leave the batch)."""
+import copy
+
 import pytest
 import torch
 
@@ -105,3 +107,29 @@ def test_batched_search_equals_a_plain_one_image_beam_search(request, model_name
         torch.testing.assert_close(generation.scores[image], torch.tensor(score), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(generation.alphas[image, :length], torch.stack(alphas), rtol=1e-5, atol=1e-6)
         assert (generation.alphas[image, length:] == 0).all()
+
+
+def test_bfloat16_search_keeps_float32_scores_and_equals_one_image_at_a_time(large_vocab_model):
+    """A decoder cast to bfloat16 (``evaluate_checkpoint --dtype bfloat16``): the batched search still equals the
+    same search one image at a time, scores and alphas are float32 and are the captions' log-probabilities to
+    bfloat16 precision (long captions of this random model may take other words than in float32)."""
+    decoder = copy.deepcopy(large_vocab_model.decoder).to(torch.bfloat16)
+    with torch.no_grad():
+        features = large_vocab_model.encode(torch.randn(10, 2048, 2, 2, generator=torch.Generator().manual_seed(5)))
+        exact = beam_search(large_vocab_model.decoder, features, 3, 12, BOS, EOS, PAD)
+        features = features.to(torch.bfloat16)
+        together = beam_search(decoder, features, 3, 12, BOS, EOS, PAD)
+        alone = [beam_search(decoder, features[i:i + 1], 3, 12, BOS, EOS, PAD) for i in range(len(features))]
+    assert together.scores.dtype == together.alphas.dtype == torch.float32
+    torch.testing.assert_close(together.alphas.sum(dim=2), (together.tokens != PAD).float())  # each word's weights
+    for image, generation in enumerate(alone):
+        steps = generation.tokens.shape[1]
+        assert torch.equal(together.tokens[image, :steps], generation.tokens[0])
+        torch.testing.assert_close(together.scores[image], generation.scores[0])
+    captions = torch.cat([torch.full((len(features), 1), BOS), together.tokens], dim=1)
+    with torch.no_grad():  # the float32 model's log-probability of each bfloat16 caption: the score, to bf16 precision
+        logits, _ = large_vocab_model.decoder(features.float(), captions)
+    log_probs = torch.log_softmax(logits, dim=-1).gather(2, together.tokens.unsqueeze(2)).squeeze(2)
+    float32_scores = torch.where(together.tokens != PAD, log_probs, 0.0).sum(dim=1)
+    torch.testing.assert_close(together.scores, float32_scores, rtol=0.02, atol=0.05)
+    assert (together.tokens[:, 0] == exact.tokens[:, 0]).all()  # the most confident choice: the float32 one

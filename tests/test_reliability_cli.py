@@ -105,6 +105,9 @@ def evaluate_args(checkpoint: Path, data: Path, out: Path, *extra) -> list[str]:
 def test_evaluate_refuses_a_feature_cache_of_another_backbone(tiny, feature_cache, tmp_path, capsys):
     checkpoint, data, _ = tiny
     assert evaluate_cli.main(evaluate_args(checkpoint, data, tmp_path / "ok.json", "--features", feature_cache)) == 0
+    # the fingerprint is the checkpoint's float32 backbone's, whatever dtype decoding then runs in
+    assert evaluate_cli.main(evaluate_args(checkpoint, data, tmp_path / "ok_bf16.json", "--features", feature_cache,
+                                           "--dtype", "bfloat16")) == 0
     other = copy_checkpoint(checkpoint, tmp_path / "other_backbone")
     model = Captioner.from_pretrained(checkpoint)
     with torch.no_grad():

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from data_pipelines.image_files import INPUT_FORMATS, upright
 from data_pipelines.transforms import eval_transform
 from trainer.attention_maps import attention_figure, crop_like_model
-from trainer.evaluate_checkpoint import DEFAULT_IMAGE_SIZE, load_for_inference
+from trainer.evaluate_checkpoint import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
 
 
 
@@ -48,12 +48,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
     parser.add_argument("--attention-dir", type=Path, default=None,
                         help="write IMAGE-STEM.png here: the image, then each word's attention heatmap")
+    parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size)
+    model.to(DECODE_DTYPES[args.dtype])
     transform = eval_transform(image_size)
     loaded, failures = [], 0
     for path in args.images:

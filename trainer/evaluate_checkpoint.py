@@ -41,6 +41,11 @@ def resolve_image_size(checkpoint: Path, image_size: int | None) -> int:
     return image_size or checkpoint_image_size(checkpoint) or DEFAULT_IMAGE_SIZE
 
 
+DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DECODE_DTYPE_HELP = ("float32 (default) | bfloat16: matrix products in bfloat16, scores in float32; ~2x faster batched "
+                     "beam search on CPUs with AMX and on GPUs, captions may differ slightly (see README)")
+
+
 def load_for_inference(checkpoint: str | Path, image_size: int | None,
                        device: torch.device | str = "cpu") -> tuple[Captioner, Vocabulary, int]:
     """Model (eval mode, on ``device``), vocabulary and image size (``resolve_image_size``) of a checkpoint dir."""
@@ -104,6 +109,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--features", type=Path, default=None, help="feature cache dir of --data (skips the backbone)")
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
     parser.add_argument("--report", type=Path, default=None, help="also write a static HTML report to DIR/index.html")
+    parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)
     return parser.parse_args(argv)
 
 
@@ -126,6 +132,7 @@ def main(argv=None) -> int:
         model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
         if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
             check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
+        model.to(DECODE_DTYPES[args.dtype])
         loader = build_eval_loader(args.data, split=args.split, vocab=vocab, batch_size=args.batch_size,
                                    rank=accelerator.process_index, world_size=accelerator.num_processes,
                                    num_workers=args.num_workers, image_size=image_size, features_root=args.features)
