@@ -171,20 +171,32 @@ PY
 )
 "$python" -m trainer.caption --checkpoint "$checkpoint" --attention-dir "$work/attention" "${test_images[@]}"
 
-# 6. Reference points on the same split: the blind baseline and one human caption against the others.
+# 6. Reference points on the same split: the blind baseline, one human caption against the others, the best reference
+#    (and how far each stage's captions are from it).
 stage "baselines on the test split (python -m trainer.baselines)"
-baselines="$("$python" -m trainer.baselines --data "$work/prepared" --split test | tail -n 1)"
-"$python" - "$metrics" "$baselines" "$xe_metrics" <<'PY'
+results=("$work/results_test.json")
+[ -z "$xe_metrics" ] || results=("$work/results_test_xe.json" "${results[@]}")
+baselines="$("$python" -m trainer.baselines --data "$work/prepared" --split test --results "${results[@]}" | tail -n 1)"
+"$python" - "$metrics" "$baselines" "$xe_metrics" "${results[@]}" <<'PY'
 import json, sys
 model, baselines = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-rows = {"XE best (test)": json.loads(sys.argv[3]), "XE+SCST best (test)": model} if sys.argv[3] else \
-    {"model (test)": model}
-rows.update({"blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"]})
+stages = ["XE best (test)", "XE+SCST best (test)"] if sys.argv[3] else ["model (test)"]
+rows = dict(zip(stages, [json.loads(sys.argv[3]), model] if sys.argv[3] else [model]))
+rows.update({"blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"],
+             "best reference": baselines["best_reference"]})
 names = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"]
 print(f"{'':24}" + "".join(f"{name:>9}" for name in names))
 for label, values in rows.items():
     print(f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in names))
 print(f"blind baseline caption: {baselines['blind_caption']!r}")
+if sys.argv[3]:
+    print(f"SCST stage: test CIDEr-D {rows[stages[0]]['CIDEr']:.3f} -> {model['CIDEr']:.3f} "
+          f"({100 * (model['CIDEr'] / rows[stages[0]]['CIDEr'] - 1):+.1f}%)")
+print("gap to the best reference (CIDEr-D), on images captioned with one of their references | with another caption:")
+for stage, path in zip(stages, sys.argv[4:]):
+    gap = baselines["results"][path]
+    print(f"  {stage:22} {gap['gap_on_references']:.3f} | {gap['gap_on_other_captions']:.3f} "
+          f"({100 * gap['share_of_captions_that_are_references']:.0f}% of captions are references)")
 PY
 
 # 7. Learning curve: val CIDEr-D against wall-clock minutes and against steps, with the blind baseline and 4x it.

@@ -43,6 +43,9 @@ def test_demo_produces_every_stage_and_reuses_them(tmp_path):
     scst_state = json.loads((work / "train_scst" / "best" / "trainer_state.json").read_text())
     assert scst_state["train_config"]["train"]["objective"] == "scst" and (work / "results_test_xe.json").is_file()
     assert "XE best (test)" in first.stdout and "XE+SCST best (test)" in first.stdout
+    assert "best reference" in first.stdout and "SCST stage: test CIDEr-D" in first.stdout
+    gap_lines = first.stdout.split("gap to the best reference")[1].splitlines()[1:3]  # one per stage
+    assert [line.split()[:2] for line in gap_lines] == [["XE", "best"], ["XE+SCST", "best"]]
     assert f"report:          {work}/report/index.html" in first.stdout and (work / "report" / "index.html").is_file()
     if meteor.unavailable_reason() is None:  # with Java, validation logs METEOR (TensorBoard and train_log.jsonl)
         assert '"val/METEOR"' in (work / "train" / "train_log.jsonl").read_text()

@@ -1,4 +1,5 @@
-"""trainer.baselines: the blind caption is the most frequent training caption; the human row scores ref 0 vs the rest."""
+"""trainer.baselines: the blind caption is the most frequent training caption; the human row scores ref 0 vs the rest;
+the best reference is each image's highest-scoring reference, and a results file's gap to it splits in two."""
 import json
 import subprocess
 import sys
@@ -42,14 +43,20 @@ def _karpathy(tmp_path: Path) -> Path:
     return path
 
 
-def test_blind_and_human_rows(tmp_path):
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("baselines")
     dataset = _karpathy(tmp_path)
     subprocess.run([sys.executable, "-m", "data_pipelines.prepare", "karpathy", "--json", str(dataset), "--out",
                     str(tmp_path / "prep"), "--image-size", "16", "--min-word-freq", "1", "--workers", "1"],
                    check=True, cwd=REPO, capture_output=True)
-    result = caption_baselines(tmp_path / "prep", "test")
+    return tmp_path / "prep"
+
+
+def test_blind_and_human_rows(prepared):
+    result = caption_baselines(prepared, "test")
     assert result["blind_caption"] == "a red circle"  # 4 of the 8 training captions tokenize to it
-    references = split_captions(tmp_path / "prep", "test")
+    references = split_captions(prepared, "test")
     assert sorted(map(len, references.values())) == [3, 3]
     # Independently: pycocoevalcap 1.2's scorers on captions tokenized by hand (lower case, no punctuation).
     test_refs = {"test0": ["a blue square", "a blue box", "blue square"], "test1": ["a red circle", "a red disc", "circle"]}
@@ -61,4 +68,28 @@ def test_blind_and_human_rows(tmp_path):
     for name, value in expected_human.items():
         assert result["human"][name] == pytest.approx(value, abs=1e-9), name
     with pytest.raises(ValueError, match="no split 'dev'"):
-        caption_baselines(tmp_path / "prep", "dev")
+        caption_baselines(prepared, "dev")
+
+
+def test_best_reference_and_the_gap_of_results(prepared, tmp_path):
+    test_refs = {"test0": ["a blue square", "a blue box", "blue square"], "test1": ["a red circle", "a red disc", "circle"]}
+    per_reference = [Cider().compute_score(test_refs, {i: [refs[k]] for i, refs in test_refs.items()})[1]
+                     for k in range(3)]  # pycocoevalcap's per-image CIDEr-D of every image's k-th reference
+    best = {image_id: max(range(3), key=lambda k: per_reference[k][n]) for n, image_id in enumerate(test_refs)}
+    results = tmp_path / "results.json"  # test0: a reference that is not the best one; test1: none of them
+    other0 = next(k for k in range(3) if k != best["test0"])
+    results.write_text(json.dumps([{"image_id": "test0", "caption": test_refs["test0"][other0].upper() + "."},
+                                   {"image_id": "test1", "caption": "a red square"}]))
+    result = caption_baselines(prepared, "test", [results])
+    expected_best = coco_scores({i: test_refs[i][k] for i, k in best.items()}, test_refs)
+    assert result["best_reference"]["CIDEr"] == pytest.approx(expected_best["CIDEr"], abs=1e-9)
+    model = Cider().compute_score(test_refs, {"test0": [test_refs["test0"][other0]], "test1": ["a red square"]})[1]
+    ceiling = [per_reference[best[i]][n] for n, i in enumerate(test_refs)]
+    gap = result["results"][str(results)]
+    assert gap["CIDEr"] == pytest.approx(model.mean(), abs=1e-9)
+    assert gap["share_of_captions_that_are_references"] == 0.5
+    assert gap["gap_on_references"] == pytest.approx((ceiling[0] - model[0]) / 2, abs=1e-9) and gap["gap_on_references"] > 0
+    assert gap["gap_on_other_captions"] == pytest.approx((ceiling[1] - model[1]) / 2, abs=1e-9)
+    results.write_text(json.dumps([{"image_id": "test0", "caption": "a square"}]))
+    with pytest.raises(ValueError, match="no caption for 1 test images"):
+        caption_baselines(prepared, "test", [results])
