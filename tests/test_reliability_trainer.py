@@ -7,6 +7,7 @@
 | 7 | out-of-range values were accepted (`max_caption_len <= 0`, `gamma < 0`, `lr=inf`, negative intervals, exponential `k >= 1`, `floor > start`, fp16 on CPU) | every numeric field has a declared range checked at load; the message names key, value and range | `test_out_of_range_config_values_name_key_value_and_range`, `test_fp16_on_cpu_is_refused` |
 | 10 | ENOSPC while checkpointing crashed with a traceback | one-line error on every rank naming the checkpoint; the partial copy goes, the previous checkpoints stay | `test_full_disk_while_checkpointing_keeps_previous_checkpoints` |
 | 11 | SIGTERM exited 0; a resumed run appended duplicate steps to `train_log.jsonl`; a step checkpoint kept a stale `best_cider` | exit code 143 (130 for Ctrl-C) after the checkpoint (`tests/test_trainer_train.py`); the log is cut back to the resumed step; the validation result is recorded in the step's checkpoint and `best/` is reconciled on resume | `test_resume_truncates_the_train_log`, `test_checkpoint_comes_before_validation_and_records_it`, `test_exit_code_after_a_stop_signal` |
+| 11 | a SIGTERM that arrived while the loader's workers started (every epoch) was dropped: the stop handlers were set to "ignore" for the fork, so the run trained on and a scheduler's SIGKILL would later lose the work (seen as a flaky `test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints` in CI) | the signals are blocked, not ignored, while workers start: the main process handles a held signal right after; the workers keep serving until it stops them | `test_a_stop_signal_while_loader_workers_start_is_not_lost` |
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from trainer import checkpoint as checkpoint_module
 from trainer import loop as loop_module
 from trainer.checkpoint import CheckpointError, step_checkpoint_dir, verify_checkpoint
 from trainer.config import load_config
-from trainer.run_control import StopRequest
+from trainer.run_control import StopRequest, iterate_isolated
 from trainer.run_dir import best_of_run, truncate_log
 from trainer.train import build_accelerator
 
@@ -220,12 +221,29 @@ def test_full_disk_while_checkpointing_keeps_previous_checkpoints(tiny_prepared,
     assert not list((tmp_path / "checkpoints").glob(".*partial*"))
 
 
-def test_exit_code_after_a_stop_signal():
+@pytest.fixture
+def stop_request():
     stop = StopRequest()
-    try:
-        assert stop.exit_code == 0
+    yield stop
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+
+
+def test_exit_code_after_a_stop_signal(stop_request):
+    assert stop_request.exit_code == 0
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stop_request.requested and stop_request.exit_code == 143
+
+
+class SignalledWhileStarting:
+    """A loader that gets SIGTERM while its iterator starts, as when a scheduler's signal lands while workers fork."""
+
+    def __iter__(self):
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested and stop.exit_code == 143
-    finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+        return iter([1, 2])
+
+
+def test_a_stop_signal_while_loader_workers_start_is_not_lost(stop_request):
+    assert list(iterate_isolated(SignalledWhileStarting())) == [1, 2]
+    assert stop_request.requested and stop_request.exit_code == 143
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])  # nothing left blocked in this thread

@@ -44,18 +44,21 @@ class StopRequest:
 
 
 @contextlib.contextmanager
-def _stop_signals_ignored() -> Iterator[None]:
-    """Processes forked inside (DataLoader workers) ignore Ctrl-C, so the main process can finish its step."""
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS}
+def _stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM back while DataLoader workers (and pin-memory threads) start. They inherit the blocked
+    signals, so a terminal's Ctrl-C or a job-wide SIGTERM leaves them serving batches until the main process has
+    finished its step and shuts them down; the main process gets any signal that arrived meanwhile as soon as they
+    are up (ignoring the signals here instead would drop a scheduler's SIGTERM that lands in this window)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def iterate_isolated(loader: Iterable) -> Iterator:
-    """Iterate ``loader``: starting its workers consumes no global RNG and they survive a terminal Ctrl-C."""
-    with torch.random.fork_rng(devices=[]), _stop_signals_ignored():
+    """Iterate ``loader``: starting its workers consumes no global RNG, they survive a terminal Ctrl-C, and a stop
+    signal that arrives while they start is not lost."""
+    with torch.random.fork_rng(devices=[]), _stop_signals_held():
         iterator = iter(loader)
     yield from iterator
