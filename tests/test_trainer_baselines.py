@@ -93,3 +93,8 @@ def test_best_reference_and_the_gap_of_results(prepared, tmp_path):
     results.write_text(json.dumps([{"image_id": "test0", "caption": "a square"}]))
     with pytest.raises(ValueError, match="no caption for 1 test images"):
         caption_baselines(prepared, "test", [results])
+    for text, problem in (("[{", "is not JSON"), ('{"test0": "a square"}', "is not a COCO results list"),
+                          ('[{"image_id": "test0"}]', "is not a COCO results list")):
+        results.write_text(text)
+        with pytest.raises(ValueError, match=f"{results}.* {problem}"):
+            caption_baselines(prepared, "test", [results])

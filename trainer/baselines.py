@@ -82,7 +82,14 @@ def gap_to_best_reference(predictions: dict[str, str], references: dict[str, lis
 def read_results(path: Path) -> dict[str, str]:
     """str(image_id) -> caption of a COCO results JSON ([{"image_id", "caption", ...}, ...]; ids as
     ``results_image_id`` writes them)."""
-    return {str(row["image_id"]): row["caption"] for row in json.loads(Path(path).read_text())}
+    try:
+        rows = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON ({error})") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and {"image_id", "caption"} <= set(row)
+                                             for row in rows):
+        raise ValueError(f'{path} is not a COCO results list: expected [{{"image_id": ..., "caption": ...}}, ...]')
+    return {str(row["image_id"]): row["caption"] for row in rows}
 
 
 def caption_baselines(root: Path, split: str = "test", results: list[Path] = ()) -> dict:
