@@ -28,7 +28,8 @@ def _word_log_probs(logits: torch.Tensor, bos_id: int, pad_id: int) -> torch.Ten
 
 def project_for_decoding(decoder: Decoder, features: torch.Tensor) -> torch.Tensor:
     """The attention's feature projection in float32 whatever the weights' dtype: a decoder cast to bfloat16 runs its
-    matrix products in bfloat16 while the attention energies, log-probabilities and scores stay float32."""
+    matrix products in bfloat16 while the attention energies (so the alphas), log-probabilities and scores stay
+    float32."""
     return decoder.attention.project_features(features).float()
 
 
@@ -50,7 +51,7 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
         live = ~finished
         words = torch.where(live, words, pad_id)
         tokens[:, t] = words
-        alphas[:, t] = torch.where(live.unsqueeze(1), alpha.float(), 0.0)
+        alphas[:, t] = torch.where(live.unsqueeze(1), alpha, 0.0)
         log_prob += torch.where(live, best_log_prob, 0.0)
         lengths += live.long()
         finished |= words == eos_id
@@ -151,7 +152,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
             best_scores[image] = new_best[which]
             best_end[image] = t
             best_parent[image] = parent
-            best_alpha[image] = alpha[which * width + parent].float()
+            best_alpha[image] = alpha[which * width + parent]
 
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam_size]  # best non-<eos> first
         beam_scores = top_scores.gather(1, keep)
@@ -159,7 +160,7 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
         words = top_words.gather(1, keep)
         history_words[t, active] = words
         history_parents[t, active] = parents
-        history_alphas[t, active] = alpha.float().view(images, width, regions).gather(
+        history_alphas[t, active] = alpha.view(images, width, regions).gather(
             1, parents.unsqueeze(2).expand(images, beam_size, regions))
 
         done = best_scores[active] >= beam_scores[:, 0] / reachable

@@ -41,6 +41,14 @@ def random_tokens(rng, images, samples, max_len, word_ids):
     return tokens
 
 
+def reward_on_random_references(rng, prefix, num_images):
+    """Image ids PREFIX0.., their random references and the reward with those references' document frequencies."""
+    image_ids = [f"{prefix}{index}" for index in range(num_images)]
+    references = random_references(rng, num_images)
+    table = CiderDocumentFrequencies.from_references(image_ids, references)
+    return image_ids, references, CiderDReward(table, VOCAB, eos_id=EOS)
+
+
 def caption_words(row):
     row = list(row)
     return [VOCAB[t] for t in row[: row.index(EOS) if EOS in row else len(row)]]
@@ -48,10 +56,7 @@ def caption_words(row):
 
 def test_rewards_equal_pycocoevalcap_and_metrics_with_the_evaluated_sets_frequencies():
     rng = random.Random(0)
-    image_ids = [f"im{index}" for index in range(25)]
-    references = random_references(rng, len(image_ids))
-    table = CiderDocumentFrequencies.from_references(image_ids, references)
-    reward = CiderDReward(table, VOCAB, eos_id=EOS)
+    image_ids, references, reward = reward_on_random_references(rng, "im", 25)
     tokens = random_tokens(rng, len(image_ids), 4, 14, list(range(4, 4 + 16)))  # ordinary words only
     rewards = reward(image_ids, tokens)
     assert rewards.shape == (25, 4) and rewards.max() > 1.0
@@ -92,10 +97,7 @@ def reference_cider_d(candidate, references, document_frequency, num_images, sig
 
 def test_rewards_with_training_frequencies_equal_a_reference_implementation():
     rng = random.Random(1)
-    train_ids = [f"train{index}" for index in range(60)]
-    train_refs = random_references(rng, len(train_ids))
-    table = CiderDocumentFrequencies.from_references(train_ids, train_refs)
-    reward = CiderDReward(table, VOCAB, eos_id=EOS)
+    train_ids, train_refs, reward = reward_on_random_references(rng, "train", 60)
     tokenized = {image_id: [ptb_tokenize(ref) for ref in refs] for image_id, refs in zip(train_ids, train_refs)}
     document_frequency = Counter(gram for refs in tokenized.values() for gram in
                                  {tuple(r[i:i + n]) for r in refs for n in range(1, 5) for i in range(len(r) - n + 1)})

@@ -24,6 +24,7 @@ import json
 import tarfile
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 from data_pipelines.manifest import read_manifest
 import numpy as np
@@ -49,8 +50,17 @@ def split_captions(root: Path, split: str) -> dict[str, list[str]]:
     return captions
 
 
-def best_references(references: dict[str, list[str]]) -> dict[str, str]:
-    """image_id -> the reference with the highest CIDEr-D against all of that image's references (first on ties)."""
+class BestReferences(NamedTuple):
+    """Each image's best reference (raw caption, by image id), its CIDEr-D, and every image's tokenized references
+    (both in the order of ``captions``)."""
+
+    captions: dict[str, str]
+    scores: np.ndarray
+    tokenized: list[list[str]]
+
+
+def best_references(references: dict[str, list[str]]) -> BestReferences:
+    """The reference of each image with the highest CIDEr-D against all of that image's references (first on ties)."""
     image_ids = list(references)
     tokenized = [[tokenize_caption(ref) for ref in references[image_id]] for image_id in image_ids]
     most = max(len(refs) for refs in tokenized)
@@ -58,22 +68,20 @@ def best_references(references: dict[str, list[str]]) -> dict[str, str]:
     for k in range(most):  # every image's k-th reference (or its last), scored as a model's caption would be
         scores[:, k] = cider_d([refs[min(k, len(refs) - 1)] for refs in tokenized], tokenized)[1]
     best = scores.argmax(axis=1)
-    return {image_id: references[image_id][min(int(k), len(references[image_id]) - 1)]
-            for image_id, k in zip(image_ids, best)}
+    captions = {image_id: references[image_id][min(int(k), len(references[image_id]) - 1)]
+                for image_id, k in zip(image_ids, best)}
+    return BestReferences(captions, scores[np.arange(len(image_ids)), best], tokenized)
 
 
-def gap_to_best_reference(predictions: dict[str, str], references: dict[str, list[str]],
-                          best: dict[str, str]) -> dict:
-    """Mean CIDEr-D of ``predictions`` and its gap to ``best``'s, split by whether each caption is one of its image's
-    references or none of them; each part is its images' gaps summed / all images, so the two add up to the gap."""
-    image_ids = list(references)
-    tokenized = [[tokenize_caption(ref) for ref in references[image_id]] for image_id in image_ids]
-    captions = [tokenize_caption(predictions[image_id]) for image_id in image_ids]
-    model = cider_d(captions, tokenized)[1]
-    ceiling = cider_d([tokenize_caption(best[image_id]) for image_id in image_ids], tokenized)[1]
-    is_reference = np.array([caption in refs for caption, refs in zip(captions, tokenized)])
-    gap = ceiling - model
-    return {"CIDEr": float(model.mean()), "best_reference_CIDEr": float(ceiling.mean()),
+def gap_to_best_reference(predictions: dict[str, str], best: BestReferences) -> dict:
+    """Mean CIDEr-D of ``predictions`` and its gap to the best references', split by whether each caption is one of
+    its image's references or none of them; each part is its images' gaps summed / all images, so the two add up to
+    the gap."""
+    captions = [tokenize_caption(predictions[image_id]) for image_id in best.captions]
+    model = cider_d(captions, best.tokenized)[1]
+    is_reference = np.array([caption in refs for caption, refs in zip(captions, best.tokenized)])
+    gap = best.scores - model
+    return {"CIDEr": float(model.mean()), "best_reference_CIDEr": float(best.scores.mean()),
             "share_of_captions_that_are_references": float(is_reference.mean()),
             "gap_on_references": float(gap[is_reference].sum() / len(gap)),
             "gap_on_other_captions": float(gap[~is_reference].sum() / len(gap))}
@@ -112,8 +120,8 @@ def caption_baselines(root: Path, split: str = "test", results: list[Path] = ())
         missing = sorted(set(references) - set(predictions))
         if missing:
             raise ValueError(f"{path} has no caption for {len(missing)} {split} images, e.g. {missing[:3]}")
-        gaps[str(path)] = gap_to_best_reference(predictions, references, best)
-    return {"blind": blind, "human": human, "best_reference": compute_caption_metrics(best, references),
+        gaps[str(path)] = gap_to_best_reference(predictions, best)
+    return {"blind": blind, "human": human, "best_reference": compute_caption_metrics(best.captions, references),
             "blind_caption": blind_caption, "results": gaps}
 
 
