@@ -1,0 +1,45 @@
+"""Where the image paths of an annotation file may lead: inside the image folder the user gave (``--images``, or the
+annotation file's folder), unless ``--allow-images-outside`` says otherwise.
+
+An annotation file is data from elsewhere: a ``filepath`` of ``../../etc``, an absolute ``file_name`` or a symlink in
+the image folder pointing out of it would otherwise have prepare read that file and pack it into the shards."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .common import DataFormatError
+
+ALLOW_FLAG = "--allow-images-outside"
+
+
+class ImageRoot:
+    """Resolves annotation-file image paths against ``base`` and refuses those whose real path (symlinks followed)
+    leaves it, unless ``allow_outside``."""
+
+    def __init__(self, base: str | Path, allow_outside: bool = False):
+        self.base = Path(base).absolute()
+        self.real_base = Path(os.path.realpath(self.base))
+        self.allow_outside = allow_outside
+        self._real_parents: dict[Path, Path] = {}  # many images share a folder: resolve each folder once
+
+    def _real_path(self, path: Path) -> Path:
+        if path.name in ("", ".", ".."):
+            return Path(os.path.realpath(path))
+        parent = self._real_parents.get(path.parent)
+        if parent is None:
+            parent = self._real_parents[path.parent] = Path(os.path.realpath(path.parent))
+        candidate = parent / path.name
+        return Path(os.path.realpath(candidate)) if candidate.is_symlink() else candidate
+
+    def resolve(self, value: str, where: str) -> str:
+        """The absolute path of image ``value`` (relative paths start at ``base``); DataFormatError naming ``where``
+        and the value when it leads outside ``base``."""
+        path = Path(value)
+        path = path if path.is_absolute() else self.base / path
+        if not self.allow_outside:
+            real = self._real_path(path)
+            if real != self.real_base and self.real_base not in real.parents:
+                raise DataFormatError(f"{where}: image path {value!r:.200} leads outside the image folder {self.base} "
+                                      f"(to {real}); pass {ALLOW_FLAG} to read images outside it")
+        return str(path.absolute())
