@@ -19,27 +19,30 @@ class ImageRoot:
 
     def __init__(self, base: str | Path, allow_outside: bool = False):
         self.base = Path(base).absolute()
-        self.real_base = Path(os.path.realpath(self.base))
+        self.real_base = os.path.realpath(self.base)
         self.allow_outside = allow_outside
-        self._real_parents: dict[Path, Path] = {}  # many images share a folder: resolve each folder once
+        self._real_parents: dict[str, str] = {}  # many images share a folder: resolve each folder once
 
-    def _real_path(self, path: Path) -> Path:
-        if path.name in ("", ".", ".."):
-            return Path(os.path.realpath(path))
-        parent = self._real_parents.get(path.parent)
-        if parent is None:
-            parent = self._real_parents[path.parent] = Path(os.path.realpath(path.parent))
-        candidate = parent / path.name
-        return Path(os.path.realpath(candidate)) if candidate.is_symlink() else candidate
+    def _real_path(self, path: str) -> str:
+        """``os.path.realpath(path)``, the folder part looked up once per folder (strings: Path is slow here)."""
+        parent, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            return os.path.realpath(path)
+        real_parent = self._real_parents.get(parent)
+        if real_parent is None:
+            real_parent = self._real_parents[parent] = os.path.realpath(parent)
+        candidate = os.path.join(real_parent, name)
+        return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
 
     def resolve(self, value: str, where: str) -> str:
         """The absolute path of image ``value`` (relative paths start at ``base``); DataFormatError naming ``where``
         and the value when it leads outside ``base``."""
-        path = Path(value)
-        path = path if path.is_absolute() else self.base / path
+        if "\0" in value:
+            raise DataFormatError(f"{where}: image path {value!r:.200} holds a NUL character")
+        path = self.base / value  # an absolute value replaces base
         if not self.allow_outside:
-            real = self._real_path(path)
-            if real != self.real_base and self.real_base not in real.parents:
+            real = self._real_path(str(path))
+            if real != self.real_base and not real.startswith(self.real_base.rstrip(os.sep) + os.sep):
                 raise DataFormatError(f"{where}: image path {value!r:.200} leads outside the image folder {self.base} "
                                       f"(to {real}); pass {ALLOW_FLAG} to read images outside it")
-        return str(path.absolute())
+        return str(path)
