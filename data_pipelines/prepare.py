@@ -9,14 +9,17 @@ same for any ``--workers``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import logging
 import os
 import random
 import shutil
 import sys
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -28,12 +31,16 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .atomic_dir import install_dir, staging_dir
+from .duplicates import DuplicateImages, split_conflict_warning
 from .image_files import INPUT_FORMATS, to_rgb, upright, upright_size
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
-from .vocab import Vocabulary
+from .sources.image_root import ALLOW_FLAG
+from .vocab import Vocabulary, count_words
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "showattend-shards"
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
@@ -51,13 +58,29 @@ class PrepareOptions:
     seed: int = 0  # order of the train split's samples across shards
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        """Impossible values are refused here, before any image is read (``run`` builds the options first)."""
+        for flag, value, least, most in (("--image-size", self.image_size, 1, None),
+                                         ("--shard-size", self.shard_size, 1, None), ("--workers", self.workers, 1, None),
+                                         ("--min-word-freq", self.min_word_freq, 1, None),
+                                         ("--max-caption-len", self.max_caption_len, 1, None),
+                                         ("--jpeg-quality", self.jpeg_quality, 1, 100)):
+            if value is not None and not (value >= least and (most is None or value <= most)):
+                expected = f"between {least} and {most}" if most is not None else f">= {least}"
+                raise ValueError(f"{flag} must be {expected}, got {value}")
+
+
+class WorkerDiedError(RuntimeError):
+    """An image-converting worker process was killed (a signal, the out-of-memory killer)."""
+
 
 def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
     """Decode (``INPUT_FORMATS`` only), turn upright (EXIF orientation), convert to RGB, shrink the shorter side to
     ``image_size`` (never enlarge), re-encode as JPEG.
 
-    Returns ``{"jpg", "width", "height", "note", "orientation"}`` (original upright size; note/orientation None when
-    nothing was converted/rotated) or ``{"error": reason, "detail": message}``; never raises."""
+    Returns ``{"jpg", "width", "height", "note", "orientation", "sha256"}`` (original upright size; note/orientation
+    None when nothing was converted/rotated; sha256 of the input bytes) or ``{"error": reason, "detail": message}``;
+    never raises."""
     try:
         if isinstance(image, str):
             if not os.path.isfile(image):
@@ -66,6 +89,7 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
                 image = handle.read()
         if not image:
             return {"error": "zero-byte image file"}
+        digest = hashlib.sha256(image).hexdigest()  # the same file under two ids is reported (leakage)
         with Image.open(io.BytesIO(image), formats=INPUT_FORMATS) as decoded:
             width, height = decoded.size
             raw_mode = decoded.tile[0][3] if decoded.tile and isinstance(decoded.tile[0][3], str) else ""
@@ -81,7 +105,8 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
             rgb = rgb.resize(target, Image.Resampling.BICUBIC)
         buffer = io.BytesIO()
         rgb.save(buffer, "JPEG", quality=quality)
-        return {"jpg": buffer.getvalue(), "width": width, "height": height, "note": note, "orientation": orientation}
+        return {"jpg": buffer.getvalue(), "width": width, "height": height, "note": note, "orientation": orientation,
+                "sha256": digest}
     except UnidentifiedImageError:
         return {"error": "corrupt image", "detail": f"not an image in a format we read ({', '.join(INPUT_FORMATS)})"}
     except (OSError, SyntaxError, ValueError) as error:
@@ -115,13 +140,27 @@ def _converted(records: list[Record], options: PrepareOptions, executor: Process
         for chunk in chunks:
             yield from convert(chunk)
         return
-    pending: deque = deque()
-    for chunk in chunks:
-        pending.append(executor.submit(convert, chunk))
-        if len(pending) >= 4 * options.workers:
-            yield from pending.popleft().result()
-    while pending:
-        yield from pending.popleft().result()
+    pending: deque = deque()  # (future, index of its first record)
+    try:
+        for number, chunk in enumerate(chunks):
+            pending.append((executor.submit(convert, chunk), number * _CHUNK))
+            if len(pending) >= 4 * options.workers:
+                yield from pending[0][0].result()
+                pending.popleft()
+        while pending:
+            yield from pending[0][0].result()
+            pending.popleft()
+    except BrokenProcessPool:
+        raise _worker_died(pending, records) from None
+
+
+def _worker_died(pending: deque, records: list[Record]) -> WorkerDiedError:
+    """The error for a dead worker, naming the images that were being converted (the pending chunks)."""
+    first = pending[0][1] if pending else 0
+    last = min(len(records), (pending[-1][1] if pending else 0) + _CHUNK)
+    return WorkerDiedError(f"an image-converting worker process died (killed by a signal, or for lack of memory?) "
+                           f"while images {first + 1}-{last} of {len(records)} were being converted (the first of "
+                           f"them: {records[first].source}); nothing was written")
 
 
 def _ordered(records: list[Record], seed: int) -> list[Record]:
@@ -131,6 +170,18 @@ def _ordered(records: list[Record], seed: int) -> list[Record]:
         by_split.setdefault(record.split, []).append(record)
     random.Random(seed).shuffle(by_split.get("train", []))
     return [r for split in sorted(by_split, key=lambda s: (_SPLIT_ORDER.get(s, 3), s)) for r in by_split[split]]
+
+
+def _check_vocabulary(train_words: Counter, has_train: bool, min_word_freq: int, what: str) -> None:
+    """Refuse a vocabulary of nothing but the special tokens when there is a train split (a model would learn to say
+    ``<unk>``); a dataset without a train split (for evaluation only) needs no vocabulary."""
+    if not has_train or Vocabulary.from_counts(train_words, min_word_freq).num_words:
+        return
+    if not +train_words:
+        raise DataFormatError(f"{what} hold no word (only punctuation or symbols?): the vocabulary would be empty")
+    word, count = max((+train_words).items(), key=lambda item: (item[1], item[0]))
+    raise DataFormatError(f"--min-word-freq {min_word_freq} leaves no word in the vocabulary: the most frequent "
+                          f"word of {what}, {word!r}, appears {count} time(s); lower --min-word-freq")
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -156,18 +207,27 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     if not records:
         raise DataFormatError(f"no image with a caption to write ({records_read} read, reasons: "
                               f"{dict(Counter(entry['reason'] for entry in skipped))})")
+    if warning := split_conflict_warning(skipped):
+        logger.warning(warning)
     records = _ordered(records, options.seed)
+    train_words = count_words((c for r in records if r.split == "train" for c in r.captions), options.max_caption_len)
+    _check_vocabulary(train_words, any(r.split == "train" for r in records), options.min_word_freq,
+                      "the train captions")  # before any image is converted
     tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
+    duplicates = DuplicateImages()
     executor = _start_pool(options.workers)
     results = _converted(records, options, executor)
     try:
-        converted, train_captions = [], []
+        converted = []
         for record, result in tqdm(zip(records, results), total=len(records), unit="img", desc="prepare"):
             if "error" in result:
                 details = {"detail": result["detail"]} if result.get("detail") else {}
                 skipped.append(issue(record, record.source, result["error"], **details))
+                if record.split == "train":  # its captions are not in the dataset: nor in its vocabulary
+                    train_words.subtract(count_words(record.captions, options.max_caption_len))
                 continue
+            duplicates.add(result["sha256"], record.image_id, record.split)
             if result["note"]:
                 converted.append(issue(record, record.source, result["note"]))
             if result["orientation"]:
@@ -178,8 +238,6 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
             writer = writers.setdefault(record.split, ShardWriter(tmp, record.split, options.shard_size))
             writer.write(record.image_id, {"jpg": result["jpg"], "json": json.dumps(meta, ensure_ascii=False).encode()},
                          len(record.captions))
-            if record.split == "train":
-                train_captions += record.captions
         splits = {}
         for split, writer in writers.items():
             shards = writer.close()
@@ -189,15 +247,20 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         if not splits:
             raise DataFormatError(f"every image failed to convert (reasons: "
                                   f"{dict(Counter(entry['reason'] for entry in skipped))}); nothing written")
-        vocab = Vocabulary.build(train_captions, options.min_word_freq, options.max_caption_len)
+        _check_vocabulary(train_words, "train" in splits, options.min_word_freq,
+                          "the train captions of the images that converted")
+        vocab = Vocabulary.from_counts(train_words, options.min_word_freq)
         vocab.save(tmp / "vocab.json")
+        if warning := duplicates.warning():
+            logger.warning(warning)
         reasons = Counter(entry["reason"] for entry in skipped + converted + dropped)
         _write_json(tmp / "stats.json", {
             "records_read": records_read, "written": {split: entry["images"] for split, entry in splits.items()},
             "num_skipped": len(skipped), "num_converted": len(converted), "num_dropped_captions": len(dropped),
             "exif_orientation": "applied: images are stored upright (ImageOps.exif_transpose)",
             "reasons": dict(sorted(reasons.items())),
-            "skipped": skipped, "converted": converted, "dropped_captions": dropped})
+            "skipped": skipped, "converted": converted, "dropped_captions": dropped,
+            "duplicate_images": duplicates.stats()})
         manifest = {"format": MANIFEST_FORMAT, "version": 1, "source": source or {}, "image_size": options.image_size,
                     "jpeg_quality": options.jpeg_quality, "shard_size": options.shard_size,
                     "min_word_freq": options.min_word_freq, "max_caption_len": options.max_caption_len,
@@ -235,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--jpeg-quality", type=int, default=95, help="quality of the re-encoded JPEGs")
     common.add_argument("--seed", type=int, default=0, help="seed of the train split's sample order")
     common.add_argument("--overwrite", action="store_true", help="replace an existing OUT (atomically, at the end)")
+    common.add_argument(ALLOW_FLAG, action="store_true",
+                        help="read image paths that lead outside the image folder (absolute, '..', symlinks out of "
+                             "it); refused by default")
     parser = argparse.ArgumentParser(prog="python -m data_pipelines.prepare",
                                      description="Turn a caption dataset into WebDataset shards + manifest + vocab.")
     subparsers = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
@@ -251,7 +317,7 @@ def run(argv: Iterable[str] | None = None) -> dict:
     check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
     _check_output(args.out.absolute(), args.overwrite)
     common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
-              "overwrite", "source"}
+              "overwrite", "source", "allow_images_outside"}
     inputs = {key: (str(value) if isinstance(value, Path) else value)
               for key, value in vars(args).items() if key not in common}
     records, issues = READERS[args.source].read(args)
@@ -259,9 +325,10 @@ def run(argv: Iterable[str] | None = None) -> dict:
 
 
 def main(argv: Iterable[str] | None = None) -> None:
+    logging.basicConfig(format="%(levelname)s: %(message)s")
     try:
         manifest = run(argv)
-    except (ValueError, OSError) as error:  # bad input, overlapping --out, full disk: OUT is left as it was
+    except (ValueError, OSError, WorkerDiedError) as error:  # bad input, full disk, a killed worker: OUT as it was
         sys.exit(f"error: {error}")
     counts = ", ".join(f"{split} {entry['images']} images / {len(entry['shards'])} shards"
                        for split, entry in manifest["splits"].items())

@@ -129,13 +129,25 @@ class EvalStream(IterableDataset):
 
 
 class StreamLoader(DataLoader):
-    """A DataLoader over a stream that knows its batch count and how many broken samples it skipped."""
+    """A DataLoader over a stream that knows its batch count, how many broken samples it skipped and (eval) how many
+    images its split has."""
 
-    def __init__(self, stream: TrainStream | EvalStream, num_workers: int, num_batches: int | None):
+    def __init__(self, stream: TrainStream | EvalStream, num_workers: int, num_batches: int | None,
+                 images_in_split: int | None = None, split_name: str = ""):
         # Own generator: the DataLoader draws its worker base seed from it instead of the trainer's global RNG.
         super().__init__(stream, batch_size=None, num_workers=num_workers, persistent_workers=False,
                          generator=torch.Generator().manual_seed(0))
         self.num_batches = num_batches
+        self.images_in_split, self.split_name = images_in_split, split_name
+
+    def coverage_warning(self, scored: int) -> str | None:
+        """None when ``scored`` (distinct images, gathered over all ranks) is every image the manifest lists for
+        the split, else a line saying "N of M images" and why."""
+        if self.images_in_split is None or scored >= self.images_in_split:
+            return None
+        return (f"scored {scored} of {self.images_in_split} images of {self.split_name}: "
+                f"{self.images_in_split - scored} could not be read ({self.broken_samples} broken sample(s) skipped by "
+                f"this process, see the warnings above); the metrics are over the {scored} only")
 
     def __len__(self) -> int:
         if self.num_batches is None:
@@ -235,13 +247,14 @@ def build_eval_loader(root, split: str = "val", vocab=None, batch_size: int = 32
     """Validation/test loader: each image of ``split`` exactly once over all ranks, with all reference captions.
 
     Batches: ``{"image_id", "pixels"|"features", "references": list[list[str]]}``; the last batch may be short.
-    ``vocab`` is accepted for symmetry with the train loader; references stay raw strings.
+    ``vocab`` is accepted for symmetry with the train loader; references stay raw strings. After the pass,
+    ``loader.coverage_warning(images scored)`` says when broken samples left images out.
     """
     _check_positive(batch_size=batch_size, world_size=world_size)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    shards, _ = _split_shards(root, split, features_root)
+    shards, entry = _split_shards(root, split, features_root)
     stream = EvalStream(shards=shards, decoder=_decoder(features_root, eval_transform(image_size)),
                         batch_size=batch_size, rank=rank, world_size=world_size, num_workers=max(1, num_workers),
                         broken=BrokenSampleCounter())
-    return StreamLoader(stream, num_workers, None)
+    return StreamLoader(stream, num_workers, None, int(entry["images"]), f"split {split!r} of {root}")

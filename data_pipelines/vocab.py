@@ -28,6 +28,14 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def count_words(captions: Iterable[str], max_len: int | None = None) -> Counter[str]:
+    """How often each word occurs in ``captions``, counting the first ``max_len`` words of each."""
+    counter: Counter[str] = Counter()
+    for caption in captions:
+        counter.update(tokenize(caption)[:max_len])
+    return counter
+
+
 class Vocabulary:
     """Word <-> id mapping with specials ``<pad>``=0, ``<bos>``=1, ``<eos>``=2, ``<unk>``=3."""
 
@@ -50,14 +58,21 @@ class Vocabulary:
     def build(cls, train_captions: Iterable[str], min_freq: int = 5, max_len: int | None = None) -> "Vocabulary":
         """Keep words seen >= ``min_freq`` times; order by frequency (desc) then word. ``max_len`` caps the words
         counted per caption (words past it never reach the model, see ``encode``)."""
+        return cls.from_counts(count_words(train_captions, max_len), min_freq)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], min_freq: int = 5) -> "Vocabulary":
+        """``build`` from word counts (``count_words``)."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
-        counter: Counter[str] = Counter()
-        for caption in train_captions:
-            counter.update(tokenize(caption)[:max_len])
-        kept = sorted((item for item in counter.items() if item[1] >= min_freq and item[0] not in SPECIALS),
+        kept = sorted((item for item in counts.items() if item[1] >= min_freq and item[0] not in SPECIALS),
                       key=lambda item: (-item[1], item[0]))
         return cls([word for word, _ in kept], [count for _, count in kept], min_freq=min_freq)
+
+    @property
+    def num_words(self) -> int:
+        """Words besides the specials."""
+        return len(self.itos) - len(SPECIALS)
 
     def __len__(self) -> int:
         return len(self.itos)

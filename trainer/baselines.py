@@ -6,7 +6,8 @@ reference; optionally where a model's results fall short of the best reference.
 - blind: the most common training caption (after tokenization) predicted for every image; what a model that ignores
   the image can reach.
 - human: each image's first reference caption scored against its remaining references (one fewer reference than a
-  model gets, as in the usual "human" rows of captioning tables).
+  model gets, as in the usual "human" rows of captioning tables); images with one reference are left out, and when
+  every image has one the row is null with a line in "notes".
 - best_reference: each image's reference with the highest CIDEr-D against all its references, as a model's caption
   would be scored: what a model that always says the right thing in the references' most common wording reaches
   (other captions can score higher, but rarely do).
@@ -14,20 +15,21 @@ reference; optionally where a model's results fall short of the best reference.
   "gap_on_references" (images whose caption is one of their references, just not the best one: wording) and
   "gap_on_other_captions" (captions that are none of them: wrong content, or a wording no reference uses). On the
   synthetic presets self-critical training closes most of the first and little of the second.
-Prints one JSON object {"blind": {...}, "human": {...}, "best_reference": {...}, "blind_caption": "...",
-"results": {FILE: {...}}} on the last line.
+Prints one JSON object {"blind": {...}, "human": {...} | null, "best_reference": {...}, "blind_caption": "...",
+"results": {FILE: {...}}, "notes": [...]} on the last line.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from data_pipelines.manifest import read_manifest
 import numpy as np
+
+from data_pipelines.manifest import read_manifest
+from data_pipelines.shard_members import sample_meta, shard_members
 
 from trainer.evaluate_checkpoint import results_image_id
 from trainer.metrics import compute_caption_metrics
@@ -42,11 +44,9 @@ def split_captions(root: Path, split: str) -> dict[str, list[str]]:
         raise ValueError(f"{root / 'manifest.json'} has no split {split!r}; it has {sorted(manifest['splits'])}")
     captions = {}
     for shard in manifest["splits"][split]["shards"]:
-        with tarfile.open(root / shard) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    sample = json.loads(tar.extractfile(member).read())
-                    captions[str(sample["image_id"])] = sample["captions"]
+        for key, _, payload in shard_members(root / shard, ("json",)):
+            sample = sample_meta(payload, f"{root / shard}: {key}.json", key)
+            captions[sample["image_id"]] = sample["captions"]
     return captions
 
 
@@ -110,7 +110,8 @@ def caption_baselines(root: Path, split: str = "test", results: list[Path] = ())
     blind = compute_caption_metrics({image_id: blind_caption for image_id in references}, references)
     several = {image_id: refs for image_id, refs in references.items() if len(refs) > 1}
     human = compute_caption_metrics({image_id: refs[0] for image_id, refs in several.items()},
-                                    {image_id: refs[1:] for image_id, refs in several.items()})
+                                    {image_id: refs[1:] for image_id, refs in several.items()}) if several else None
+    notes = [] if several else [f"no human row: every image of split {split!r} has one reference (it needs two)"]
     best = best_references(references)
     gaps = {}
     for path in results:
@@ -122,7 +123,7 @@ def caption_baselines(root: Path, split: str = "test", results: list[Path] = ())
             raise ValueError(f"{path} has no caption for {len(missing)} {split} images, e.g. {missing[:3]}")
         gaps[str(path)] = gap_to_best_reference(predictions, best)
     return {"blind": blind, "human": human, "best_reference": compute_caption_metrics(best.captions, references),
-            "blind_caption": blind_caption, "results": gaps}
+            "blind_caption": blind_caption, "results": gaps, "notes": notes}
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import yaml
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
 from trainer.config_checks import check_config
+from trainer.config_yaml import load_yaml_file
 from trainer.scst.config import ScstConfig
 
 
@@ -261,7 +262,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = load_yaml_file(path) or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a YAML mapping of config sections, got {type(values).__name__}")
     config = config_from_dict(_merge(values, parse_overrides(list(overrides))))

@@ -65,8 +65,10 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
 
 
 def results_image_id(image_id: str):
-    """COCO results use integer ids: digit-only ids become ints, others stay strings."""
-    return int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
+    """COCO results use integer ids: an id that is an integer written plainly ("7", not "007") becomes an int, others
+    stay strings, so two ids never map to one (``str`` of the result is the id again)."""
+    plain = isinstance(image_id, str) and image_id.isascii() and image_id.isdigit() and str(int(image_id)) == image_id
+    return int(image_id) if plain else image_id
 
 
 def vocabulary_warning(vocab: Vocabulary, data: Path) -> str | None:
@@ -156,6 +158,8 @@ def main(argv=None) -> int:
         return 0
     if not predictions:
         sys.exit(f"error: split {args.split!r} of {args.data} yielded no images")
+    if coverage := loader.coverage_warning(len(predictions)):  # broken images: say so, the scores are over fewer
+        print(f"warning: {coverage}", file=sys.stderr)
     scores = score_captions(predictions, references)
     metrics = scores.metrics
     out_path = args.out or args.checkpoint / f"results_{args.split}.json"
@@ -163,7 +167,8 @@ def main(argv=None) -> int:
     results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id]}
                for image_id, caption in predictions.items()]
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(results)} captions of split {args.split!r} written to {out_path}")
+    print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
+          f"written to {out_path}")
     if args.report is not None:
         # Imported here: trainer.report imports trainer.caption, which imports this module (and matplotlib is slow).
         from trainer.report import write_evaluation_report

@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from .common import (DataFormatError, Record, add_fraction_arguments, assign_fraction_splits, check_split_name, issue,
-                     load_json, parse_mapping, require, resolve_path)
+                     load_json, parse_mapping, require)
+from .image_root import ImageRoot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
             "--images": [Path(v) for v in parse_mapping(args.images, "--images").values()]}
 
 
-def _read_file(path: Path, label: str | None, image_dir: Path) -> tuple[list[Record], list[dict]]:
+def _read_file(path: Path, label: str | None, image_dir: ImageRoot) -> tuple[list[Record], list[dict]]:
     data = load_json(path)
     images = require(data, "images", list, path, "the top level")
     annotations = require(data, "annotations", list, path, "the top level")
@@ -34,7 +35,7 @@ def _read_file(path: Path, label: str | None, image_dir: Path) -> tuple[list[Rec
         file_name = require(entry, "file_name", str, path, f"images[{index}]")
         if image_id in records:
             raise DataFormatError(f"{path}: images[{index}] repeats id {image_id}")
-        image_path = resolve_path(file_name, image_dir)
+        image_path = image_dir.resolve(file_name, f"{path}: images[{index}]")
         records[image_id] = Record(image_id, split, [], image_path, image_path)
     issues = []
     for index, entry in enumerate(annotations):
@@ -58,7 +59,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         if folder is None:
             raise DataFormatError(f"--images has no folder for {'split ' + repr(label) if label else 'unnamed files'} "
                                   f"(given: {', '.join(args.images)}); pass {label + '=' if label else ''}DIR")
-        file_records, file_issues = _read_file(Path(file_name), label, Path(folder))
+        file_records, file_issues = _read_file(Path(file_name), label, ImageRoot(folder, args.allow_images_outside))
         records += file_records
         issues += file_issues
     unnamed = [record for record in records if not record.split]

@@ -126,12 +126,6 @@ def as_caption_list(value: Any, where: str) -> list[str]:
                           f"{value!r:.60}")
 
 
-def resolve_path(value: str, base: Path) -> str:
-    """An image path from an annotation file, relative paths taken relative to ``base``."""
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).absolute())
-
-
 def issue(record_or_id: Record | str, source: str, reason: str, **extra: Any) -> dict[str, Any]:
     """One stats.json entry: ``reason`` is a fixed phrase (counted in the summary), details go in ``extra``."""
     if isinstance(record_or_id, Record):
@@ -169,20 +163,22 @@ def clean_records(records: list[Record]) -> tuple[list[Record], list[dict], list
         record.captions = captions
         if not captions:
             skipped.append(issue(record, record.source, "no captions"))
-        elif record.image_id in seen and seen[record.image_id] != record.source:
+        elif record.image_id in seen and seen[record.image_id].source != record.source:
             raise DataFormatError(f"image id {record.image_id!r} is given to two different images: "
-                                  f"{seen[record.image_id]} and {record.source}; image ids must be unique")
+                                  f"{seen[record.image_id].source} and {record.source}; image ids must be unique")
         elif record.image_id in seen:
-            skipped.append(issue(record, record.source, "duplicate image_id", first_seen=seen[record.image_id]))
+            first = seen[record.image_id]
+            skipped.append(issue(record, record.source, "duplicate image_id", first_seen=first.source,
+                                 first_split=first.split))
         else:
-            seen[record.image_id] = record.source
+            seen[record.image_id] = record
             kept.append(record)
     return kept, skipped, dropped
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSON Lines file; DataFormatError names the bad line."""
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # -sig: a leading byte-order mark is not part of line 1
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

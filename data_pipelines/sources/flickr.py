@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from .common import (DataFormatError, Record, add_fraction_arguments, assign_fraction_splits, check_split_name, issue,
-                     parse_mapping, resolve_path)
+                     parse_mapping)
+from .image_root import ImageRoot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,23 +55,26 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     if None in split_files:
         raise DataFormatError(f"--splits: {split_files[None]!r} needs a split name, e.g. train={split_files[None]}")
     split_of: dict[str, str] = {}
+    listed_in: dict[str, str] = {}
     for label, list_file in split_files.items():
         split = check_split_name(label, f"--splits {label}={list_file}")
         for line in _read_text(Path(list_file)):
             if line.strip():
                 split_of.setdefault(line.strip(), split)
+                listed_in.setdefault(line.strip(), list_file)
     if not split_files:
         stems = {name: Path(name).stem for name in captions}
         by_stem = assign_fraction_splits(list(stems.values()), args.val_fraction, args.test_fraction)
         split_of = {name: by_stem[stem] for name, stem in stems.items()}
     records, issues = [], []
+    images = ImageRoot(args.images, args.allow_images_outside)
     for name, image_captions in captions.items():
-        image_path = resolve_path(name, args.images)
+        image_path = images.resolve(name, f"{args.captions}: image {name!r:.80}")
         if name not in split_of:
             issues.append(issue(Path(name).stem, image_path, "not listed in any --splits file"))
             continue
         records.append(Record(Path(name).stem, split_of[name], image_captions, image_path, image_path))
     for name in sorted(split_of.keys() - captions.keys()):  # listed in a split file but never captioned
-        image_path = resolve_path(name, args.images)
+        image_path = images.resolve(name, f"{listed_in[name]}: image {name!r:.80}")
         records.append(Record(Path(name).stem, split_of[name], [], image_path, image_path))
     return records, issues

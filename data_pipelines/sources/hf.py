@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, image_id_or, parse_mapping, resolve_path)
+                     check_split_name, image_id_or, parse_mapping)
+from .image_root import ImageRoot
 
 _DEFAULT_SPLIT_NAMES = {"validation": "val", "valid": "val", "dev": "val"}
 
@@ -32,15 +33,15 @@ def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
     return {"--dataset": [args.dataset], "--images": [args.images] if args.images is not None else []}
 
 
-def _image_at(dataset: Any, column: str, index: int, base: Path) -> str | bytes:
+def _image_at(dataset: Any, column: str, index: int, base: ImageRoot, where: str) -> str | bytes:
     """Encoded bytes of one row's image (or its file path when the dataset stores only paths)."""
     value = dataset[index][column]
     if isinstance(value, str):
-        return resolve_path(value, base)
+        return base.resolve(value, where)
     if isinstance(value, dict) and value.get("bytes"):
         return value["bytes"]
     if isinstance(value, dict) and value.get("path"):
-        return resolve_path(value["path"], base)
+        return base.resolve(value["path"], where)
     return b""  # no image at all: reported as a zero-byte image
 
 
@@ -60,7 +61,7 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
     else:
         raise DataFormatError(f"{where}: column {args.image_column!r} must be an Image feature or string paths, "
                               f"got {feature}")
-    base = args.images if args.images is not None else args.dataset
+    base = ImageRoot(args.images if args.images is not None else args.dataset, args.allow_images_outside)
     records, index = [], 0
     for batch in dataset.select_columns(columns).iter(batch_size=1000):
         for row in range(len(batch[args.caption_column])):
@@ -70,7 +71,7 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
             split = name
             if args.split_column:
                 split = check_split_name(batch[args.split_column][row], f"{row_where}[{args.split_column!r}]")
-            image = partial(_image_at, images, args.image_column, index, base)
+            image = partial(_image_at, images, args.image_column, index, base, f"{row_where}[{args.image_column!r}]")
             records.append(Record(image_id, split, captions, image, row_where))
             index += 1
     return records

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import DataFormatError, Record, check_split_name, image_id_or, load_json, require, resolve_path
+from .common import DataFormatError, Record, check_split_name, image_id_or, load_json, require
+from .image_root import ImageRoot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     """One record per ``images[]`` entry; ``restval`` goes to train; id = ``cocoid`` if present and not null, else file stem."""
     path: Path = args.json
     root: Path = args.images if args.images is not None else path.parent
+    image_root = ImageRoot(root, args.allow_images_outside)
     data = load_json(path)
     images = require(data, "images", list, path, "the top level")
     records = []
@@ -36,6 +38,6 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         captions = [require(sentence, "raw", str, path, f"{where}['sentences'][{number}]")
                     for number, sentence in enumerate(sentences)]
         image_id = image_id_or(entry.get("cocoid"), Path(filename).stem)
-        image_path = resolve_path(str(Path(folder) / filename), root)
+        image_path = image_root.resolve(str(Path(folder) / filename), f"{path}: {where}")
         records.append(Record(image_id, split, captions, image_path, image_path))
     return records, []

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .common import (DataFormatError, Record, jsonl_objects, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, image_id_or, resolve_path)
+                     check_split_name, image_id_or)
+from .image_root import ImageRoot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark (Excel) is not a column name
         reader = csv.DictReader(handle)
         try:
             for row in reader:
@@ -48,7 +49,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     path: Path = args.file
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
-    base = args.images if args.images is not None else path.parent
+    base = ImageRoot(args.images if args.images is not None else path.parent, args.allow_images_outside)
     rows = jsonl_objects(path) if args.source == "jsonl" else _csv_rows(path)
     records: dict[str, Record] = {}
     try:
@@ -68,7 +69,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
                                    str(Path(image).with_suffix("")))
             record = records.get(image)
             if record is None:
-                image_path = resolve_path(image, base)
+                image_path = base.resolve(image, f"{path}: line {line}: column {args.image_column!r}")
                 records[image] = Record(image_id, split, captions, image_path, image_path)
             elif record.split != split or record.image_id != image_id:
                 raise DataFormatError(f"{path}: line {line}: image {image!r} was given split/id "

@@ -15,12 +15,13 @@ def _json_for_script(value) -> str:
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def curves_html(curves_file: str | None, train_log: Path | None) -> str:
+def curves_html(curves_file: str | None, train_log: Path | None, problem: str | None = None) -> str:
+    """The curves image, or a note saying why there is none (``problem``: the train log could not be read)."""
     if curves_file:
         return (f'<img class="curves" src="{escape(curves_file)}" alt="learning curves">'
                 f'<p class="note">From {escape(str(train_log))}.</p>')
-    reason = f"{escape(str(train_log))} has no loss or validation records" if train_log else \
-        "no train_log.jsonl found beside the checkpoint (looked in CKPT, CKPT/.. and CKPT/../..)"
+    reason = escape(problem) if problem else f"{escape(str(train_log))} has no loss or validation records" \
+        if train_log else "no train_log.jsonl found beside the checkpoint (looked in CKPT, CKPT/.. and CKPT/../..)"
     return f'<p class="note">No learning curves: {reason}.</p>'
 
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import io
-import json
-import tarfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from PIL import Image
 
-from data_pipelines.stream import read_manifest
+from data_pipelines.image_files import SHARD_FORMATS
+from data_pipelines.manifest import read_manifest
+from data_pipelines.shard_members import sample_meta, shard_members
 
 
 def split_images(root: Path, split: str, wanted: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
@@ -21,14 +21,12 @@ def split_images(root: Path, split: str, wanted: Iterable[str]) -> Iterator[tupl
     wanted = {str(image_id) for image_id in wanted}
     for shard in manifest["splits"][split]["shards"]:
         jpegs, ids = {}, {}
-        with tarfile.open(root / shard) as tar:
-            for member in tar:
-                key, _, extension = member.name.rpartition(".")
-                if extension == "json":
-                    ids[key] = str(json.loads(tar.extractfile(member).read())["image_id"])
-                elif extension == "jpg":
-                    jpegs[key] = tar.extractfile(member).read()
+        for key, extension, payload in shard_members(root / shard, ("json", "jpg")):
+            if extension == "json":
+                ids[key] = sample_meta(payload, f"{root / shard}: {key}.json", key)["image_id"]
+            else:
+                jpegs[key] = payload
         for key, image_id in ids.items():
             if image_id in wanted and key in jpegs:
-                with Image.open(io.BytesIO(jpegs[key])) as image:
+                with Image.open(io.BytesIO(jpegs[key]), formats=SHARD_FORMATS) as image:
                     yield image_id, image.convert("RGB")

@@ -12,8 +12,9 @@ def summary_rows(metrics: dict, baselines: dict | None) -> list[tuple[str, dict]
     """(label, metrics) for the model, then the blind and human baselines when they could be computed."""
     rows = [("this model", metrics)]
     if baselines:
-        rows += [("blind baseline (most common training caption)", baselines["blind"]),
-                 ("human (first reference vs the others)", baselines["human"])]
+        rows.append(("blind baseline (most common training caption)", baselines["blind"]))
+    if baselines and baselines.get("human"):  # None when every image has a single reference
+        rows.append(("human (first reference vs the others)", baselines["human"]))
     return rows
 
 

@@ -41,21 +41,26 @@ def write_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, met
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_log = train_log or find_train_log(Path(checkpoint))
-    curves_file = None
-    if train_log is not None and plot_learning_curves(read_train_log(train_log), out_dir / CURVES_NAME):
-        curves_file = CURVES_NAME
+    curves_file, log_problem = None, None
+    try:
+        if train_log is not None and plot_learning_curves(read_train_log(train_log), out_dir / CURVES_NAME):
+            curves_file = CURVES_NAME
+    except ValueError as error:  # a corrupt log costs the curves, not the report of an evaluation already done
+        log_problem = str(error)
+        logger.warning("report: no learning curves: %s", error)
     images = split_images(Path(data), split, [str(item.image_id) for item in items])
     records = write_gallery(out_dir, items, images, grid_size, image_size)
     summary = summary_table_html(summary_rows(metrics, baselines))
     if baselines and baselines.get("blind_caption"):
         summary += f'<p class="note">Blind caption: &ldquo;{escape(baselines["blind_caption"])}&rdquo;.</p>'
+    summary += "".join(f'<p class="note">{escape(note)}.</p>' for note in (baselines or {}).get("notes", []))
     if "METEOR" not in metrics:
         summary += '<p class="note">METEOR needs a <code>java</code> on PATH and pycocoevalcap\'s jar ' \
                    '(<code>pip install -e \'.[meteor]\'</code>).</p>'
     subtitle = (f"checkpoint {checkpoint} \u00b7 split {split!r} of {data} \u00b7 {len(items)} images \u00b7 "
                 f"written {time.strftime('%Y-%m-%d %H:%M')}")
-    page = render_page("Captioning report", subtitle, summary, curves_html(curves_file, train_log), records,
-                       gallery_settings(records))
+    curves = curves_html(curves_file, train_log, log_problem)
+    page = render_page("Captioning report", subtitle, summary, curves, records, gallery_settings(records))
     path = out_dir / PAGE_NAME
     temporary = path.with_suffix(".html.tmp")
     temporary.write_text(page, encoding="utf-8")
