@@ -113,14 +113,22 @@ class LaneStream(IterableDataset):
                 yield next(pieces)
 
 
-def _concatenate(pieces: list[dict], pad_id: int) -> dict:
-    """One micro-batch from its readers' pieces (captions re-padded to the longest)."""
+def _concatenate(pieces: list[dict], pad_id: int, pin_memory: bool = False) -> dict:
+    """One micro-batch from its readers' pieces (captions re-padded to the longest), in page-locked memory when
+    ``pin_memory`` (the concatenation is the batch's one copy, so the device copy can be non-blocking)."""
     key = "features" if "features" in pieces[0] else "pixels"
     length = max(piece["captions"].shape[-1] for piece in pieces)
     captions = [torch.nn.functional.pad(piece["captions"], (0, length - piece["captions"].shape[-1]), value=pad_id)
                 for piece in pieces]
+
+    def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+        if not pin_memory:
+            return torch.cat(tensors)
+        shape = (sum(tensor.shape[0] for tensor in tensors), *tensors[0].shape[1:])
+        return torch.cat(tensors, out=torch.empty(shape, dtype=tensors[0].dtype, pin_memory=True))
+
     return {"image_id": [image_id for piece in pieces for image_id in piece["image_id"]],
-            key: torch.cat([piece[key] for piece in pieces]), "captions": torch.cat(captions)}
+            key: cat([piece[key] for piece in pieces]), "captions": cat(captions)}
 
 
 class LaneLoader:
@@ -128,16 +136,18 @@ class LaneLoader:
 
     def __init__(self, stream: LaneStream, num_workers: int, pad_id: int):
         self.stream, self.pad_id = stream, pad_id
+        self.pin_memory = torch.cuda.is_available()  # the pieces are pinned when concatenated, not by the DataLoader
         # Own generator: the DataLoader draws its worker base seed from it instead of the trainer's global RNG.
         self.loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                                 pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(0))
+                                 generator=torch.Generator().manual_seed(0))
 
     def __len__(self) -> int:
         return (self.stream.steps_per_epoch - self.stream.start_step) * len(self.stream.my_lanes)
 
     def __iter__(self) -> Iterator[dict]:
         pieces = iter(self.loader)  # now, not at the first next(): workers start where the caller iterates us
-        return (_concatenate([next(pieces) for _ in range(self.stream.readers)], self.pad_id) for _ in range(len(self)))
+        return (_concatenate([next(pieces) for _ in range(self.stream.readers)], self.pad_id, self.pin_memory)
+                for _ in range(len(self)))
 
     @property
     def broken_samples(self) -> int:

@@ -112,11 +112,8 @@ class Decoder(nn.Module):
                 gates = self._predicted_word_gates(gates, use_prediction[:active], hiddens[-1],
                                                    None if uniforms is None else uniforms[:active],
                                                    embedding_weight, gate_bias)
-            context, alpha = self.attention(features[:active], projected[:active], hidden)
-            gates = torch.addmm(gates, torch.cat([context, hidden], dim=1), recurrent_weight)
-            in_gate, forget_gate, cell_input, out_gate = gates.chunk(4, dim=1)
-            cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(in_gate) * torch.tanh(cell_input)
-            hidden = torch.sigmoid(out_gate) * torch.tanh(cell)
+            hidden, cell, alpha = self.recurrent_step(gates, features[:active], projected[:active], hidden, cell,
+                                                      recurrent_weight)
             hiddens.append(hidden * keep[:active] if masking else hidden)
             alphas.append(alpha)
 
@@ -129,6 +126,18 @@ class Decoder(nn.Module):
         alpha_grid = packed_alphas.new_zeros(rows * steps, packed_alphas.shape[1]).index_copy(0, flat_index,
                                                                                               packed_alphas)
         return logits.view(rows, steps, -1), alpha_grid.view(rows, steps, -1)
+
+    def recurrent_step(self, gates: torch.Tensor, features: torch.Tensor, projected: torch.Tensor,
+                       hidden: torch.Tensor, cell: torch.Tensor,
+                       recurrent_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One training step of the active rows: attention, LSTM gates (``gates`` holds the word's term), new state.
+        The unit ``train.compile`` compiles: its shapes differ only in the number of rows from step to step."""
+        context, alpha = self.attention(features, projected, hidden)
+        gates = torch.addmm(gates, torch.cat([context, hidden], dim=1), recurrent_weight)
+        in_gate, forget_gate, cell_input, out_gate = gates.chunk(4, dim=1)
+        cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(in_gate) * torch.tanh(cell_input)
+        hidden = torch.sigmoid(out_gate) * torch.tanh(cell)
+        return hidden, cell, alpha
 
     def _predicted_word_gates(self, gates: torch.Tensor, use_prediction: torch.Tensor, previous_hidden: torch.Tensor,
                               uniforms: torch.Tensor | None, embedding_weight: torch.Tensor,

@@ -34,6 +34,8 @@ STEP_DIR = re.compile(r"^step_(\d{8})$")
 NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling")
 # Test hook: seconds to sleep after the weights are written and before trainer_state.json (to SIGKILL mid-write).
 PAUSE_ENV = "SHOWATTEND_CHECKPOINT_WRITE_PAUSE"
+# Optimizer param-group entries that choose kernels, not the update: a resumed run keeps its own.
+KERNEL_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
 
 
 class CheckpointError(RuntimeError):
@@ -82,6 +84,9 @@ def load_optimizer_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> 
         for key, value in group.items():
             if isinstance(live.get(key), tuple) and isinstance(value, list):
                 group[key] = tuple(value)
+        for key in KERNEL_OPTIONS:  # the kernel is this run's choice (optim.implementation), not the saved run's
+            if key in live:
+                group[key] = live[key]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 

@@ -71,6 +71,8 @@ class TrainSection:
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
     objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
     init_from: Optional[str] = None  # a checkpoint dir: start from its weights, fresh optimizer and schedule
+    compile: bool = False  # torch.compile the decoder's recurrent step (one graph for any number of rows)
+    channels_last: bool = False  # training on images: backbone weights and inputs in NHWC (tensor-core convolutions)
 
 
 @dataclass
@@ -80,6 +82,9 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    # AdamW kernels: auto (torch's choice: foreach on GPU), for_loop (per tensor), foreach (batched), fused (one kernel;
+    # CPU and CUDA); all compute the same update up to rounding
+    implementation: Literal["auto", "for_loop", "foreach", "fused"] = "auto"
 
 
 @dataclass

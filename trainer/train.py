@@ -45,6 +45,7 @@ from trainer.run_control import StopRequest
 from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find_resume_checkpoint, new_run_id, truncate_log
 from trainer.run_log import RunLog
 from trainer.scst.loop import ScstTrainingLoop, build_reward
+from trainer.speed_options import apply_speed_options, build_optimizer
 from trainer.schedules import lr_multiplier
 from trainer.train_state import Progress, restore_training_checkpoint
 
@@ -186,9 +187,8 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.optim.lr,
-                                  betas=(config.optim.beta1, config.optim.beta2), eps=config.optim.eps,
-                                  weight_decay=config.optim.weight_decay)
+    apply_speed_options(config, model)
+    optimizer = build_optimizer(config, model.trainable_parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_multiplier, max_steps=config.train.max_steps, config=config.schedule))
     checkpoint = find_resume_checkpoint(args.resume, output_dir) if args.resume else None

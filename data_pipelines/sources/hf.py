@@ -12,6 +12,16 @@ from .common import (DataFormatError, Record, add_fraction_arguments, as_caption
                      check_split_name, image_id_or, parse_mapping)
 from .image_root import ImageRoot
 
+def import_datasets():
+    """The ``datasets`` package, or a one-line error saying how to install it (a training machine may lack it)."""
+    try:
+        import datasets
+    except ImportError as error:
+        raise DataFormatError(f"prepare hf needs the Hugging Face `datasets` package ({error}): "
+                              "pip install 'showattend[hf]'") from None
+    return datasets
+
+
 _DEFAULT_SPLIT_NAMES = {"validation": "val", "valid": "val", "dev": "val"}
 
 
@@ -46,7 +56,7 @@ def _image_at(dataset: Any, column: str, index: int, base: ImageRoot, where: str
 
 
 def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str) -> list[Record]:
-    import datasets
+    datasets = import_datasets()
 
     columns = [args.caption_column] + [c for c in (args.id_column, args.split_column) if c]
     missing = [c for c in [args.image_column, *columns] if c not in dataset.column_names]
@@ -79,7 +89,7 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
 
 def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     """Records of every split (DatasetDict) or of the single Dataset (split column or fractions)."""
-    import datasets
+    datasets = import_datasets()
 
     if not (args.dataset / "dataset_dict.json").is_file() and not (args.dataset / "dataset_info.json").is_file():
         raise DataFormatError(f"{args.dataset}: not a dataset saved with save_to_disk "
