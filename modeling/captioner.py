@@ -53,11 +53,13 @@ class Captioner(nn.Module):
         return CaptionerOutput(logits, alphas)
 
     @torch.no_grad()
-    def generate(self, x: torch.Tensor, options: DecodingOptions | None = None, **changes) -> Generation:
+    def generate(self, x: torch.Tensor, options: DecodingOptions | None = None, seeds: list[int] | None = None,
+                 **changes) -> Generation:
         """Caption images or backbone features: ``generate(x, beam_size=5, max_len=16)`` or ``generate(x, options)``
         (``DecodingOptions``; keyword arguments override its fields). beam_size=1 is greedy search; with n_best > 1
-        the rows are image-major (row ``i * n_best + k``: the k-th best caption of image i). Runs in eval mode, then
-        restores it.
+        the rows are image-major (row ``i * n_best + k``: the k-th best caption of image i). When sampling, image i
+        draws from a generator seeded ``seeds[i]`` (default ``options.seed + i``). Runs in eval mode, then restores
+        it.
 
         Decodes in the model's dtype: after ``model.to(torch.bfloat16)`` the matrix products run in bfloat16 (x is cast
         to it), while attention energies, log-probabilities and the returned scores and alphas stay float32."""
@@ -70,7 +72,8 @@ class Captioner(nn.Module):
         try:
             features = self.encode(x.to(self.decoder.output.weight.dtype))
             if options.sample:
-                return sample_search(self.decoder, features, options, rules, config.bos_id, config.eos_id,
+                seeds = seeds if seeds is not None else [options.seed + i for i in range(len(features))]
+                return sample_search(self.decoder, features, options, rules, seeds, config.bos_id, config.eos_id,
                                      config.pad_id)
             if options.beam_size == 1:
                 return greedy_search(self.decoder, features, options.max_len, config.bos_id, config.eos_id,

@@ -102,13 +102,16 @@ def restrict_to_top(log_probs: torch.Tensor, top_k: int, top_p: float) -> torch.
 
 
 @torch.no_grad()
-def sample_search(decoder, features: torch.Tensor, options, rules, bos_id: int, eos_id: int, pad_id: int) -> Generation:
-    """``options.n_best`` sampled captions per image of ``features`` (B, R, D), each image drawing from its own
-    generator seeded ``options.seed + i`` (so batching does not change them), ranked by score: the model's
+def sample_search(decoder, features: torch.Tensor, options, rules, seeds: list[int], bos_id: int, eos_id: int,
+                  pad_id: int) -> Generation:
+    """``options.n_best`` sampled captions per image of ``features`` (B, R, D), image i drawing from its own
+    generator seeded ``seeds[i]`` (so batching does not change them), ranked by score: the model's
     log-probability (temperature 1, ``rules`` applied) / length**length_penalty. Rows are image-major when
     n_best > 1; sampling uses softmax(log p / temperature) restricted by ``restrict_to_top`` (Gumbel-max draws)."""
     samples, device = options.n_best, features.device
-    generators = [torch.Generator(device=device).manual_seed(options.seed + i) for i in range(features.shape[0])]
+    if len(seeds) != features.shape[0]:
+        raise ValueError(f"need one seed per image: {len(seeds)} seeds for {features.shape[0]} images")
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     features = features.repeat_interleave(samples, dim=0)
     rows, regions = features.shape[:2]
     projected = decoder.attention.project_features(features).float()
