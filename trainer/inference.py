@@ -153,7 +153,7 @@ class CaptionPipeline:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         options = self.options(options, suppress_unk, **changes)
-        results = [self._load(item) for item in images]
+        results = [self.load(item) for item in images]
         loaded = [index for index, result in enumerate(results) if result.error is None]
         for start in range(0, len(loaded), batch_size):
             indices = loaded[start:start + batch_size]
@@ -167,7 +167,8 @@ class CaptionPipeline:
         return results
 
     @staticmethod
-    def _load(item: str | Path | Image.Image) -> ImageCaptions:
+    def load(item: str | Path | Image.Image) -> ImageCaptions:
+        """An input ready to caption (``image`` set), or its ``error``."""
         if isinstance(item, Image.Image):
             return ImageCaptions("<image>", image=prepare_image(item))
         try:
