@@ -224,29 +224,27 @@ class _Finished:
 def _n_best(history: tuple[torch.Tensor, torch.Tensor, torch.Tensor], steps: int, finished: _Finished,
             last_step: torch.Tensor, final_scores: torch.Tensor, eos_id: int, pad_id: int,
             length_penalty: float) -> Generation:
-    """Each image's n_best captions: its finished ones first, then its best live beams at its last step, the chosen
-    ones ranked by score; (B, L) rows when n_best is 1, else image-major (B * n_best, L)."""
+    """Each image's n_best captions: its finished ones first, then its best live beams at its last step (beams are
+    sorted, so the first n_best suffice), the chosen ones ranked by score; (B, L) rows when n_best is 1, else
+    image-major (B * n_best, L)."""
     batch, n_best = finished.scores.shape
-    beam_size = final_scores.shape[1]
     device = final_scores.device
-    is_finished = torch.cat([~torch.isinf(finished.scores), torch.zeros_like(final_scores, dtype=torch.bool)], 1)
-    scores = torch.cat([finished.scores, final_scores / (last_step + 1).float().unsqueeze(1) ** length_penalty], 1)
+    live_scores = final_scores[:, :n_best] / (last_step + 1).float().unsqueeze(1) ** length_penalty
+    is_finished = torch.cat([~torch.isinf(finished.scores), torch.zeros_like(live_scores, dtype=torch.bool)], 1)
+    scores = torch.cat([finished.scores, live_scores], 1)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     order = order.gather(1, torch.sort(is_finished.gather(1, order).to(torch.uint8), dim=1, descending=True,
                                        stable=True).indices)[:, :n_best]
     order = order.gather(1, torch.sort(scores.gather(1, order), dim=1, descending=True, stable=True).indices)
-    # trace every candidate back, then keep the chosen ones
-    live_beams = torch.arange(beam_size, device=device).expand(batch, -1)
-    tokens, alphas = _trace_back(history, steps, torch.arange(batch, device=device).repeat_interleave(n_best + beam_size),
+    live_beams = torch.arange(n_best, device=device).expand(batch, -1)
+    tokens, alphas = _trace_back(history, steps, torch.arange(batch, device=device).repeat_interleave(2 * n_best),
                                  torch.cat([finished.parent, live_beams], 1).view(-1),
-                                 torch.cat([finished.end - 1, last_step.unsqueeze(1).expand(-1, beam_size)], 1).view(-1),
+                                 torch.cat([finished.end - 1, last_step.unsqueeze(1).expand(-1, n_best)], 1).view(-1),
                                  torch.cat([finished.end, torch.full_like(live_beams, -1)], 1).view(-1),
-                                 torch.cat([finished.alpha, finished.alpha.new_zeros(batch, beam_size,
-                                                                                     finished.alpha.shape[2])], 1),
+                                 torch.cat([finished.alpha, torch.zeros_like(finished.alpha)], 1),
                                  is_finished.view(-1), eos_id, pad_id)
-    chosen = (torch.arange(batch, device=device).unsqueeze(1) * (n_best + beam_size) + order).view(-1)
-    tokens, alphas, scores = tokens[chosen], alphas[chosen], scores.gather(1, order).view(-1)
-    return Generation(tokens, scores, alphas)
+    chosen = (torch.arange(batch, device=device).unsqueeze(1) * (2 * n_best) + order).view(-1)
+    return Generation(tokens[chosen], scores.gather(1, order).view(-1), alphas[chosen])
 
 
 def _trace_back(history: tuple[torch.Tensor, torch.Tensor, torch.Tensor], steps: int, image: torch.Tensor,

@@ -69,6 +69,16 @@ def out_dir_error(out: Path, checkpoint: Path) -> str | None:
     return None
 
 
+def train_config_of(checkpoint: Path) -> dict | None:
+    """The train config recorded in ``CKPT/trainer_state.json`` (None without one)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = state.get("train_config") if isinstance(state, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def export(checkpoint: Path, out: Path, image_size: int | None = None) -> Path:
     """Write the export of ``checkpoint`` into ``out`` (see the module docstring); returns ``out``."""
     model, vocab, size = load_for_inference(checkpoint, image_size)
@@ -94,7 +104,7 @@ def export(checkpoint: Path, out: Path, image_size: int | None = None) -> Path:
     (out / EXPORT_CONFIG_FILE).write_text(json.dumps({
         "format": "showattend-onnx", "opset": OPSET, "image_size": size, "bos_id": config.bos_id,
         "eos_id": config.eos_id, "pad_id": config.pad_id, "grid_size": config.grid_size}, indent=2) + "\n")
-    facts = read_card_data(checkpoint) or card_facts(out, None, None, None, None)
+    facts = read_card_data(checkpoint) or card_facts(out, train_config_of(checkpoint), None, None, None)
     facts["image_size"] = size
     write_export_card(out, facts)
     return out

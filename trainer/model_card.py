@@ -50,7 +50,8 @@ def card_facts(directory: Path, train_config: dict | None, metrics: dict | None,
                split: str | None) -> dict:
     """Everything a card states, from the folder's config.json/vocab.json and the run that wrote it."""
     model = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    data = (train_config or {}).get("data") or {}
+    data = (train_config or {}).get("data")
+    data = data if isinstance(data, dict) else {}
     return {"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
             "validation": {"split": split, "step": step, "metrics": metrics or {}},
             "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
