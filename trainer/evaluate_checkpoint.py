@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} captions of split {args.split!r} written to {out_path}")
     if args.report is not None:
-        # Imported here: trainer.report imports trainer.caption, which imports this module (and matplotlib is slow).
+        # Imported here: trainer.report imports trainer.baselines, which imports this module (and matplotlib is slow).
         from trainer.report import write_evaluation_report
         page = write_evaluation_report(args.report, checkpoint=args.checkpoint, data=args.data, split=args.split,
                                        predictions=predictions, references=references, scores=scores,
