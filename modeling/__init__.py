@@ -2,5 +2,6 @@
 from .beam_search import Generation
 from .captioner import Captioner, CaptionerOutput
 from .config import CaptionerConfig
+from .decoding_options import DecodingOptions
 
-__all__ = ["Captioner", "CaptionerConfig", "CaptionerOutput", "Generation"]
+__all__ = ["Captioner", "CaptionerConfig", "CaptionerOutput", "DecodingOptions", "Generation"]

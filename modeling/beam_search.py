@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .decoder import Decoder
+from .decoding_options import WordRules
 
 
 class Generation(NamedTuple):
@@ -34,8 +35,9 @@ def project_for_decoding(decoder: Decoder, features: torch.Tensor) -> torch.Tens
 
 
 def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id: int, eos_id: int, pad_id: int,
-                  length_penalty: float = 0.0) -> Generation:
-    """Pick the most likely word at each step until every caption has produced <eos> or max_len words."""
+                  length_penalty: float = 0.0, rules: WordRules | None = None) -> Generation:
+    """Pick the most likely word at each step until every caption has produced <eos> or max_len words; ``rules``
+    forbid words (min_len, repeated n-grams, suppressed ids)."""
     batch, regions = features.shape[:2]
     projected = project_for_decoding(decoder, features)
     state = decoder.init_state(features)
@@ -47,7 +49,8 @@ def greedy_search(decoder: Decoder, features: torch.Tensor, max_len: int, bos_id
     finished = torch.zeros(batch, dtype=torch.bool, device=features.device)
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
-        best_log_prob, words = _word_log_probs(logits, bos_id, pad_id).max(dim=-1)
+        log_probs = rules.log_probs(logits, t, tokens[:, :t]) if rules else _word_log_probs(logits, bos_id, pad_id)
+        best_log_prob, words = log_probs.max(dim=-1)
         live = ~finished
         words = torch.where(live, words, pad_id)
         tokens[:, t] = words
@@ -87,9 +90,15 @@ def best_candidates(logits: torch.Tensor, beam_scores: torch.Tensor, count: int,
     log-probabilities), then one top-k over width * count candidates per image ranks them. When there are fewer
     than ``count`` (a tiny vocabulary at the first step), dead candidates (score -inf) fill the rest.
     """
+    return top_continuations(_word_log_probs(logits, bos_id, pad_id), beam_scores, count, pad_id)
+
+
+def top_continuations(log_probs: torch.Tensor, beam_scores: torch.Tensor, count: int,
+                      pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``best_candidates`` from next-word log-probabilities (rows, V) in which forbidden words are -inf."""
     images, width = beam_scores.shape
-    per_row = min(count, logits.shape[1])
-    row_log_probs, row_words = row_top_k(_word_log_probs(logits, bos_id, pad_id), per_row)
+    per_row = min(count, log_probs.shape[1])
+    row_log_probs, row_words = row_top_k(log_probs, per_row)
     scores = (row_log_probs + beam_scores.view(-1, 1)).view(images, width * per_row)
     top_scores, top_index = scores.topk(min(count, width * per_row), dim=1)
     top_beams = torch.div(top_index, per_row, rounding_mode="floor")
@@ -102,20 +111,27 @@ def best_candidates(logits: torch.Tensor, beam_scores: torch.Tensor, count: int,
     return top_scores, top_beams, top_words
 
 
+
+
 def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_len: int, bos_id: int, eos_id: int,
-                pad_id: int, length_penalty: float = 0.0) -> Generation:
+                pad_id: int, length_penalty: float = 0.0, rules: WordRules | None = None,
+                n_best: int = 1) -> Generation:
     """Batched beam search; finished captions are ranked by log-probability / length**length_penalty.
 
     Each step keeps the best beam_size non-<eos> continuations of every image; an <eos> candidate that ranks among
-    the top beam_size becomes a finished caption. An image is done once its best finished caption beats anything its
-    live beams can still reach (its result can no longer change), and its rows leave the batch, so later steps run
-    only the images still searching; if none finishes within max_len, the best unfinished beam is returned.
+    the top beam_size becomes a finished caption, and each image keeps its ``n_best`` best finished ones. An image
+    is done once its n_best-th finished caption beats anything its live beams can still reach (its result can no
+    longer change), and its rows leave the batch, so later steps run only the images still searching; an image with
+    fewer than n_best finished captions within max_len is completed by its best live beams. ``rules`` forbid words.
+    With n_best > 1 the rows are image-major (row ``i * n_best + k`` is the k-th best caption of image i).
 
     The first step runs once per image (all beams start identical); each step stores only the chosen words, their
     parent beams and attention weights (no copy of whole histories), and captions are traced back at the end.
     """
     if length_penalty < 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
     batch, regions = features.shape[:2]
     device = features.device
     projected = project_for_decoding(decoder, features)
@@ -123,36 +139,26 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
     words = torch.full((batch,), bos_id, dtype=torch.long, device=device)
     active = torch.arange(batch, device=device)  # the images still searching; row i*width + k is beam k of active[i]
     beam_scores = torch.zeros(batch, 1, device=device)  # (active images, live beams): one beam before the first step
-    best_scores = torch.full((batch,), float("-inf"), device=device)
-    best_end = torch.zeros(batch, dtype=torch.long, device=device)  # step of the <eos> of the best finished caption
-    best_parent = torch.zeros(batch, dtype=torch.long, device=device)  # its beam before that step
-    best_alpha = features.new_zeros(batch, regions, dtype=torch.float32)  # its attention weights at the <eos>
+    finished = _Finished(batch, n_best, regions, device)
     last_step = torch.full((batch,), max_len - 1, dtype=torch.long, device=device)  # an image's last searched step
-    final_scores = torch.zeros(batch, device=device)  # its best live beam's score then
+    final_scores = torch.zeros(batch, beam_size, device=device)  # its live beams' scores then
     history_words = torch.full((max_len, batch, beam_size), pad_id, dtype=torch.long, device=device)
     history_parents = torch.zeros(max_len, batch, beam_size, dtype=torch.long, device=device)
     history_alphas = features.new_zeros(max_len, batch, beam_size, regions, dtype=torch.float32)
+    sequences = torch.zeros(batch, 0, dtype=torch.long, device=device) if rules and rules.ngram else None
     candidate_count = 2 * beam_size  # they hold at least beam_size non-<eos> ones (each beam has one <eos>)
     candidate_rank = torch.arange(candidate_count, device=device)
     reachable = float(max_len) ** length_penalty  # live log-probabilities only fall: score / this bounds a live beam
     for t in range(max_len):
         logits, state, alpha = decoder.step(words, state, features, projected)
         images, width = beam_scores.shape
-        top_scores, top_beams, top_words = best_candidates(logits, beam_scores, candidate_count, bos_id, pad_id)
+        log_probs = rules.log_probs(logits, t, sequences) if rules else _word_log_probs(logits, bos_id, pad_id)
+        top_scores, top_beams, top_words = top_continuations(log_probs, beam_scores, candidate_count, pad_id)
         is_eos = top_words == eos_id
 
         eos_scores = torch.where(is_eos & (candidate_rank < beam_size),
                                  top_scores / float(t + 1) ** length_penalty, float("-inf"))
-        new_best, new_best_position = eos_scores.max(dim=1)
-        improved = new_best > best_scores[active]
-        if bool(improved.any()):
-            which = improved.nonzero().squeeze(1)
-            image = active[which]
-            parent = top_beams[which, new_best_position[which]]
-            best_scores[image] = new_best[which]
-            best_end[image] = t
-            best_parent[image] = parent
-            best_alpha[image] = alpha[which * width + parent]
+        finished.add(active, eos_scores, top_beams, alpha, width, t)
 
         keep = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :beam_size]  # best non-<eos> first
         beam_scores = top_scores.gather(1, keep)
@@ -163,46 +169,99 @@ def beam_search(decoder: Decoder, features: torch.Tensor, beam_size: int, max_le
         history_alphas[t, active] = alpha.view(images, width, regions).gather(
             1, parents.unsqueeze(2).expand(images, beam_size, regions))
 
-        done = best_scores[active] >= beam_scores[:, 0] / reachable
+        done = finished.scores[active, -1] >= beam_scores[:, 0] / reachable
         if t == max_len - 1 or bool(done.all()):
-            last_step[active], final_scores[active] = t, beam_scores[:, 0]
+            last_step[active], final_scores[active] = t, beam_scores
             break
         rows = torch.arange(images, device=device).unsqueeze(1) * width + parents  # (images, beam_size) parent rows
         shrink = bool(done.any())
         if shrink:
-            last_step[active[done]], final_scores[active[done]] = t, beam_scores[done, 0]
+            last_step[active[done]], final_scores[active[done]] = t, beam_scores[done]
             searching = (~done).nonzero().squeeze(1)
             active, beam_scores, words, rows = active[searching], beam_scores[searching], words[searching], \
                 rows[searching]
         rows, words = rows.view(-1), words.view(-1)
         state = (state[0][rows], state[1][rows])
+        if sequences is not None:
+            sequences = torch.cat([sequences[rows], words.unsqueeze(1)], dim=1)
         if t == 0 or shrink:  # t == 0: from one row per image to beam_size rows per image
             features, projected = features[rows], projected[rows]
-    return _trace_back(history_words, history_parents, history_alphas, t + 1, best_scores, best_end, best_parent,
-                       best_alpha, last_step, final_scores, eos_id, pad_id, length_penalty)
+    history = (history_words, history_parents, history_alphas)
+    return _n_best(history, t + 1, finished, last_step, final_scores, eos_id, pad_id, length_penalty)
 
 
-def _trace_back(history_words: torch.Tensor, history_parents: torch.Tensor, history_alphas: torch.Tensor, steps: int,
-                best_scores: torch.Tensor, best_end: torch.Tensor, best_parent: torch.Tensor, best_alpha: torch.Tensor,
-                last_step: torch.Tensor, final_scores: torch.Tensor, eos_id: int, pad_id: int,
-                length_penalty: float) -> Generation:
-    """Each image's caption, read backwards through the stored (step, image, beam) words and parent beams: from the
-    parent of its best <eos> if one finished, else from its best live beam (beam 0) at its last step."""
-    batch, regions = best_alpha.shape
-    device = best_alpha.device
-    image = torch.arange(batch, device=device)
-    unfinished = torch.isinf(best_scores)
-    tokens = torch.full((batch, steps), pad_id, dtype=torch.long, device=device)
-    alphas = best_alpha.new_zeros(batch, steps, regions)
-    finished = (~unfinished).nonzero().squeeze(1)
-    tokens[finished, best_end[finished]] = eos_id
-    alphas[finished, best_end[finished]] = best_alpha[finished]
-    last_word = torch.where(unfinished, last_step, best_end - 1)
-    beam = torch.where(unfinished, 0, best_parent)
+class _Finished:
+    """Each image's ``n_best`` best finished captions, best first: score, step of the <eos>, beam before that step
+    and attention weights at the <eos> (score -inf: none yet)."""
+
+    def __init__(self, batch: int, n_best: int, regions: int, device: torch.device):
+        self.scores = torch.full((batch, n_best), float("-inf"), device=device)
+        self.end = torch.zeros(batch, n_best, dtype=torch.long, device=device)
+        self.parent = torch.zeros(batch, n_best, dtype=torch.long, device=device)
+        self.alpha = torch.zeros(batch, n_best, regions, device=device)
+
+    def add(self, active: torch.Tensor, eos_scores: torch.Tensor, top_beams: torch.Tensor, alpha: torch.Tensor,
+            width: int, t: int) -> None:
+        """Merge this step's <eos> candidates (active images, candidates): a tie keeps the earlier caption."""
+        improved = eos_scores.max(dim=1).values > self.scores[active, -1]
+        if not bool(improved.any()):
+            return
+        which = improved.nonzero().squeeze(1)
+        image, n_best = active[which], self.scores.shape[1]
+        merged = torch.cat([self.scores[image], eos_scores[which]], dim=1)
+        order = torch.sort(merged, dim=1, descending=True, stable=True).indices[:, :n_best]
+        old, new = order < n_best, (order - n_best).clamp(min=0)
+        kept = order.clamp(max=n_best - 1)
+        parent = torch.where(old, self.parent[image].gather(1, kept), top_beams[which].gather(1, new))
+        new_alpha = alpha[(which.unsqueeze(1) * width + parent)]
+        self.alpha[image] = torch.where(old.unsqueeze(2), self.alpha[image].gather(
+            1, kept.unsqueeze(2).expand_as(new_alpha)), new_alpha)
+        self.end[image] = torch.where(old, self.end[image].gather(1, kept), t)
+        self.parent[image] = parent
+        self.scores[image] = merged.gather(1, order)
+
+
+def _n_best(history: tuple[torch.Tensor, torch.Tensor, torch.Tensor], steps: int, finished: _Finished,
+            last_step: torch.Tensor, final_scores: torch.Tensor, eos_id: int, pad_id: int,
+            length_penalty: float) -> Generation:
+    """Each image's n_best captions: its finished ones first, then its best live beams at its last step (beams are
+    sorted, so the first n_best suffice), the chosen ones ranked by score; (B, L) rows when n_best is 1, else
+    image-major (B * n_best, L)."""
+    batch, n_best = finished.scores.shape
+    device = final_scores.device
+    live_scores = final_scores[:, :n_best] / (last_step + 1).float().unsqueeze(1) ** length_penalty
+    is_finished = torch.cat([~torch.isinf(finished.scores), torch.zeros_like(live_scores, dtype=torch.bool)], 1)
+    scores = torch.cat([finished.scores, live_scores], 1)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    order = order.gather(1, torch.sort(is_finished.gather(1, order).to(torch.uint8), dim=1, descending=True,
+                                       stable=True).indices)[:, :n_best]
+    order = order.gather(1, torch.sort(scores.gather(1, order), dim=1, descending=True, stable=True).indices)
+    live_beams = torch.arange(n_best, device=device).expand(batch, -1)
+    tokens, alphas = _trace_back(history, steps, torch.arange(batch, device=device).repeat_interleave(2 * n_best),
+                                 torch.cat([finished.parent, live_beams], 1).view(-1),
+                                 torch.cat([finished.end - 1, last_step.unsqueeze(1).expand(-1, n_best)], 1).view(-1),
+                                 torch.cat([finished.end, torch.full_like(live_beams, -1)], 1).view(-1),
+                                 torch.cat([finished.alpha, torch.zeros_like(finished.alpha)], 1),
+                                 is_finished.view(-1), eos_id, pad_id)
+    chosen = (torch.arange(batch, device=device).unsqueeze(1) * (2 * n_best) + order).view(-1)
+    return Generation(tokens[chosen], scores.gather(1, order).view(-1), alphas[chosen])
+
+
+def _trace_back(history: tuple[torch.Tensor, torch.Tensor, torch.Tensor], steps: int, image: torch.Tensor,
+                beam: torch.Tensor, last_word: torch.Tensor, eos_step: torch.Tensor, eos_alpha: torch.Tensor,
+                ends: torch.Tensor, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens and alphas of captions read backwards through the stored (step, image, beam) words and parent beams,
+    from ``beam`` at step ``last_word``; an ending one (``ends``) has its <eos> at ``eos_step``."""
+    history_words, history_parents, history_alphas = history
+    rows, regions = image.shape[0], history_alphas.shape[3]
+    tokens = torch.full((rows, steps), pad_id, dtype=torch.long, device=image.device)
+    alphas = history_alphas.new_zeros(rows, steps, regions)
+    ending = ends.nonzero().squeeze(1)
+    tokens[ending, eos_step[ending]] = eos_id
+    alphas[ending, eos_step[ending]] = eos_alpha.reshape(rows, regions)[ending]
     for s in range(steps - 1, -1, -1):
         on = s <= last_word
         tokens[:, s] = torch.where(on, history_words[s, image, beam], tokens[:, s])
         alphas[:, s] = torch.where(on.unsqueeze(1), history_alphas[s, image, beam], alphas[:, s])
         beam = torch.where(on, history_parents[s, image, beam], beam)
-    scores = torch.where(unfinished, final_scores / (last_step + 1).float() ** length_penalty, best_scores)
-    return Generation(tokens, scores, alphas)
+    return tokens, alphas

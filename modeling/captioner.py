@@ -11,8 +11,10 @@ from torch import nn
 
 from .beam_search import Generation, beam_search, greedy_search
 from .config import CaptionerConfig
+from .decoding_options import DecodingOptions, WordRules
 from .decoder import Decoder
 from .encoder import Encoder, legacy_layout_note
+from .sampling import sample_search
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -51,24 +53,33 @@ class Captioner(nn.Module):
         return CaptionerOutput(logits, alphas)
 
     @torch.no_grad()
-    def generate(self, x: torch.Tensor, beam_size: int = 3, max_len: int = 20,
-                 length_penalty: float = 0.0) -> Generation:
-        """Caption images or backbone features; beam_size=1 is greedy search. Runs in eval mode, then restores it.
+    def generate(self, x: torch.Tensor, options: DecodingOptions | None = None, seeds: list[int] | None = None,
+                 **changes) -> Generation:
+        """Caption images or backbone features: ``generate(x, beam_size=5, max_len=16)`` or ``generate(x, options)``
+        (``DecodingOptions``; keyword arguments override its fields). beam_size=1 is greedy search; with n_best > 1
+        the rows are image-major (row ``i * n_best + k``: the k-th best caption of image i). When sampling, image i
+        draws from a generator seeded ``seeds[i]`` (default ``options.seed + i``). Runs in eval mode, then restores
+        it.
 
         Decodes in the model's dtype: after ``model.to(torch.bfloat16)`` the matrix products run in bfloat16 (x is cast
         to it), while attention energies, log-probabilities and the returned scores and alphas stay float32."""
-        if beam_size < 1 or max_len < 1:
-            raise ValueError(f"beam_size and max_len must be >= 1, got beam_size={beam_size}, max_len={max_len}")
+        options = (options or DecodingOptions()).replace(**changes)
         config = self.config
+        rules = WordRules(options, config.bos_id, config.pad_id, config.eos_id, x.device) \
+            if options.has_word_rules or options.sample else None
         was_training = self.training
         self.eval()
         try:
             features = self.encode(x.to(self.decoder.output.weight.dtype))
-            if beam_size == 1:
-                return greedy_search(self.decoder, features, max_len, config.bos_id, config.eos_id, config.pad_id,
-                                     length_penalty)
-            return beam_search(self.decoder, features, beam_size, max_len, config.bos_id, config.eos_id,
-                               config.pad_id, length_penalty)
+            if options.sample:
+                seeds = seeds if seeds is not None else [options.seed + i for i in range(len(features))]
+                return sample_search(self.decoder, features, options, rules, seeds, config.bos_id, config.eos_id,
+                                     config.pad_id)
+            if options.beam_size == 1:
+                return greedy_search(self.decoder, features, options.max_len, config.bos_id, config.eos_id,
+                                     config.pad_id, options.length_penalty, rules)
+            return beam_search(self.decoder, features, options.beam_size, options.max_len, config.bos_id,
+                               config.eos_id, config.pad_id, options.length_penalty, rules, options.n_best)
         finally:
             self.train(was_training)
 

@@ -132,7 +132,7 @@ def test_generate_uses_eval_mode_and_restores_the_training_flag(model, features)
 
 
 def test_invalid_decoding_arguments_are_rejected(model, features):
-    with pytest.raises(ValueError, match="beam_size and max_len must be >= 1"):
+    with pytest.raises(ValueError, match="beam_size must be >= 1"):
         model.generate(features, beam_size=0)
     with pytest.raises(ValueError, match="length_penalty must be >= 0"):
         model.generate(features, beam_size=2, length_penalty=-1.0)

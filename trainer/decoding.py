@@ -9,16 +9,32 @@ from typing import Iterable, Iterator
 from accelerate.utils import gather_object
 
 from data_pipelines.stream_samples import model_input
+from modeling import DecodingOptions
 
 
-def decode_batches(model, vocab, loader: Iterable[dict], device, beam_size: int, max_len: int,
-                   length_penalty: float = 0.0) -> Iterator[tuple[dict, object, list[tuple]]]:
-    """Per eval batch: the batch, its ``Generation`` and rows ``(image_id, caption, references)``."""
+def eval_decoding_options(eval_config, vocab) -> DecodingOptions:
+    """The DecodingOptions of a train config's ``eval`` section (``suppress_unk``: this vocabulary's <unk>)."""
+    return DecodingOptions(beam_size=eval_config.beam_size, max_len=eval_config.max_len,
+                           length_penalty=eval_config.length_penalty, min_len=eval_config.min_len,
+                           no_repeat_ngram_size=eval_config.no_repeat_ngram_size,
+                           suppress_ids=(vocab.unk_id,) if eval_config.suppress_unk else (),
+                           sample=eval_config.sample, temperature=eval_config.temperature, top_k=eval_config.top_k,
+                           top_p=eval_config.top_p, seed=eval_config.seed)
+
+
+def decode_batches(model, vocab, loader: Iterable[dict], device,
+                   options: DecodingOptions) -> Iterator[tuple[dict, object, list[tuple]]]:
+    """Per eval batch: the batch, its ``Generation`` (image-major, ``options.n_best`` rows per image) and rows
+    ``(image_id, best caption, references)``. When sampling, an image's seed is ``options.seed`` + its position in
+    this rank's stream."""
+    position = 0
     for batch in loader:
-        generation = model.generate(model_input(batch).to(device), beam_size=beam_size, max_len=max_len,
-                                    length_penalty=length_penalty)
+        count = len(batch["image_id"])
+        generation = model.generate(model_input(batch).to(device), options,
+                                    seeds=[options.seed + position + i for i in range(count)])
+        position += count
         rows = [(image_id, vocab.decode(tokens), list(references))
-                for image_id, tokens, references in zip(batch["image_id"], generation.tokens.tolist(),
+                for image_id, tokens, references in zip(batch["image_id"], generation.tokens[::options.n_best].tolist(),
                                                         batch["references"])]
         yield batch, generation, rows
 

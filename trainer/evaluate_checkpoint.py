@@ -17,52 +17,12 @@ from pathlib import Path
 import torch
 
 from data_pipelines.vocab import SPECIALS, Vocabulary
-from modeling import Captioner
+from trainer.inference import (DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference,
+                               resolve_image_size)
+from trainer.inference_args import add_decoding_arguments, at_least, options_from_args
 from trainer.metrics.per_image import score_captions
 
-DEFAULT_IMAGE_SIZE = 224
-
-
-def checkpoint_image_size(checkpoint: Path) -> int | None:
-    """``data.image_size`` of the train config saved in ``CKPT/trainer_state.json``, if it records one."""
-    state_path = checkpoint / "trainer_state.json"
-    if not state_path.is_file():
-        return None
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{state_path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    data = (state.get("train_config") or {}).get("data") or {}
-    return int(data["image_size"]) if "image_size" in data else None
-
-
-def resolve_image_size(checkpoint: Path, image_size: int | None) -> int:
-    """An explicit ``image_size`` wins over the checkpoint's train config, which wins over 224."""
-    return image_size or checkpoint_image_size(checkpoint) or DEFAULT_IMAGE_SIZE
-
-
-DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-DECODE_DTYPE_HELP = ("float32 (default) | bfloat16: matrix products in bfloat16, scores in float32; ~2x faster batched "
-                     "beam search on CPUs with AMX and on GPUs, captions may differ slightly (see README)")
-
-
-def load_for_inference(checkpoint: str | Path, image_size: int | None,
-                       device: torch.device | str = "cpu") -> tuple[Captioner, Vocabulary, int]:
-    """Model (eval mode, on ``device``), vocabulary and image size (``resolve_image_size``) of a checkpoint dir."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_dir():
-        raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected config.json, "
-                                f"model.safetensors, vocab.json)")
-    vocab_path = checkpoint / "vocab.json"
-    if not vocab_path.is_file():
-        raise FileNotFoundError(f"{vocab_path} does not exist (a checkpoint dir must contain vocab.json)")
-    model = Captioner.from_pretrained(checkpoint, map_location="cpu").to(device).eval()
-    vocab = Vocabulary.load(vocab_path)
-    if len(vocab) != model.config.vocab_size:
-        raise ValueError(f"{vocab_path} has {len(vocab)} words but {checkpoint}/config.json says vocab_size="
-                         f"{model.config.vocab_size}")
-    return model, vocab, resolve_image_size(checkpoint, image_size)
-
+__all__ = ["DEFAULT_IMAGE_SIZE", "load_for_inference", "main", "resolve_image_size", "results_image_id"]
 
 def results_image_id(image_id: str):
     """COCO results use integer ids: an id that is an integer written plainly ("7", not "007") becomes an int, others
@@ -86,14 +46,30 @@ def vocabulary_warning(vocab: Vocabulary, data: Path) -> str | None:
             f"trained on this data?")
 
 
+def is_inside(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies under it (links resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
 def argument_error(args: argparse.Namespace) -> str | None:
-    """The first impossible argument value, as a message naming the flag (checked before any work)."""
-    for flag, value, least in (("--beam-size", args.beam_size, 1), ("--max-len", args.max_len, 1),
-                               ("--batch-size", args.batch_size, 1), ("--num-workers", args.num_workers, 0)):
-        if value < least:
-            return f"{flag} must be >= {least}, got {value}"
-    if args.out is not None and args.out.is_dir():
-        return f"--out {args.out} is a directory; give the results file, e.g. {args.out / f'results_{args.split}.json'}"
+    """Why the output paths are unsafe or impossible, as a message naming the flag (checked before any work): the
+    results file and the report never go inside the dataset, its feature cache, or over a checkpoint file."""
+    if args.out is not None:
+        if args.out.is_dir():
+            return (f"--out {args.out} is a directory; give the results file, e.g. "
+                    f"{args.out / f'results_{args.split}.json'}")
+        for flag, folder in (("--data", args.data), ("--features", args.features)):
+            if folder is not None and is_inside(args.out, folder):
+                return f"--out {args.out} is inside {flag} {folder}: evaluation never writes into its inputs"
+        if is_inside(args.out, args.checkpoint) and not (args.out.name.startswith("results_")
+                                                          and args.out.suffix == ".json"):
+            return (f"--out {args.out} is inside --checkpoint {args.checkpoint}: only results_*.json files may be "
+                    f"written there")
+    if args.report is not None:
+        for flag, folder in (("--data", args.data), ("--features", args.features), ("--checkpoint", args.checkpoint)):
+            if folder is not None and (is_inside(args.report, folder) or is_inside(folder, args.report)):
+                return f"--report {args.report} overlaps {flag} {folder}: give a folder of its own"
     return None
 
 
@@ -102,11 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset dir (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")
-    parser.add_argument("--beam-size", type=int, default=3)
-    parser.add_argument("--max-len", type=int, default=20, help="maximum caption length in words")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--image-size", type=int, default=None,
+    add_decoding_arguments(parser)
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--num-workers", type=at_least(0), default=2)
+    parser.add_argument("--image-size", type=at_least(1), default=None,
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
     parser.add_argument("--features", type=Path, default=None, help="feature cache dir of --data (skips the backbone)")
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
@@ -117,6 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        options = options_from_args(args)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     if argument_error(args):
         sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator
@@ -135,6 +114,8 @@ def main(argv=None) -> int:
         if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
             check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
         model.to(DECODE_DTYPES[args.dtype])
+        if args.suppress_unk:
+            options = options.replace(suppress_ids=(vocab.unk_id,))
         loader = build_eval_loader(args.data, split=args.split, vocab=vocab, batch_size=args.batch_size,
                                    rank=accelerator.process_index, world_size=accelerator.num_processes,
                                    num_workers=args.num_workers, image_size=image_size, features_root=args.features)
@@ -144,13 +125,20 @@ def main(argv=None) -> int:
     if warning:
         print(warning, file=sys.stderr)
     rows, attention_rows = [], []  # attention: (image_id, (caption words, regions)) for the report
-    for _, generation, batch_rows in decode_batches(model, vocab, loader, accelerator.device, args.beam_size,
-                                                    args.max_len):
+    candidates = []  # with --n-best: (image_id, [{"caption", "score"}, ...])
+    for _, generation, batch_rows in decode_batches(model, vocab, loader, accelerator.device, options):
         rows += batch_rows
+        if options.n_best > 1:
+            texts, scores = [vocab.decode(tokens) for tokens in generation.tokens.tolist()], generation.scores.tolist()
+            candidates += [(image_id, [{"caption": texts[k], "score": scores[k]}
+                                       for k in range(i * options.n_best, (i + 1) * options.n_best)])
+                           for i, (image_id, _, _) in enumerate(batch_rows)]
+            generation = generation._replace(alphas=generation.alphas[::options.n_best])
         if args.report is not None:
             attention_rows += [(image_id, alphas[:len(caption.split())].float().cpu().numpy())
                                for (image_id, caption, _), alphas in zip(batch_rows, generation.alphas)]
     predictions, references = gather_captions(accelerator, rows)
+    n_best = dict(gather_object(candidates) if accelerator.num_processes > 1 else candidates)
     attention = {}
     for image_id, alphas in gather_object(attention_rows) if accelerator.num_processes > 1 else attention_rows:
         attention.setdefault(image_id, alphas)
@@ -164,13 +152,14 @@ def main(argv=None) -> int:
     metrics = scores.metrics
     out_path = args.out or args.checkpoint / f"results_{args.split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id]}
+    results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id],
+                **({"n_best": n_best[image_id]} if image_id in n_best else {})}
                for image_id, caption in predictions.items()]
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
           f"written to {out_path}")
     if args.report is not None:
-        # Imported here: trainer.report imports trainer.caption, which imports this module (and matplotlib is slow).
+        # Imported here: trainer.report imports trainer.baselines, which imports this module (and matplotlib is slow).
         from trainer.report import write_evaluation_report
         page = write_evaluation_report(args.report, checkpoint=args.checkpoint, data=args.data, split=args.split,
                                        predictions=predictions, references=references, scores=scores,

@@ -24,6 +24,7 @@ from data_pipelines.train_stream import build_lane_loader
 from trainer.batch_plan import BatchPlan, plan_for
 from trainer.checkpoint import step_checkpoint_dir, update_checkpoint_state
 from trainer.losses import caption_loss
+from trainer.model_card import write_model_card
 from trainer.run_control import iterate_isolated
 from trainer.schedules import teacher_forcing_ratio
 from trainer.train_state import Progress, save_training_checkpoint
@@ -223,6 +224,8 @@ class TrainingLoop:
         if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
+            if accelerator.is_main_process:  # the folder meant to be shared carries a model card
+                write_model_card(Path(self.config.output_dir) / "best", self.config, result.metrics, progress.step)
         if self.state.checkpointed_step == progress.step and accelerator.is_main_process:
             update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
                                     best_cider=progress.best_cider, best_step=progress.best_step,

@@ -11,7 +11,7 @@ from torchvision.transforms import functional as TF
 from data_pipelines.stream import build_eval_loader
 from trainer.attention_maps import attention_figure, denormalize
 from trainer.config import TrainConfig
-from trainer.decoding import decode_batches, gather_captions
+from trainer.decoding import decode_batches, eval_decoding_options, gather_captions
 from trainer.metrics import compute_caption_metrics, compute_meteor
 from trainer.run_control import iterate_isolated
 
@@ -64,8 +64,7 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
     records, overlays = [], []
     with torch.random.fork_rng(devices=[]):  # validation leaves the training RNG stream untouched
         for batch, generation, rows in decode_batches(model, vocab, iterate_isolated(loader), accelerator.device,
-                                                      config.eval.beam_size, config.eval.max_len,
-                                                      config.eval.length_penalty):
+                                                      eval_decoding_options(config.eval, vocab)):
             records += rows
             for i, (_, caption, _) in enumerate(rows):
                 if accelerator.is_main_process and len(overlays) < config.eval.num_samples:

@@ -1,0 +1,82 @@
+"""trainer.export: ONNX graphs onnxruntime runs, the numpy search over them equals the eager beam search, --verify
+prints one JSON line, the export carries a model card, and an --out holding other files is refused."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from modeling.beam_search import project_for_decoding
+from test_modeling_generate import BOS, EOS, PAD, sharpened_model
+from trainer import export as export_cli
+from trainer.onnx_search import OnnxCaptioner
+
+
+class EagerGraphs(OnnxCaptioner):
+    """The numpy search of OnnxCaptioner over the eager decoder (no ONNX): checks the search itself, fast."""
+
+    def __init__(self, model):
+        self.model, self.bos_id, self.eos_id, self.pad_id = model, BOS, EOS, PAD
+
+    def encode(self, features):
+        with torch.no_grad():
+            encoded = self.model.encode(torch.from_numpy(features))
+            hidden, cell = self.model.decoder.init_state(encoded)
+            return encoded.numpy(), project_for_decoding(self.model.decoder, encoded).numpy(), hidden.numpy(), \
+                cell.numpy()
+
+    def log_probs(self, words, hidden, cell, features, projected):
+        with torch.no_grad():
+            logits, (hidden, cell), alpha = self.model.decoder.step(
+                torch.from_numpy(words), (torch.from_numpy(hidden), torch.from_numpy(cell)),
+                torch.from_numpy(features), torch.from_numpy(projected))
+        log_probs = torch.log_softmax(logits.float(), dim=-1).numpy()
+        log_probs[:, [BOS, PAD]] = -np.inf
+        return log_probs, hidden.numpy(), cell.numpy(), alpha.numpy()
+
+
+@pytest.mark.parametrize("beam_size, length_penalty", [(1, 0.0), (3, 0.0), (4, 0.7)])
+def test_numpy_search_equals_the_eager_search(beam_size, length_penalty):
+    model = sharpened_model(vocab_size=12)
+    features = torch.randn(8, 2048, 2, 2, generator=torch.Generator().manual_seed(3))
+    eager = model.generate(features, beam_size=beam_size, max_len=12, length_penalty=length_penalty)
+    searched = EagerGraphs(model).caption(features.numpy(), beam_size, 12, length_penalty)
+    for row, (tokens, score) in zip(eager.tokens.tolist(), searched):
+        assert tokens == [token for token in row if token != PAD]
+    np.testing.assert_allclose([score for _, score in searched], eager.scores.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_an_out_holding_other_files_is_refused(tiny_checkpoint, tmp_path):
+    checkpoint = tiny_checkpoint[0]
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path)])
+    assert "holds files that are not an export" in str(exit_info.value)
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main(["--checkpoint", str(checkpoint), "--out", str(checkpoint / "onnx")])
+    assert "is inside --checkpoint" in str(exit_info.value)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_export_runs_in_onnxruntime_and_verifies(tiny_checkpoint, tmp_path):
+    checkpoint, _, images = tiny_checkpoint
+    out = tmp_path / "onnx"
+    paths = [str(images / f"00000{i}.jpg") for i in range(3)]
+    completed = subprocess.run([sys.executable, "-m", "trainer.export", "--checkpoint", str(checkpoint), "--out",
+                                str(out), "--verify", *paths, "--beam-size", "3", "--max-len", "8"],
+                               cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["captions_identical"] and report["onnx_captions"] == report["eager_captions"]
+    assert report["max_feature_diff"] < 1e-3 and report["max_log_prob_diff"] < 1e-3
+    assert "## How to load" in (out / "README.md").read_text() and json.loads((out / "export.json").read_text())
+    # the search runs with onnxruntime and numpy alone: torch is never imported
+    script = ("import sys, numpy as np; from trainer.onnx_search import OnnxCaptioner; "
+              f"c = OnnxCaptioner({str(out)!r}); r = c.caption(np.zeros((2, 3, 48, 48), np.float32), 3, 8); "
+              "print(len(r), 'torch' in sys.modules)")
+    numpy_only = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert numpy_only.stdout.split() == ["2", "False"], numpy_only.stderr[-2000:]

@@ -1,0 +1,150 @@
+"""Export a checkpoint to ONNX graphs that onnxruntime runs, plus what decoding needs, and optionally verify them.
+
+    python -m trainer.export --checkpoint CKPT --out DIR [--verify IMAGE ...] [--beam-size 3] [--max-len 20]
+    showattend-export ...
+
+DIR gets ``encoder.onnx`` (pixels -> features, attention projection, initial state), ``decoder_step.onnx`` (one step:
+words + state -> log-probabilities, state, attention), ``vocab.json``, ``config.json``, ``export.json`` (special ids,
+image size) and a README.md model card; ``trainer.onnx_search.OnnxCaptioner`` captions with them (numpy only).
+``--verify`` captions the images with onnxruntime and with the eager model and prints one JSON line:
+``{"captions_identical", "max_feature_diff", "max_log_prob_diff", "images", "onnx_captions", "eager_captions"}``;
+the exit status is 1 when a caption differs. DIR must be new, empty or an earlier export (only its files are replaced).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainer.inference import load_for_inference
+from trainer.inference_args import at_least
+from trainer.model_card import card_facts, read_card_data, write_export_card
+from trainer.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, STEP_FILE
+
+EXPORT_FILES = (ENCODER_FILE, ENCODER_FILE + ".data", STEP_FILE, STEP_FILE + ".data", EXPORT_CONFIG_FILE, "vocab.json",
+                "config.json", "README.md")  # .data: the weights, stored beside each graph
+OPSET = 18
+
+
+class EncoderGraph(nn.Module):
+    """pixels -> (features, projected, hidden, cell): everything decoding computes once per image."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor):
+        features = self.model.encode(pixels)
+        hidden, cell = self.model.decoder.init_state(features)
+        return features, self.model.decoder.attention.project_features(features), hidden, cell
+
+
+class StepGraph(nn.Module):
+    """(words, hidden, cell, features, projected) -> (log-probabilities, hidden, cell, attention weights)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, words, hidden, cell, features, projected):
+        logits, (hidden, cell), alpha = self.decoder.step(words, (hidden, cell), features, projected)
+        return torch.log_softmax(logits.float(), dim=-1), hidden, cell, alpha
+
+
+def out_dir_error(out: Path, checkpoint: Path) -> str | None:
+    """Why ``out`` cannot receive an export (it would replace files we did not write), or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder"
+    if out.resolve() == checkpoint.resolve() or checkpoint.resolve() in out.resolve().parents:
+        return f"--out {out} is inside --checkpoint {checkpoint}: export to a folder of its own"
+    if out.is_dir():
+        foreign = sorted(path.name for path in out.iterdir() if path.name not in EXPORT_FILES)
+        if foreign or (any(out.iterdir()) and not (out / EXPORT_CONFIG_FILE).is_file()):
+            return f"--out {out} holds files that are not an export ({foreign[:3] or 'no export.json'}); not replaced"
+    return None
+
+
+def train_config_of(checkpoint: Path) -> dict | None:
+    """The train config recorded in ``CKPT/trainer_state.json`` (None without one)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = state.get("train_config") if isinstance(state, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def export(checkpoint: Path, out: Path, image_size: int | None = None) -> Path:
+    """Write the export of ``checkpoint`` into ``out`` (see the module docstring); returns ``out``."""
+    model, vocab, size = load_for_inference(checkpoint, image_size)
+    model = model.float().eval()
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = torch.zeros(2, 3, size, size)
+    rows = torch.export.Dim("rows")
+    torch.onnx.export(EncoderGraph(model).eval(), (pixels,), str(out / ENCODER_FILE), dynamo=True, opset_version=OPSET,
+                      input_names=["pixels"], output_names=["features", "projected", "hidden", "cell"],
+                      dynamic_shapes={"pixels": {0: torch.export.Dim("images")}}, verbose=False)
+    with torch.no_grad():
+        features, projected, hidden, cell = EncoderGraph(model)(pixels)
+    words = torch.full((2,), vocab.bos_id, dtype=torch.long)
+    torch.onnx.export(StepGraph(model).eval(), (words, hidden, cell, features, projected), str(out / STEP_FILE),
+                      dynamo=True, opset_version=OPSET, verbose=False,
+                      input_names=["words", "hidden", "cell", "features", "projected"],
+                      output_names=["log_probs", "hidden_out", "cell_out", "alpha"],
+                      dynamic_shapes={"words": {0: rows}, "hidden": {0: rows}, "cell": {0: rows},
+                                      "features": {0: rows}, "projected": {0: rows}})
+    shutil.copyfile(checkpoint / "vocab.json", out / "vocab.json")
+    shutil.copyfile(checkpoint / "config.json", out / "config.json")
+    config = model.config
+    (out / EXPORT_CONFIG_FILE).write_text(json.dumps({
+        "format": "showattend-onnx", "opset": OPSET, "image_size": size, "bos_id": config.bos_id,
+        "eos_id": config.eos_id, "pad_id": config.pad_id, "grid_size": config.grid_size}, indent=2) + "\n")
+    facts = read_card_data(checkpoint) or card_facts(out, train_config_of(checkpoint), None, None, None)
+    facts["image_size"] = size
+    write_export_card(out, facts)
+    return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trainer.export", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the ONNX graphs (new, empty or an export)")
+    parser.add_argument("--image-size", type=at_least(1), default=None, help="default: the checkpoint's")
+    parser.add_argument("--verify", nargs="+", type=Path, default=None, metavar="IMAGE",
+                        help="caption these with onnxruntime and the eager model; exit 1 when a caption differs")
+    parser.add_argument("--beam-size", type=at_least(1), default=3, help="for --verify")
+    parser.add_argument("--max-len", type=at_least(1), default=20, help="for --verify")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    error = out_dir_error(args.out, args.checkpoint)
+    if error:
+        sys.exit(f"error: {error}")
+    try:
+        import onnxruntime  # noqa: F401 - fail before exporting: verifying and using the export need it
+        import onnxscript  # noqa: F401 - torch's ONNX exporter needs it
+    except ImportError as missing:
+        sys.exit(f"error: {missing.name} is not installed: pip install 'showattend[export]'")
+    try:
+        export(args.checkpoint, args.out, args.image_size)
+    except (OSError, ValueError) as failure:
+        sys.exit(f"error: {failure}")
+    print(f"exported {args.checkpoint} to {args.out}", file=sys.stderr)
+    if args.verify is None:
+        return 0
+    from trainer.export_verify import verify_export
+
+    report = verify_export(args.checkpoint, args.out, args.verify, args.beam_size, args.max_len, args.image_size)
+    print(json.dumps(report))
+    return 0 if report["captions_identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
