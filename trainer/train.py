@@ -28,6 +28,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
+from data_pipelines.data_root import DataRoot, RemoteDataError
 from data_pipelines.features import check_feature_cache
 from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
@@ -94,6 +95,8 @@ def exit_on_user_error() -> Iterator[None]:
         yield
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
+    except RemoteDataError as error:  # raised again by a DataLoader worker: the message's last line is the cause
+        sys.exit(f"error: {str(error).strip().splitlines()[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = start_watchdog(config, accelerator)
 
     with exit_on_user_error():
-        vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
+        vocab = Vocabulary.load(DataRoot(config.data.root).join("vocab.json"))
         check_splits(config.data.root, ["train", config.eval.split], config.data.features)
         if not args.resume:
             on_every_rank(accelerator, lambda: start_fresh(output_dir, args.overwrite))

@@ -44,7 +44,7 @@ def write_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, met
     curves_file = None
     if train_log is not None and plot_learning_curves(read_train_log(train_log), out_dir / CURVES_NAME):
         curves_file = CURVES_NAME
-    images = split_images(Path(data), split, [str(item.image_id) for item in items])
+    images = split_images(data, split, [str(item.image_id) for item in items])
     records = write_gallery(out_dir, items, images, grid_size, image_size)
     summary = summary_table_html(summary_rows(metrics, baselines))
     if baselines and baselines.get("blind_caption"):
