@@ -85,7 +85,9 @@ def _filesystem(url: str, policy: RetryPolicy):
         options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=policy.timeout_s,
                                                                      sock_read=policy.timeout_s)}
     elif scheme == "s3":
-        options["config_kwargs"] = {"connect_timeout": policy.timeout_s, "read_timeout": policy.timeout_s}
+        # botocore's and s3fs's own retries off: ours are the bounded, logged ones
+        options["config_kwargs"] = {"connect_timeout": policy.timeout_s, "read_timeout": policy.timeout_s,
+                                    "retries": {"max_attempts": 1}}
     try:
         return fsspec.filesystem(scheme, **options)
     except ImportError as error:
@@ -95,8 +97,11 @@ def _filesystem(url: str, policy: RetryPolicy):
 
 
 def _fatal(error: BaseException) -> bool:
-    """Errors a retry cannot mend: the file is missing or access is refused."""
-    return isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError))
+    """Errors a retry cannot mend: the file is missing, access is refused, a bug (fsspec's HTTP backend also says
+    FileNotFoundError when the server cannot be reached: then the cause it chains is a connection error)."""
+    if isinstance(error, FileNotFoundError):
+        return error.__cause__ is None or isinstance(error.__cause__, FileNotFoundError)
+    return isinstance(error, (PermissionError, IsADirectoryError, TypeError, AttributeError, ImportError))
 
 
 def _with_retries(url: str, policy: RetryPolicy, action):
@@ -222,8 +227,10 @@ class DataRoot:
         def info() -> dict | None:  # fsspec's isfile says False for any error, an unreachable server included
             try:
                 return fs.info(url)
-            except FileNotFoundError:
-                return None
+            except FileNotFoundError as error:
+                if _fatal(error):  # truly missing; an unreachable server is retried
+                    return None
+                raise
 
         found = _with_retries(url, policy, info)
         return found is not None and found.get("type") == "file"
