@@ -47,6 +47,7 @@ from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find
 from trainer.run_log import RunLog
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.schedules import lr_multiplier
+from trainer.trackers import build_trackers
 from trainer.train_state import Progress, restore_training_checkpoint
 
 logger = logging.getLogger("trainer.train")
@@ -70,7 +71,8 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
     after ``distributed.timeout_s``. Gradient accumulation is set from the batch plan once the group size is known."""
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=config.distributed.timeout_s))
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                              log_with="tensorboard", project_dir=config.output_dir,
+                              log_with=build_trackers(config.logging.trackers, config.output_dir),
+                              project_dir=config.output_dir,
                               step_scheduler_with_optimizer=False, kwargs_handlers=[timeout])
     check_process_group(accelerator)
     if config.mixed_precision == "fp16" and accelerator.device.type != "cuda":
