@@ -164,3 +164,24 @@ def test_document_frequency_cache_of_a_remote_root_is_local(tiny_prepared, tmp_p
         assert len(cached) == 1 and load_document_frequencies(url).digest() == remote.digest()
     assert remote.digest() == local.digest() and not (tiny_prepared / CACHE_NAME).exists()
     assert DataRoot(url).remote and not DataRoot(tiny_prepared).remote
+
+
+
+def test_baselines_read_a_url_like_a_folder(tiny_prepared):
+    from trainer.baselines import caption_baselines
+
+    with http_server(tiny_prepared) as (url, _):
+        assert caption_baselines(url, "test") == caption_baselines(tiny_prepared, "test")
+
+
+@pytest.mark.slow
+def test_evaluate_reads_a_url_like_a_folder(tiny_checkpoint, tmp_path):
+    from trainer import evaluate_checkpoint
+
+    checkpoint, data, _ = tiny_checkpoint
+    common = ["--checkpoint", str(checkpoint), "--split", "test", "--beam-size", "2", "--max-len", "5",
+              "--num-workers", "0"]
+    assert evaluate_checkpoint.main([*common, "--data", str(data), "--out", str(tmp_path / "disk.json")]) == 0
+    with http_server(data) as (url, _):
+        assert evaluate_checkpoint.main([*common, "--data", url, "--out", str(tmp_path / "http.json")]) == 0
+    assert (tmp_path / "http.json").read_bytes() == (tmp_path / "disk.json").read_bytes()
