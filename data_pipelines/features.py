@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from data_pipelines.atomic_dir import atomic_dir
+from data_pipelines.data_root import DataRoot
 from data_pipelines.image_files import SHARD_FORMATS
 from data_pipelines.manifest import dataset_fingerprint, manifest_sha256, read_manifest
 from data_pipelines.output_paths import check_output_apart_from_inputs
@@ -39,7 +40,7 @@ def check_feature_cache(features_root, weights: str | None, image_size: int, dat
                         backbone_fingerprint: str | None = None) -> dict:
     """Refuse a feature cache made from another dataset, image size, weights (skipped when None) or backbone
     (``backbone_fingerprint``, skipped when None); returns the cache's ``feature_cache`` manifest entry."""
-    path = Path(features_root) / "manifest.json"
+    path = DataRoot(features_root).join("manifest.json")
     cache = read_manifest(features_root).get("feature_cache")
     if not isinstance(cache, dict):
         raise ValueError(f"{path}: not a feature cache (no 'feature_cache' entry); build one with "
@@ -66,12 +67,12 @@ def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def _encode_shard(source: Path, target: Path, backbone, transform, batch_size: int, skipped: BrokenSampleCounter,
+def _encode_shard(source: str, target: Path, backbone, transform, batch_size: int, skipped: BrokenSampleCounter,
                   progress: tqdm) -> dict:
     """Write the feature shard of one source shard; returns its image and caption counts and the feature shape."""
     counts = {"images": 0, "captions": 0, "feature_shape": None}
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        for raw_batch in batched(read_tar_samples([str(source)], skipped), batch_size, keep_partial=True):
+        for raw_batch in batched(read_tar_samples([source], skipped), batch_size, keep_partial=True):
             decoded = []
             for raw in raw_batch:
                 try:
@@ -103,14 +104,14 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                      device: str | None = None) -> dict:
     """Build the feature cache ``out`` from the prepared dataset ``data_root`` with the backbone on ``device``
     (default: the first GPU if there is one, else the CPU); returns its manifest."""
-    data_root, out = Path(data_root), Path(out)
-    check_output_apart_from_inputs(out, {"--data": [data_root],
+    data_root, out = DataRoot(data_root), Path(out)
+    check_output_apart_from_inputs(out, {"--data": [] if data_root.remote else [data_root.location],
                                          "--weights": [] if weights in ("none", "imagenet") else [weights]})
     source_manifest = read_manifest(data_root)
     splits = list(source_manifest["splits"]) if splits is None else splits
     unknown = [split for split in splits if split not in source_manifest["splits"]]
     if unknown:
-        raise ValueError(f"{data_root / 'manifest.json'}: no split(s) {unknown} (has {sorted(source_manifest['splits'])})")
+        raise ValueError(f"{data_root.join('manifest.json')}: no split(s) {unknown} (has {sorted(source_manifest['splits'])})")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
     backbone = build_backbone(weights)
@@ -125,7 +126,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
             totals = {"shards": [], "images": 0, "captions": 0, "shard_sizes": {}}
             with tqdm(total=entry["images"], desc=f"features {split}", unit="img", disable=not show_progress) as bar:
                 for name in entry["shards"]:
-                    counts = _encode_shard(data_root / name, staging / name, backbone, transform, batch_size, skipped, bar)
+                    counts = _encode_shard(data_root.join(name), staging / name, backbone, transform, batch_size, skipped, bar)
                     if counts["images"] == 0:
                         (staging / name).unlink()
                         continue
@@ -139,7 +140,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
             "weights": weights_spec(weights), "backbone_fingerprint": fingerprint,
             "image_size": image_size, "feature_shape": feature_shape, "dtype": "float16",
             "skipped_samples": skipped.count,
-            "source": {"path": str(data_root.resolve()), "manifest_sha256": manifest_sha256(data_root),
+            "source": {"path": data_root.location if data_root.remote else str(Path(data_root.location).resolve()),
+                       "manifest_sha256": manifest_sha256(data_root),
                        "dataset_fingerprint": dataset_fingerprint(data_root)}}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
@@ -147,7 +149,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="prepared dataset directory (data_pipelines.prepare)")
+    parser.add_argument("--data", required=True, help="prepared dataset: directory or URL (data_pipelines.prepare)")
     parser.add_argument("--out", required=True, type=Path, help="feature cache directory to create")
     parser.add_argument("--weights", default="imagenet", help="backbone weights: none | imagenet | PATH (.safetensors/.pth)")
     parser.add_argument("--image-size", type=int, default=224, help="resize shorter side + center crop (default 224)")

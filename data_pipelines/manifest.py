@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
+
+from data_pipelines.data_root import DataRoot
 
 MANIFEST_FILE = "manifest.json"
 # A shard is a plain ``.tar`` file name inside the dataset folder: no folder part ("/", "\\", ".."), no absolute path,
@@ -25,13 +26,15 @@ def check_shard_name(name, source: str) -> str:
 
 def read_manifest(root) -> dict:
     """``root/manifest.json`` checked for ``{"splits": {split: {"shards": [names], "images": n, "captions": n}}}``;
-    every shard name is checked by ``check_shard_name`` (every reader of shards gets them from here)."""
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
+    ``root`` is a folder or a URL (``data_pipelines.data_root``); every shard name is checked by ``check_shard_name``
+    (every reader of shards gets them from here)."""
+    root = DataRoot(root)
+    path = root.join(MANIFEST_FILE)
+    if not root.is_file(MANIFEST_FILE):
         raise FileNotFoundError(f"{path}: no manifest; is {root} a directory written by data_pipelines.prepare "
                                 f"(or data_pipelines.features)?")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(root.read_text(MANIFEST_FILE))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
@@ -46,7 +49,7 @@ def read_manifest(root) -> dict:
                              f"got {entry!r:.200}")
         for index, name in enumerate(entry["shards"]):
             check_shard_name(name, f"{path}: splits.{split}.shards[{index}]")
-        missing = [name for name in entry["shards"] if not (Path(root) / name).is_file()]
+        missing = [name for name in entry["shards"] if not root.is_file(name)]
         if missing:
             raise FileNotFoundError(f"{path}: splits.{split} lists shard(s) missing from {root}: {missing[:5]}")
     return manifest
@@ -54,14 +57,15 @@ def read_manifest(root) -> dict:
 
 def manifest_sha256(root) -> str:
     """sha256 of ``root/manifest.json``."""
-    return hashlib.sha256((Path(root) / MANIFEST_FILE).read_bytes()).hexdigest()
+    return hashlib.sha256(DataRoot(root).read_bytes(MANIFEST_FILE)).hexdigest()
 
 
 def dataset_fingerprint(root) -> str:
     """sha256 of ``root/manifest.json`` and the byte size of every shard it lists: cheap (no shard is read) yet it
     tells apart two datasets whose manifests alone look the same (same counts, different images)."""
-    digest = hashlib.sha256((Path(root) / MANIFEST_FILE).read_bytes())
+    root = DataRoot(root)
+    digest = hashlib.sha256(root.read_bytes(MANIFEST_FILE))
     for split, entry in sorted(read_manifest(root)["splits"].items()):
         for name in entry["shards"]:
-            digest.update(f"{split}/{name}:{(Path(root) / name).stat().st_size};".encode())
+            digest.update(f"{split}/{name}:{root.size(name)};".encode())
     return digest.hexdigest()

@@ -76,7 +76,7 @@ class WorkerDiedError(RuntimeError):
 
 def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
     """Decode (``INPUT_FORMATS`` only), turn upright (EXIF orientation), convert to RGB, shrink the shorter side to
-    ``image_size`` (never enlarge), re-encode as JPEG.
+    ``image_size`` (never enlarge), re-encode as JPEG; an upright RGB JPEG already within the size is kept byte for byte.
 
     Returns ``{"jpg", "width", "height", "note", "orientation", "sha256"}`` (original upright size; note/orientation
     None when nothing was converted/rotated; sha256 of the input bytes) or ``{"error": reason, "detail": message}``;
@@ -91,7 +91,7 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
             return {"error": "zero-byte image file"}
         digest = hashlib.sha256(image).hexdigest()  # the same file under two ids is reported (leakage)
         with Image.open(io.BytesIO(image), formats=INPUT_FORMATS) as decoded:
-            width, height = decoded.size
+            width, height, image_format = *decoded.size, decoded.format
             raw_mode = decoded.tile[0][3] if decoded.tile and isinstance(decoded.tile[0][3], str) else ""
             scale = image_size / min(width, height)
             if scale < 1 and decoded.format == "JPEG":  # decode at a reduced DCT scale, still >= the target size
@@ -100,6 +100,9 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
             turned, orientation = upright(decoded)
             rgb, note = to_rgb(turned, raw_mode)
         width, height = upright_size(width, height, orientation)
+        if scale >= 1 and image_format == "JPEG" and orientation is None and note is None:
+            # already an upright 8-bit RGB JPEG within the size: stored as it came, never re-encoded
+            return {"jpg": image, "width": width, "height": height, "note": None, "orientation": None}
         if scale < 1:
             target = (max(1, round(width * scale)), max(1, round(height * scale)))  # upright sides
             rgb = rgb.resize(target, Image.Resampling.BICUBIC)
@@ -283,7 +286,8 @@ _SOURCE_HELP = {"karpathy": "Karpathy split JSON (dataset_coco.json, dataset_fli
                 "coco": "COCO captions JSON file(s) (captions_train2017.json ...)",
                 "flickr": "Flickr8k/30k token file + split lists", "csv": "CSV with image-path and caption columns",
                 "jsonl": "JSON lines with image-path and caption fields",
-                "hf": "Hugging Face datasets folder written by save_to_disk"}
+                "hf": "Hugging Face datasets folder written by save_to_disk",
+                "webdataset": "img2dataset-style WebDataset shards (KEY.jpg/.png/.webp + KEY.txt/.json)"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,16 +10,18 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from data_pipelines.data_root import open_location
+
 logger = logging.getLogger(__name__)
 
 
 def shard_members(path: str | Path, extensions: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
-    """(key, extension, bytes) of each regular member ``KEY.EXT`` of the tar at ``path`` with EXT in ``extensions``,
-    in archive order. Skipped link members are counted in one WARNING per shard; a file that is not a readable tar is
-    a ValueError naming it."""
+    """(key, extension, bytes) of each regular member ``KEY.EXT`` with EXT in ``extensions`` of the tar at ``path`` (a
+    file or URL, read as one stream), in archive order. Skipped link members are counted in one WARNING per shard; a
+    file that is not a readable tar is a ValueError naming it."""
     links = []
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with open_location(str(path)) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
                 key, _, extension = member.name.rpartition(".")
                 if extension not in extensions:

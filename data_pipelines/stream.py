@@ -20,6 +20,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from data_pipelines.data_root import DataRoot
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, batched, collate_eval, collate_train,
                                            decode_samples, read_tar_samples, stream_seed)
@@ -163,19 +164,19 @@ class StreamLoader(DataLoader):
 def check_splits(root, splits, features_root=None) -> None:
     """Set-up check before a run: each of ``splits`` exists in the dataset ``root`` (and in the feature cache, when
     given) and every shard it lists is there. FileNotFoundError / ValueError name the manifest, split and shard."""
-    for source in [Path(root)] + ([Path(features_root)] if features_root is not None else []):
+    for source in [DataRoot(root)] + ([DataRoot(features_root)] if features_root is not None else []):
         available = read_manifest(source)["splits"]
         for split in (split for split in splits if split not in available):
-            raise ValueError(f"{source / 'manifest.json'}: no split {split!r} (has {sorted(available)})")
+            raise ValueError(f"{source.join('manifest.json')}: no split {split!r} (has {sorted(available)})")
 
 
-def _split_shards(root: Path, split: str, features_root: str | Path | None) -> tuple[list[str], dict]:
-    """Shard paths and manifest entry of ``split``, read from the feature cache when one is given (the caller checks
+def _split_shards(root, split: str, features_root: str | Path | None) -> tuple[list[str], dict]:
+    """Shard locations (paths or URLs) and manifest entry of ``split``, read from the feature cache when one is given (the caller checks
     once, with ``data_pipelines.features.check_feature_cache``, that the cache was made from ``root``)."""
-    source = Path(root) if features_root is None else Path(features_root)
+    source = DataRoot(root if features_root is None else features_root)
     check_splits(source, [split])
     entry = read_manifest(source)["splits"][split]
-    return [str(source / name) for name in entry["shards"]], entry
+    return [source.join(name) for name in entry["shards"]], entry
 
 
 def _check_positive(**values: int) -> None:

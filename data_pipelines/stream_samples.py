@@ -17,8 +17,9 @@ from typing import Callable, Iterable, Iterator
 import torch
 from PIL import Image
 from safetensors.torch import load as load_safetensors
-from webdataset.tariterators import tarfile_samples
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from data_pipelines.data_root import RemoteDataError, open_location
 from data_pipelines.image_files import SHARD_FORMATS
 
 logger = logging.getLogger(__name__)
@@ -71,10 +72,35 @@ def _is_our_member(name: str) -> bool:
     return name.rsplit(".", 1)[-1].lower() in _OUR_EXTENSIONS
 
 
+def _opened_shards(locations: Iterable[str], on_error: Callable) -> Iterator[dict]:
+    """``{"url", "stream"}`` per shard, opened here (never by webdataset, whose opener runs ``pipe:`` names as
+    commands) and closed once its samples were read; a shard that cannot be opened is a broken sample."""
+    for location in locations:
+        try:
+            stream = open_location(location)
+        except RemoteDataError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a missing/unreadable local shard is skipped like a broken member
+            on_error(error)
+            continue
+        try:
+            yield {"url": location, "stream": stream}
+        finally:
+            stream.close()
+
+
 def read_tar_samples(shard_paths: Iterable[str], on_error: BrokenSampleCounter) -> Iterator[dict]:
-    """Raw samples ``{"__key__", "json": bytes, "jpg"|"safetensors": bytes}`` of the given shards, in order."""
-    sources = ({"url": path} for path in shard_paths)
-    return tarfile_samples(sources, handler=on_error, select_files=_is_our_member)
+    """Raw samples ``{"__key__", "json": bytes, "jpg"|"safetensors": bytes}`` of the given shards (paths or URLs,
+    ``data_pipelines.data_root``), in order. Broken members and truncated downloads are counted by ``on_error`` and
+    skipped; a remote shard that stays unreadable raises ``RemoteDataError`` (the run must stop, not skip data)."""
+
+    def handler(error: BaseException) -> bool:
+        if isinstance(error, RemoteDataError):
+            raise error
+        return on_error(error)
+
+    files = tar_file_expander(_opened_shards(shard_paths, handler), handler=handler, select_files=_is_our_member)
+    return group_by_keys(files, handler=handler)
 
 
 class SampleDecoder:

@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from data_pipelines.data_root import is_remote, read_location
+
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_FORMAT = "showattend-vocab"
 VOCAB_VERSION = 1
@@ -107,10 +109,11 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        """Read a ``vocab.json`` written by ``save``; a malformed file raises ValueError naming the file and key."""
-        path = Path(path)
+        """Read a ``vocab.json`` written by ``save`` (a path or a URL, ``data_pipelines.data_root``); a malformed file
+        raises ValueError naming the file and key."""
+        path = path if is_remote(path) else Path(path)
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
+            payload = json.loads(read_location(path).decode("utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
         if not isinstance(payload, dict) or payload.get("format") != VOCAB_FORMAT:

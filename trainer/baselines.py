@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from data_pipelines.data_root import DataRoot
 from data_pipelines.manifest import read_manifest
 from data_pipelines.shard_members import sample_meta, shard_members
 
@@ -37,15 +38,16 @@ from trainer.metrics.cider import cider_d
 from trainer.metrics.tokenizer import tokenize_caption
 
 
-def split_captions(root: Path, split: str) -> dict[str, list[str]]:
-    """image_id -> raw captions of every sample in a prepared split (reads only the .json members)."""
+def split_captions(root, split: str) -> dict[str, list[str]]:
+    """image_id -> raw captions of every sample in a prepared split (a folder or URL; reads only the .json members)."""
+    root = DataRoot(root)
     manifest = read_manifest(root)
     if split not in manifest["splits"]:
-        raise ValueError(f"{root / 'manifest.json'} has no split {split!r}; it has {sorted(manifest['splits'])}")
+        raise ValueError(f"{root.join('manifest.json')} has no split {split!r}; it has {sorted(manifest['splits'])}")
     captions = {}
     for shard in manifest["splits"][split]["shards"]:
-        for key, _, payload in shard_members(root / shard, ("json",)):
-            sample = sample_meta(payload, f"{root / shard}: {key}.json", key)
+        for key, _, payload in shard_members(root.join(shard), ("json",)):
+            sample = sample_meta(payload, f"{root.join(shard)}: {key}.json", key)
             captions[sample["image_id"]] = sample["captions"]
     return captions
 
@@ -100,7 +102,7 @@ def read_results(path: Path) -> dict[str, str]:
     return {str(row["image_id"]): row["caption"] for row in rows}
 
 
-def caption_baselines(root: Path, split: str = "test", results: list[Path] = ()) -> dict:
+def caption_baselines(root, split: str = "test", results: list[Path] = ()) -> dict:
     """Blind, human and best-reference metrics on ``split`` of the prepared dataset at ``root``, and each results
     file's gap to the best reference."""
     train = split_captions(root, "train")
@@ -128,7 +130,7 @@ def caption_baselines(root: Path, split: str = "test", results: list[Path] = ())
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset dir (data_pipelines.prepare)")
+    parser.add_argument("--data", required=True, help="prepared dataset: directory or URL (data_pipelines.prepare)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--results", type=Path, nargs="*", default=[],
                         help="COCO results JSON(s) of this split (trainer.evaluate_checkpoint --out): their gap to the "

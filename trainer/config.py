@@ -158,6 +158,8 @@ class CheckpointConfig:
 class LoggingConfig:
     every_steps: int = 10
     image_ids: bool = False  # write output_dir/image_ids.jsonl: the image ids of every step's global batch
+    # Accelerate trackers: tensorboard (always; OUTPUT_DIR/tensorboard), wandb, mlflow when installed (trainer.trackers)
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
 
 
 @dataclass
@@ -211,6 +213,10 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         if value not in args:
             raise ValueError(f"config key {key!r}: {value!r} is not one of {list(args)}")
         return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"config key {key!r}: expected a list, got {value!r} ({type(value).__name__})")
+        return [_check_value(f"{key}[{index}]", item, args[0]) for index, item in enumerate(value)]
     if origin is typing.Union:  # Optional[X]
         if value is None:
             return None

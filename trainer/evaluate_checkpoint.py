@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from data_pipelines.data_root import DataRoot
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.inference import (DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference,
                                resolve_image_size)
@@ -31,11 +32,11 @@ def results_image_id(image_id: str):
     return int(image_id) if plain else image_id
 
 
-def vocabulary_warning(vocab: Vocabulary, data: Path) -> str | None:
+def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
     """A warning when ``data/vocab.json`` (the words of the data's train split) differs from the checkpoint's: the
     model can only say its own words, so scores on data it was not trained on are lower. None when they agree."""
-    path = data / "vocab.json"
-    if not path.is_file():
+    path = DataRoot(data).join("vocab.json")
+    if not DataRoot(data).is_file("vocab.json"):
         return None
     ours, theirs = set(vocab.itos) - set(SPECIALS), set(Vocabulary.load(path).itos) - set(SPECIALS)
     if ours == theirs:
@@ -76,14 +77,14 @@ def argument_error(args: argparse.Namespace) -> str | None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
-    parser.add_argument("--data", required=True, type=Path, help="prepared dataset dir (shards + manifest.json)")
+    parser.add_argument("--data", required=True, help="prepared dataset: directory or URL (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")
     add_decoding_arguments(parser)
     parser.add_argument("--batch-size", type=at_least(1), default=32)
     parser.add_argument("--num-workers", type=at_least(0), default=2)
     parser.add_argument("--image-size", type=at_least(1), default=None,
                         help=f"default: the checkpoint's data.image_size, else {DEFAULT_IMAGE_SIZE}")
-    parser.add_argument("--features", type=Path, default=None, help="feature cache dir of --data (skips the backbone)")
+    parser.add_argument("--features", default=None, help="feature cache (dir or URL) of --data (skips the backbone)")
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
     parser.add_argument("--report", type=Path, default=None, help="also write a static HTML report to DIR/index.html")
     parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
+from data_pipelines.data_root import DataRoot, RemoteDataError
 from data_pipelines.features import check_feature_cache
 from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
@@ -47,6 +48,7 @@ from trainer.run_log import RunLog
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.speed_options import apply_speed_options, build_optimizer
 from trainer.schedules import lr_multiplier
+from trainer.trackers import build_trackers
 from trainer.train_state import Progress, restore_training_checkpoint
 
 logger = logging.getLogger("trainer.train")
@@ -70,7 +72,8 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
     after ``distributed.timeout_s``. Gradient accumulation is set from the batch plan once the group size is known."""
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=config.distributed.timeout_s))
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                              log_with="tensorboard", project_dir=config.output_dir,
+                              log_with=build_trackers(config.logging.trackers, config.output_dir),
+                              project_dir=config.output_dir,
                               step_scheduler_with_optimizer=False, kwargs_handlers=[timeout])
     check_process_group(accelerator)
     if config.mixed_precision == "fp16" and accelerator.device.type != "cuda":
@@ -95,6 +98,8 @@ def exit_on_user_error() -> Iterator[None]:
         yield
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
+    except RemoteDataError as error:  # raised again by a DataLoader worker: the message's last line is the cause
+        sys.exit(f"error: {str(error).strip().splitlines()[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = start_watchdog(config, accelerator)
 
     with exit_on_user_error():
-        vocab = Vocabulary.load(Path(config.data.root) / "vocab.json")
+        vocab = Vocabulary.load(DataRoot(config.data.root).join("vocab.json"))
         check_splits(config.data.root, ["train", config.eval.split], config.data.features)
         if not args.resume:
             on_every_rank(accelerator, lambda: start_fresh(output_dir, args.overwrite))

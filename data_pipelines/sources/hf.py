@@ -1,4 +1,6 @@
-"""Hugging Face ``datasets`` reader: a dataset saved with ``save_to_disk`` (Dataset or DatasetDict).
+"""Hugging Face ``datasets`` reader: a dataset saved with ``save_to_disk`` (Dataset or DatasetDict), or anything
+``datasets.load_dataset`` opens: a Hub name (from the local cache when ``HF_DATASETS_OFFLINE=1``) or a local folder
+of parquet / JSON / CSV files or images (``--dataset imagefolder --data-dir DIR``).
 
 ``datasets`` is imported only here, and only when this source is used (it takes seconds to import)."""
 from __future__ import annotations
@@ -26,7 +28,12 @@ _DEFAULT_SPLIT_NAMES = {"validation": "val", "valid": "val", "dev": "val"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, type=Path, help="folder written by Dataset(Dict).save_to_disk")
+    parser.add_argument("--dataset", required=True,
+                        help="folder written by Dataset(Dict).save_to_disk, or a name/folder for datasets.load_dataset")
+    parser.add_argument("--dataset-config", default=None, help="load_dataset: configuration name")
+    parser.add_argument("--data-dir", type=Path, default=None, help="load_dataset: data_dir (e.g. for imagefolder)")
+    parser.add_argument("--revision", default=None, help="load_dataset: Hub revision (branch, tag or commit)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="load_dataset: cache folder (default HF's)")
     parser.add_argument("--image-column", default="image", help="Image feature (PIL) or string path column")
     parser.add_argument("--caption-column", default="caption", help="string or list-of-strings caption column")
     parser.add_argument("--id-column", default=None, help="image id column (else SPLIT_ROWINDEX)")
@@ -40,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def input_paths(args: argparse.Namespace) -> dict[str, list[Path]]:
     """Files and folders this source reads, by flag (``--out`` must stay apart from them)."""
-    return {"--dataset": [args.dataset], "--images": [args.images] if args.images is not None else []}
+    dataset = [Path(args.dataset)] if Path(args.dataset).exists() else []
+    return {"--dataset": dataset, "--images": [args.images] if args.images is not None else [],
+            "--data-dir": [args.data_dir] if args.data_dir is not None else []}
 
 
 def _image_at(dataset: Any, column: str, index: int, base: ImageRoot, where: str) -> str | bytes:
@@ -71,7 +80,8 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
     else:
         raise DataFormatError(f"{where}: column {args.image_column!r} must be an Image feature or string paths, "
                               f"got {feature}")
-    base = ImageRoot(args.images if args.images is not None else args.dataset, args.allow_images_outside)
+    folder = args.images or args.data_dir or (Path(args.dataset) if Path(args.dataset).is_dir() else Path.cwd())
+    base = ImageRoot(folder, args.allow_images_outside)
     records, index = [], 0
     for batch in dataset.select_columns(columns).iter(batch_size=1000):
         for row in range(len(batch[args.caption_column])):
@@ -87,17 +97,36 @@ def _split_records(dataset: Any, name: str, args: argparse.Namespace, where: str
     return records
 
 
+def _saved_to_disk(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() or (folder / "dataset_info.json").is_file()
+
+
+def _load(args: argparse.Namespace):
+    """``load_from_disk`` for a saved folder, else ``load_dataset`` (which honours the cache and offline mode)."""
+    import datasets
+
+    folder = Path(args.dataset)
+    if _saved_to_disk(folder):
+        try:
+            return datasets.load_from_disk(str(folder))
+        except (FileNotFoundError, ValueError, KeyError) as error:
+            raise DataFormatError(f"{folder}: cannot load with datasets.load_from_disk: {error}") from None
+    options = {key: value for key, value in {"data_dir": args.data_dir and str(args.data_dir),
+                                             "revision": args.revision,
+                                             "cache_dir": args.cache_dir and str(args.cache_dir)}.items() if value}
+    try:
+        return datasets.load_dataset(args.dataset, args.dataset_config, **options)
+    except Exception as error:  # noqa: BLE001 - datasets raises many types (offline, missing, bad files): one line
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataFormatError(f"--dataset {args.dataset}: not a save_to_disk folder, and datasets.load_dataset "
+                              f"failed: {first_line}") from None
+
+
 def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     """Records of every split (DatasetDict) or of the single Dataset (split column or fractions)."""
     datasets = import_datasets()
 
-    if not (args.dataset / "dataset_dict.json").is_file() and not (args.dataset / "dataset_info.json").is_file():
-        raise DataFormatError(f"{args.dataset}: not a dataset saved with save_to_disk "
-                              "(no dataset_dict.json or dataset_info.json)")
-    try:
-        loaded = datasets.load_from_disk(str(args.dataset))
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        raise DataFormatError(f"{args.dataset}: cannot load with datasets.load_from_disk: {error}") from None
+    loaded = _load(args)
     if isinstance(loaded, datasets.DatasetDict):
         ours_by_theirs = {theirs: ours for ours, theirs in parse_mapping(args.split_names, "--split-names").items()}
         records = []

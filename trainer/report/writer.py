@@ -48,7 +48,7 @@ def write_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, met
     except ValueError as error:  # a corrupt log costs the curves, not the report of an evaluation already done
         log_problem = str(error)
         logger.warning("report: no learning curves: %s", error)
-    images = split_images(Path(data), split, [str(item.image_id) for item in items])
+    images = split_images(data, split, [str(item.image_id) for item in items])
     records = write_gallery(out_dir, items, images, grid_size, image_size)
     summary = summary_table_html(summary_rows(metrics, baselines))
     if baselines and baselines.get("blind_caption"):

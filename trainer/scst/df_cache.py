@@ -1,4 +1,5 @@
-"""The training split's CIDEr-D document frequencies, cached next to the prepared data as ``cider_df.safetensors``.
+"""The training split's CIDEr-D document frequencies, cached next to the prepared data as ``cider_df.safetensors``
+(in a local cache folder, ``data_pipelines.data_root.local_cache_dir``, when the data is at a URL).
 
 Built once from the references in the split's shards (only the ``.json`` members are read), written atomically (a
 temporary file renamed into place) and tagged with the prepared data's fingerprint: a cache made from other data is
@@ -13,6 +14,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from data_pipelines.data_root import DataRoot, local_cache_dir, open_location
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
 from trainer.scst.document_frequency import VERSION, CiderDocumentFrequencies
 
@@ -22,20 +24,20 @@ CACHE_NAME = "cider_df.safetensors"
 
 def split_references(data_root: str | Path, split: str = "train") -> tuple[list[str], list[list[str]]]:
     """(image ids, raw reference captions) of every sample of ``split``, in shard order."""
-    root = Path(data_root)
+    root = DataRoot(data_root)
     entry = read_manifest(root)["splits"].get(split)
     if entry is None:
-        raise ValueError(f"{root / 'manifest.json'}: no split {split!r} to take CIDEr-D document frequencies from")
+        raise ValueError(f"{root.join('manifest.json')}: no split {split!r} to take CIDEr-D document frequencies from")
     image_ids, references = [], []
     for name in entry["shards"]:
-        with tarfile.open(root / name, "r:") as shard:
+        with open_location(root.join(name)) as stream, tarfile.open(fileobj=stream, mode="r|") as shard:
             for member in shard:
                 if not member.isfile() or not member.name.endswith(".json"):
                     continue
                 meta = json.loads(shard.extractfile(member).read())
                 captions = meta.get("captions")
                 if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
-                    raise ValueError(f"{root / name}: {member.name}: 'captions' must be a non-empty list of strings")
+                    raise ValueError(f"{root.join(name)}: {member.name}: 'captions' must be a non-empty list of strings")
                 image_ids.append(str(meta.get("image_id", member.name[: -len(".json")])))
                 references.append(captions)
     return image_ids, references
@@ -49,7 +51,11 @@ def cache_fingerprint(data_root: str | Path, split: str) -> str:
 def load_document_frequencies(data_root: str | Path, split: str = "train",
                               cache_path: str | Path | None = None) -> CiderDocumentFrequencies:
     """The cached table when it matches the prepared data, else a freshly built one (saved when possible)."""
-    path = Path(cache_path) if cache_path is not None else Path(data_root) / CACHE_NAME
+    root = DataRoot(data_root)
+    if cache_path is not None:
+        path = Path(cache_path)
+    else:
+        path = local_cache_dir(root, "cider_df") / CACHE_NAME if root.remote else Path(root.join(CACHE_NAME))
     fingerprint = cache_fingerprint(data_root, split)
     if path.is_file():
         try:

@@ -1,0 +1,259 @@
+"""Where a prepared dataset (or feature cache) lives: a local folder or an ``http(s)://``, ``s3://``, ``gs://`` URL.
+
+Remote files are read through fsspec (``s3fs`` / ``gcsfs`` are the optional extras ``s3`` / ``gcs``). Shards are
+opened as streams, never copied whole first. Every remote read retries transient errors with bounded exponential
+backoff (each retry logged) and reopens the file at the byte it had reached; a socket timeout bounds every attempt,
+so a server that goes away ends the read with ``RemoteDataError`` naming the URL, never a hang. A download that ends
+before the file's size raises ``TruncatedDownload``, which the stream counts as a broken sample.
+
+Tuning (environment): ``SHOWATTEND_REMOTE_ATTEMPTS`` (default 5), ``SHOWATTEND_REMOTE_TIMEOUT_S`` (socket connect
+and read timeout, default 30), ``SHOWATTEND_REMOTE_BACKOFF_S`` (first delay, doubled per retry up to 16x; default
+0.5). Endpoints and credentials come from fsspec's own configuration (e.g. ``FSSPEC_S3_ENDPOINT_URL``, AWS_* vars).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+REMOTE_SCHEMES = ("http", "https", "s3", "gs")
+
+
+class RemoteDataError(OSError):
+    """A remote file could not be read after the allowed attempts (or is missing / forbidden): the run must stop."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # webdataset appends context to ``args``; the message stays the one line we wrote
+        return self.message
+
+
+class TruncatedDownload(OSError):
+    """A remote file ended before its size: the samples it held are broken, the read goes on with the next shard."""
+
+
+class _EarlyEnd(OSError):
+    """The connection ended before the file's size (retried; ``TruncatedDownload`` when it keeps happening)."""
+
+
+def _is_truncation(error: BaseException) -> bool:
+    """A transfer cut short by a server that still answers (as opposed to one that cannot be reached)."""
+    return isinstance(error, _EarlyEnd) or type(error).__name__ in ("ClientPayloadError", "IncompleteReadError",
+                                                                     "ContentLengthError")
+
+
+def is_remote(location: object) -> bool:
+    """True for an ``http(s)://``, ``s3://`` or ``gs://`` URL."""
+    scheme, separator, _ = str(location).partition("://")
+    return bool(separator) and scheme.lower() in REMOTE_SCHEMES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    timeout_s: float = 30.0
+    backoff_s: float = 0.5
+
+    @classmethod
+    def from_environment(cls) -> "RetryPolicy":
+        return cls(attempts=max(1, int(os.environ.get("SHOWATTEND_REMOTE_ATTEMPTS", cls.attempts))),
+                   timeout_s=float(os.environ.get("SHOWATTEND_REMOTE_TIMEOUT_S", cls.timeout_s)),
+                   backoff_s=float(os.environ.get("SHOWATTEND_REMOTE_BACKOFF_S", cls.backoff_s)))
+
+    def delay_s(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): doubling, capped at 16x the first delay."""
+        return self.backoff_s * 2 ** min(attempt - 1, 4)
+
+
+def _filesystem(url: str, policy: RetryPolicy):
+    """fsspec filesystem of ``url`` with socket timeouts (cached by fsspec per process and options)."""
+    import fsspec
+
+    scheme = url.partition("://")[0].lower()
+    options: dict = {}
+    if scheme in ("http", "https"):
+        import aiohttp
+
+        options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=policy.timeout_s,
+                                                                     sock_read=policy.timeout_s)}
+    elif scheme == "s3":
+        # botocore's and s3fs's own retries off: ours are the bounded, logged ones
+        options["config_kwargs"] = {"connect_timeout": policy.timeout_s, "read_timeout": policy.timeout_s,
+                                    "retries": {"max_attempts": 1}}
+    try:
+        return fsspec.filesystem(scheme, **options)
+    except ImportError as error:
+        extra = {"s3": "s3", "gs": "gcs"}.get(scheme, "")
+        raise RemoteDataError(f"{url}: reading {scheme}:// needs an fsspec backend ({error}); "
+                              f"pip install 'showattend[{extra}]'") from None
+
+
+def _fatal(error: BaseException) -> bool:
+    """Errors a retry cannot mend: the file is missing, access is refused, a bug (fsspec's HTTP backend also says
+    FileNotFoundError when the server cannot be reached: then the cause it chains is a connection error)."""
+    if isinstance(error, FileNotFoundError):
+        return error.__cause__ is None or isinstance(error.__cause__, FileNotFoundError)
+    return isinstance(error, (PermissionError, IsADirectoryError, TypeError, AttributeError, ImportError))
+
+
+def _with_retries(url: str, policy: RetryPolicy, action):
+    """``action()``, retried on transient errors; ``RemoteDataError`` naming ``url`` when attempts run out."""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return action()
+        except (RemoteDataError, TruncatedDownload):
+            raise
+        except Exception as error:  # noqa: BLE001 - network stacks raise many types; sorted out here
+            if _fatal(error):
+                raise RemoteDataError(f"{url}: {type(error).__name__}: {error}") from None
+            if attempt == policy.attempts and _is_truncation(error):
+                raise TruncatedDownload(f"{url}: download cut short after {attempt} attempt(s) ({error})") from None
+            if attempt == policy.attempts:
+                raise RemoteDataError(f"{url}: unreadable after {attempt} attempt(s) "
+                                      f"({type(error).__name__}: {error})") from None
+            delay = policy.delay_s(attempt)
+            logger.warning("%s: %s: %s; retry %d/%d in %.1f s", url, type(error).__name__, error, attempt,
+                           policy.attempts - 1, delay)
+            time.sleep(delay)
+
+
+class RemoteReader(io.RawIOBase):
+    """A read-only stream of one remote file that survives dropped connections: after a transient error it reopens
+    the file and continues at the byte it had reached (a seek, or reading up to it where the server cannot seek)."""
+
+    def __init__(self, url: str, policy: RetryPolicy | None = None):
+        super().__init__()
+        self.url, self.policy = url, policy or RetryPolicy.from_environment()
+        self.fs = _filesystem(url, self.policy)
+        self.size = _with_retries(url, self.policy, lambda: self.fs.size(url))
+        self.position, self._file = 0, None
+
+    def readable(self) -> bool:
+        return True
+
+    def _reopen(self):
+        streaming = {"block_size": 0} if self.url.lower().startswith("http") else {}
+        handle = self.fs.open(self.url, "rb", **streaming)
+        try:
+            handle.seek(self.position)
+        except (ValueError, OSError):  # a plain HTTP stream cannot seek: read up to where we were
+            left = self.position
+            while left:
+                chunk = handle.read(min(left, 1 << 20))
+                if not chunk:
+                    raise OSError(f"stream ended at byte {self.position - left} while skipping to {self.position}")
+                left -= len(chunk)
+        return handle
+
+    def _read_some(self, size: int) -> bytes:
+        if self._file is None:
+            self._file = self._reopen()
+        try:
+            data = self._file.read(size)
+            if not data and self.size is not None and self.position < self.size:
+                raise _EarlyEnd(f"connection ended at byte {self.position} of {self.size}")
+            return data
+        except BaseException:
+            self._drop()
+            raise
+
+    def readinto(self, buffer) -> int:
+        if self.size is not None and self.position >= self.size:
+            return 0
+        data = _with_retries(self.url, self.policy, lambda: self._read_some(len(buffer)))
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def _drop(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too; it is dropped either way
+                pass
+            self._file = None
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+
+def open_location(location: str) -> io.BufferedIOBase:
+    """A binary stream of a local file or a remote URL (``RemoteReader``, buffered)."""
+    if is_remote(location):
+        return io.BufferedReader(RemoteReader(location), buffer_size=1 << 20)
+    return open(location, "rb")
+
+
+def read_location(location: str | Path) -> bytes:
+    """The whole content of a (small) local file or remote URL."""
+    with open_location(str(location)) as stream:
+        return stream.read()
+
+
+class DataRoot:
+    """A prepared dataset's folder or URL. Names joined to it must come from ``data_pipelines.manifest`` (checked
+    there) or be the framework's own file names (manifest.json, vocab.json)."""
+
+    def __init__(self, location: str | Path | "DataRoot"):
+        text = location.location if isinstance(location, DataRoot) else str(location)
+        self.remote = is_remote(text)
+        self.location = text.rstrip("/") if self.remote else str(Path(text))
+
+    def __str__(self) -> str:
+        return self.location
+
+    def __repr__(self) -> str:
+        return f"DataRoot({self.location!r})"
+
+    def join(self, name: str) -> str:
+        """Location (path or URL) of the file ``name`` in this root."""
+        return f"{self.location}/{name}" if self.remote else str(Path(self.location) / name)
+
+    def is_file(self, name: str) -> bool:
+        if not self.remote:
+            return Path(self.join(name)).is_file()
+        url, policy = self.join(name), RetryPolicy.from_environment()
+        fs = _filesystem(url, policy)
+
+        def info() -> dict | None:  # fsspec's isfile says False for any error, an unreachable server included
+            try:
+                return fs.info(url)
+            except FileNotFoundError as error:
+                if _fatal(error):  # truly missing; an unreachable server is retried
+                    return None
+                raise
+
+        found = _with_retries(url, policy, info)
+        return found is not None and found.get("type") == "file"
+
+    def size(self, name: str) -> int:
+        if not self.remote:
+            return Path(self.join(name)).stat().st_size
+        url, policy = self.join(name), RetryPolicy.from_environment()
+        fs = _filesystem(url, policy)
+        return int(_with_retries(url, policy, lambda: fs.size(url)))
+
+    def read_bytes(self, name: str) -> bytes:
+        return read_location(self.join(name))
+
+    def read_text(self, name: str) -> str:
+        return self.read_bytes(name).decode("utf-8")
+
+
+def local_cache_dir(root: DataRoot, purpose: str) -> Path:
+    """A local folder for what the framework would write next to a remote root (``$SHOWATTEND_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/showattend``, else ``~/.cache/showattend``), one sub-folder per root URL."""
+    base = os.environ.get("SHOWATTEND_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache",
+                                                          "showattend")
+    folder = Path(base) / purpose / hashlib.sha256(root.location.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
