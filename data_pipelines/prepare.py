@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .atomic_dir import install_dir, staging_dir
 from .image_files import INPUT_FORMATS, to_rgb, upright, upright_size
-from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
+from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -138,6 +138,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
         what = "a finished prepared dataset" if (out / "manifest.json").is_file() else "not empty"
         raise FileExistsError(f"{out} already exists and is {what}; pass --overwrite to replace it "
                               "(runs are never mixed into an existing output)")
+    check_replaceable(out, MANIFEST_FORMAT, "prepared dataset")
 
 
 def _write_json(path: Path, payload: object) -> None:
