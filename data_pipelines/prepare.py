@@ -138,7 +138,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
         what = "a finished prepared dataset" if (out / "manifest.json").is_file() else "not empty"
         raise FileExistsError(f"{out} already exists and is {what}; pass --overwrite to replace it "
                               "(runs are never mixed into an existing output)")
-    check_replaceable(out, MANIFEST_FORMAT, "prepared dataset")
 
 
 def _write_json(path: Path, payload: object) -> None:
@@ -150,6 +149,8 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     """Write ``records`` as a prepared dataset in ``out``; returns the manifest. ``source`` describes the input."""
     out = Path(out).absolute()
     check_output_holds_no_file(out, (record.image for record in records if isinstance(record.image, str)))
+    if options.overwrite:
+        check_replaceable(out, MANIFEST_FORMAT, "prepared dataset")
     _check_output(out, options.overwrite)
     records_read = len(records)
     records, skipped, dropped = clean_records(records)
