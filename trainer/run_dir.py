@@ -23,7 +23,7 @@ from pathlib import Path
 
 from data_pipelines.atomic_dir import staging_path
 from trainer.checkpoint import (STATE_FILE, CheckpointError, list_step_checkpoints, verify_checkpoint)
-from trainer.run_lock import RunLock
+from trainer.run_lock import LOCK_FILE, RunLock
 from trainer.run_log import LOG_FILE
 
 logger = logging.getLogger(__name__)
@@ -141,11 +141,20 @@ def check_resume_into(checkpoint: str | Path, output_dir: str | Path) -> None:
                           f"checkpoint's own output_dir or an empty one")
 
 
+def lock_output_dir(output_dir: str | Path) -> RunLock:
+    """Create ``output_dir`` and take its run lock (RunDirInUse naming the holder; OutputDirError for other failures)."""
+    try:
+        return RunLock.acquire(make_output_dir(output_dir))
+    except OSError as error:  # RunDirInUse is not one
+        raise OutputDirError(f"output_dir {output_dir}: cannot open its lock file {LOCK_FILE} "
+                             f"({error.strerror or error})") from None
+
+
 def claim_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool,
                      inputs: dict[str, str | Path | None]) -> tuple[RunLock, Path | None]:
     """Main process, before anything is written: create and lock ``output_dir``, then decide where the run starts.
     Returns the held lock and the checkpoint to resume (None: a fresh start, the fresh-start rules applied)."""
-    lock = RunLock.acquire(make_output_dir(output_dir))
+    lock = lock_output_dir(output_dir)
     try:
         checkpoint = find_resume_checkpoint(resume, output_dir) if resume else None
         if checkpoint is not None:
@@ -156,7 +165,7 @@ def claim_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool
         moved = check_fresh_start(output_dir, overwrite, inputs)
         if moved is not None:
             logger.warning("--overwrite: the run that was in %s is now in %s (nothing was deleted)", output_dir, moved)
-            old, lock = lock, RunLock.acquire(make_output_dir(output_dir))
+            old, lock = lock, lock_output_dir(output_dir)
             old.release()
     except BaseException:
         lock.release()

@@ -1,6 +1,7 @@
 """Train a Show-Attend-Tell captioner.
 
-    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|auto|CKPT_DIR] [--overwrite] [key=value ...]
+    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|auto|CKPT_DIR] [--overwrite]
+        [--allow-data-change] [key=value ...]
     python trainer/train.py --config configs/demo.yaml train.max_steps=20
 
 Model and optimizer go through ``accelerator.prepare`` (DDP); the WebDataset loader does not (batches are moved to the
