@@ -25,10 +25,12 @@ from data_pipelines.atomic_dir import atomic_dir
 from data_pipelines.data_root import DataRoot
 from data_pipelines.image_files import SHARD_FORMATS
 from data_pipelines.manifest import dataset_fingerprint, manifest_sha256, read_manifest
-from data_pipelines.output_paths import check_output_apart_from_inputs
+from data_pipelines.output_paths import check_output_apart_from_inputs, check_replaceable
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
 from data_pipelines.transforms import eval_transform
 from modeling.encoder import backbone_fingerprint, build_backbone
+
+FEATURE_CACHE_FORMAT = "showattend-feature-cache"
 
 
 def weights_spec(weights: str) -> str:
@@ -114,6 +116,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
         raise ValueError(f"{data_root.join('manifest.json')}: no split(s) {unknown} (has {sorted(source_manifest['splits'])})")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    check_replaceable(out, FEATURE_CACHE_FORMAT, "feature cache")
     backbone = build_backbone(weights)
     fingerprint = backbone_fingerprint(backbone)
     backbone.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -136,7 +139,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                     totals["captions"] += counts["captions"]
                     feature_shape = counts["feature_shape"]
             manifest_splits[split] = totals
-        manifest = {"format": "showattend-feature-cache", "version": 1, "splits": manifest_splits, "feature_cache": {
+        manifest = {"format": FEATURE_CACHE_FORMAT, "version": 1, "splits": manifest_splits, "feature_cache": {
             "weights": weights_spec(weights), "backbone_fingerprint": fingerprint,
             "image_size": image_size, "feature_shape": feature_shape, "dtype": "float16",
             "skipped_samples": skipped.count,

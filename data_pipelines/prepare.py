@@ -33,7 +33,7 @@ from tqdm import tqdm
 from .atomic_dir import install_dir, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_files import INPUT_FORMATS, to_rgb, upright, upright_size
-from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file
+from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -57,6 +57,7 @@ class PrepareOptions:
     jpeg_quality: int = 95
     seed: int = 0  # order of the train split's samples across shards
     overwrite: bool = False
+    copy_small_jpegs: bool = False  # store an upright RGB JPEG within image_size as it came (no re-encoding)
 
     def __post_init__(self) -> None:
         """Impossible values are refused here, before any image is read (``run`` builds the options first)."""
@@ -74,9 +75,10 @@ class WorkerDiedError(RuntimeError):
     """An image-converting worker process was killed (a signal, the out-of-memory killer)."""
 
 
-def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
+def convert_image(image: str | bytes, image_size: int, quality: int, copy_small_jpegs: bool = False) -> dict:
     """Decode (``INPUT_FORMATS`` only), turn upright (EXIF orientation), convert to RGB, shrink the shorter side to
-    ``image_size`` (never enlarge), re-encode as JPEG; an upright RGB JPEG already within the size is kept byte for byte.
+    ``image_size`` (never enlarge), re-encode as JPEG; with ``copy_small_jpegs`` an upright RGB JPEG already within the
+    size is kept byte for byte.
 
     Returns ``{"jpg", "width", "height", "note", "orientation", "sha256"}`` (original upright size; note/orientation
     None when nothing was converted/rotated; sha256 of the input bytes) or ``{"error": reason, "detail": message}``;
@@ -100,9 +102,10 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
             turned, orientation = upright(decoded)
             rgb, note = to_rgb(turned, raw_mode)
         width, height = upright_size(width, height, orientation)
-        if scale >= 1 and image_format == "JPEG" and orientation is None and note is None:
+        if copy_small_jpegs and scale >= 1 and image_format == "JPEG" and orientation is None and note is None:
             # already an upright 8-bit RGB JPEG within the size: stored as it came, never re-encoded
-            return {"jpg": image, "width": width, "height": height, "note": None, "orientation": None}
+            return {"jpg": image, "width": width, "height": height, "note": None, "orientation": None,
+                    "sha256": digest}
         if scale < 1:
             target = (max(1, round(width * scale)), max(1, round(height * scale)))  # upright sides
             rgb = rgb.resize(target, Image.Resampling.BICUBIC)
@@ -118,8 +121,8 @@ def convert_image(image: str | bytes, image_size: int, quality: int) -> dict:
         return {"error": "cannot decode image", "detail": f"{type(error).__name__}: {error}"}
 
 
-def _convert_chunk(images: list[str | bytes], image_size: int, quality: int) -> list[dict]:
-    return [convert_image(image, image_size, quality) for image in images]
+def _convert_chunk(images: list[str | bytes], image_size: int, quality: int, copy_small_jpegs: bool) -> list[dict]:
+    return [convert_image(image, image_size, quality, copy_small_jpegs) for image in images]
 
 
 def _start_pool(workers: int) -> ProcessPoolExecutor | None:
@@ -136,7 +139,8 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
 
 def _converted(records: list[Record], options: PrepareOptions, executor: ProcessPoolExecutor | None) -> Iterator[dict]:
     """``convert_image`` results in record order; with an executor, a bounded window of chunks runs in parallel."""
-    convert = partial(_convert_chunk, image_size=options.image_size, quality=options.jpeg_quality)
+    convert = partial(_convert_chunk, image_size=options.image_size, quality=options.jpeg_quality,
+                      copy_small_jpegs=options.copy_small_jpegs)
     images = (record.image() if callable(record.image) else record.image for record in records)
     chunks = iter(lambda: list(islice(images, _CHUNK)), [])
     if executor is None:
@@ -203,6 +207,8 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     """Write ``records`` as a prepared dataset in ``out``; returns the manifest. ``source`` describes the input."""
     out = Path(out).absolute()
     check_output_holds_no_file(out, (record.image for record in records if isinstance(record.image, str)))
+    if options.overwrite:
+        check_replaceable(out, MANIFEST_FORMAT, "prepared dataset")
     _check_output(out, options.overwrite)
     records_read = len(records)
     records, skipped, dropped = clean_records(records)
@@ -300,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--max-caption-len", type=int, default=None,
                         help="vocabulary: count only the first N words of each caption (the loader's cap)")
     common.add_argument("--jpeg-quality", type=int, default=95, help="quality of the re-encoded JPEGs")
+    common.add_argument("--copy-small-jpegs", action=argparse.BooleanOptionalAction, default=None,
+                        help="store an upright RGB JPEG already within --image-size as it came, not re-encoded "
+                             "(default: on for the webdataset source, off for the others)")
     common.add_argument("--seed", type=int, default=0, help="seed of the train split's sample order")
     common.add_argument("--overwrite", action="store_true", help="replace an existing OUT (atomically, at the end)")
     common.add_argument(ALLOW_FLAG, action="store_true",
@@ -313,15 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def copy_small_jpegs(args: argparse.Namespace) -> bool:
+    """``--copy-small-jpegs`` as given, else the source's default (``COPY_SMALL_JPEGS``, off unless it says so)."""
+    if args.copy_small_jpegs is not None:
+        return args.copy_small_jpegs
+    return getattr(READERS[args.source], "COPY_SMALL_JPEGS", False)
+
+
 def run(argv: Iterable[str] | None = None) -> dict:
     """Parse arguments, read the source, prepare; errors propagate (see ``main`` for the CLI behaviour)."""
     args = build_parser().parse_args(None if argv is None else [str(arg) for arg in argv])
     options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
-                             args.jpeg_quality, args.seed, args.overwrite)
+                             args.jpeg_quality, args.seed, args.overwrite, copy_small_jpegs(args))
     check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
     _check_output(args.out.absolute(), args.overwrite)
     common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
-              "overwrite", "source", "allow_images_outside"}
+              "overwrite", "source", "allow_images_outside", "copy_small_jpegs"}
     inputs = {key: (str(value) if isinstance(value, Path) else value)
               for key, value in vars(args).items() if key not in common}
     records, issues = READERS[args.source].read(args)

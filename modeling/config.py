@@ -15,6 +15,14 @@ SCHEDULED_SAMPLING_MODES = get_args(ScheduledSampling)
 FEATURE_NORMS = get_args(FeatureNorm)
 # Fields set from the dataset's vocabulary, not by the user (the trainer's model section leaves them out).
 VOCABULARY_FIELDS = ("vocab_size", "pad_id", "bos_id", "eos_id")
+# Upper bounds, so a config from elsewhere (a checkpoint's config.json) cannot ask for terabytes before any check:
+# far above any Show-Attend-Tell model (hidden 512, vocabularies of ~10k words), far below an allocation failure.
+MAX_SIZES = {"vocab_size": 1 << 20, "backbone_channels": 1 << 13, "feature_dim": 1 << 13, "grid_size": 64,
+             "embed_dim": 1 << 13, "attention_dim": 1 << 13, "hidden_dim": 1 << 13}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -38,17 +46,17 @@ class CaptionerConfig:
     feature_norm: FeatureNorm = "batch"  # backbone channels standardised by "batch": BatchNorm | "layer": LayerNorm
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "backbone_channels", "feature_dim", "grid_size", "embed_dim", "attention_dim",
-                     "hidden_dim"):
+        for name, largest in MAX_SIZES.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"CaptionerConfig.{name} must be a positive int, got {value!r}")
+            if not _is_int(value) or not 0 < value <= largest:
+                raise ValueError(f"CaptionerConfig.{name} must be an int in [1, {largest}], got {value!r}")
         for name in ("pad_id", "bos_id", "eos_id"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 0 <= value < self.vocab_size:
+            if not _is_int(value) or not 0 <= value < self.vocab_size:
                 raise ValueError(f"CaptionerConfig.{name} must be an int in [0, vocab_size={self.vocab_size}), "
                                  f"got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+                and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"CaptionerConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.attention_gate not in ATTENTION_GATES:
             raise ValueError(f"CaptionerConfig.attention_gate must be one of {ATTENTION_GATES}, "
@@ -72,6 +80,9 @@ class CaptionerConfig:
         unknown = sorted(set(values) - set(valid))
         if unknown:
             raise ValueError(f"unknown CaptionerConfig keys {unknown}; valid keys are {valid}")
+        if "vocab_size" not in values:
+            raise ValueError("CaptionerConfig.vocab_size is missing (an int in [1, "
+                             f"{MAX_SIZES['vocab_size']}] expected)")
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
@@ -83,9 +94,12 @@ class CaptionerConfig:
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist (expected a CaptionerConfig JSON)")
         try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a JSON object of CaptionerConfig fields, got {type(values).__name__}")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None

@@ -119,3 +119,20 @@ def test_brace_expansion():
     for bad in ("{5..1}.tar", "{x}.tar", "{{0..1}}.tar", "{0..9}{0..9}{0..9}{0..9}{0..9}{0..9}{0..9}"):
         with pytest.raises(DataFormatError, match="--shards"):
             expand_braces(bad)
+
+
+def test_small_jpegs_are_copied_only_when_asked(tmp_path):
+    """The webdataset source turns copying on; every other source (the demo's Karpathy data too) re-encodes."""
+    copied = prepare.convert_image(SMALL_JPEG, 64, 95, copy_small_jpegs=True)
+    reencoded = prepare.convert_image(SMALL_JPEG, 64, 95)
+    assert copied["jpg"] == SMALL_JPEG and reencoded["jpg"] != SMALL_JPEG
+    assert copied["sha256"] == reencoded["sha256"]  # the duplicate check sees the input bytes either way
+    parser = prepare.build_parser()
+
+    def chosen(*argv):
+        return prepare.copy_small_jpegs(parser.parse_args(argv))
+
+    assert chosen("webdataset", "--shards", "x.tar", "--out", "o") is True
+    assert chosen("webdataset", "--shards", "x.tar", "--out", "o", "--no-copy-small-jpegs") is False
+    assert chosen("karpathy", "--json", "d.json", "--out", "o") is False
+    assert chosen("karpathy", "--json", "d.json", "--out", "o", "--copy-small-jpegs") is True

@@ -5,6 +5,7 @@
 | C4 | `caption --attention-dir` = the image folder: the input `a.png` and an unrelated `b.png` were overwritten by maps | an attention dir that holds an input image is refused before any work; a map never replaces a file (exclusive create, the next free `STEM-N.png`) | `test_attention_dir_holding_an_input_is_refused`, `test_attention_maps_never_replace_a_file` |
 | C7 | `evaluate_checkpoint --out DATA/manifest.json` replaced the dataset's manifest | an `--out` inside `--data`/`--features`, or inside the checkpoint other than `results_*.json`, is refused before any work | `test_evaluate_refuses_an_out_inside_its_inputs` |
 | checkpoint | `caption --checkpoint` at a missing dir, a text file or a folder whose config.json lacks fields: a traceback | one-line error naming the path | `test_caption_names_a_checkpoint_that_is_not_one` |
+| image size | `image_size: [64]` (or -5, "abc", true) in a checkpoint's trainer_state.json: a TypeError traceback (or a silently wrong size) | one-line error naming the file, the key, the value and what was expected | `test_a_wrong_image_size_in_trainer_state_is_a_one_line_error` |
 | attention dir | `caption --attention-dir` under a file: a traceback after the model was loaded, no caption printed | checked up front: one-line error | `test_attention_dir_under_a_file_is_a_one_line_error` |
 | ranges | `caption --batch-size 0` / `--beam-size 0` / `--max-len 0`: a traceback from deep inside decoding | argparse type functions reject them up front (usage error naming the flag) | `test_caption_argument_ranges_are_checked_up_front` |
 """
@@ -81,6 +82,18 @@ def test_caption_names_a_checkpoint_that_is_not_one(tiny_checkpoint, tmp_path):
     (broken / "config.json").write_text(json.dumps({"feature_dim": 256}))  # no vocab_size
     for bad in (tmp_path / "missing", text_file, broken):
         assert str(bad) in one_line_exit(lambda: caption(bad, images / "000000.jpg"))
+
+
+@pytest.mark.parametrize("image_size", [[64], -5, "abc", True, 64.5])
+def test_a_wrong_image_size_in_trainer_state_is_a_one_line_error(tiny_checkpoint, tmp_path, image_size):
+    checkpoint, _, images = tiny_checkpoint
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    state = json.loads((broken / "trainer_state.json").read_text())
+    state.setdefault("train_config", {}).setdefault("data", {})["image_size"] = image_size
+    (broken / "trainer_state.json").write_text(json.dumps(state))
+    message = one_line_exit(lambda: caption(broken, images / "000000.jpg"))
+    assert "trainer_state.json" in message and "image_size" in message and "positive integer" in message
 
 
 def test_attention_dir_under_a_file_is_a_one_line_error(tiny_checkpoint, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """SCST in the trainer, in this process: config section, train.init_from (weights only), one SCST step with its
 logged statistics, the greedy baseline, and the note about ignored scheduled-sampling settings."""
-import argparse
 import logging
 import shutil
 
@@ -60,7 +59,7 @@ def set_up(data, output_dir, *overrides, resume=None):
     vocab = Vocabulary.load(data / "vocab.json")
     plan = plan_for(config.train, accelerator.num_processes)
     accelerator.gradient_accumulation_steps = plan.accumulation
-    state = build_training_state(argparse.Namespace(resume=resume), config, accelerator, vocab, plan)
+    state = build_training_state(resume, config, accelerator, vocab, plan)
     return config, accelerator, vocab, state
 
 

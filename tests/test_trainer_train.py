@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from data_pipelines.atomic_dir import this_host
 from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
 from trainer.config import TeacherForcingConfig
 from trainer.report.train_log import read_train_log
@@ -124,7 +125,7 @@ def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset,
                f"output_dir={tmp_path}", *TINY, *common]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "OMP_NUM_THREADS": "1", "SHOWATTEND_CHECKPOINT_WRITE_PAUSE": "120"})
-    partial_write = tmp_path / "checkpoints" / f".step_00000004.partial-{process.pid}"
+    partial_write = tmp_path / "checkpoints" / f".step_00000004.partial-{process.pid}-{this_host()}"
     deadline = time.monotonic() + 240
     while not (partial_write / "vocab.json").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -22,7 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir
+from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir, staging_path
+from modeling.config import CaptionerConfig
 from modeling.encoder import legacy_layout_note
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def update_checkpoint_state(directory: str | Path, **fields) -> None:
     their recorded digests are untouched). Used to record a validation that finished after the checkpoint."""
     path = Path(directory) / STATE_FILE
     state = {**verify_checkpoint(directory), **fields}
-    tmp = path.with_name(f".{STATE_FILE}.partial-{os.getpid()}")
+    tmp = staging_path(path)
     tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
     _file_digest(tmp, sync=True)
     os.replace(tmp, path)
@@ -153,6 +154,10 @@ def verify_checkpoint(directory: str | Path) -> dict:
         path, expected = directory / name, state["files"].get(name)
         if not path.is_file() or expected is None:
             raise CheckpointError(f"{path}: missing from the checkpoint")
+        if not (isinstance(expected, dict) and isinstance(expected.get("bytes"), int)
+                and isinstance(expected.get("sha256"), str)):
+            raise CheckpointError(f"{state_path}: key 'files.{name}' = {expected!r:.80}, expected "
+                                  f"{{\"bytes\": int, \"sha256\": str}}")
         size = path.stat().st_size
         if size != expected["bytes"]:
             raise CheckpointError(f"{path}: truncated or changed ({size} bytes, {expected['bytes']} were written)")
@@ -183,13 +188,22 @@ def find_latest(output_dir: str | Path) -> Path | None:
 def check_compatible(directory: str | Path, model_config: dict, vocab) -> list[str]:
     """Refuse a checkpoint whose model shape or vocabulary differs; returns notes on tolerated differences."""
     directory = Path(directory)
+    try:  # types and ranges of every field, before anything is compared or built from it
+        CaptionerConfig.load(directory / "config.json")
+    except (FileNotFoundError, ValueError) as error:
+        raise CheckpointError(str(error)) from None
     saved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     problems, notes = [], []
     for key in sorted(set(saved) | set(model_config)):
         if saved.get(key) != model_config.get(key):
             message = f"model.{key}: checkpoint {saved.get(key)!r}, this run {model_config.get(key)!r}"
             (notes if key in NON_SHAPE_MODEL_FIELDS else problems).append(message)
-    saved_words = json.loads((directory / "vocab.json").read_text(encoding="utf-8")).get("words", [])
+    try:
+        saved_words = json.loads((directory / "vocab.json").read_text(encoding="utf-8")).get("words", [])
+    except (ValueError, AttributeError):
+        saved_words = None
+    if not isinstance(saved_words, list):
+        raise CheckpointError(f"{directory / 'vocab.json'}: expected a JSON object with a list 'words'")
     words = vocab.itos[4:]
     if saved_words != words:
         first = next((i for i, (a, b) in enumerate(zip(saved_words, words)) if a != b),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from data_pipelines.data_root import DataRoot
+from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.inference import (DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference,
                                resolve_image_size)
@@ -47,9 +47,12 @@ def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
             f"trained on this data?")
 
 
-def is_inside(path: Path, folder: Path) -> bool:
-    """``path`` is ``folder`` or lies under it (links resolved)."""
-    path, folder = path.resolve(), folder.resolve()
+def is_inside(path: str | Path, folder: str | Path) -> bool:
+    """``path`` is ``folder`` or lies under it (links resolved); a URL (``--data``/``--features`` may be remote) holds
+    no local path."""
+    if is_remote(path) or is_remote(folder):
+        return False
+    path, folder = Path(path).resolve(), Path(folder).resolve()
     return path == folder or folder in path.parents
 
 

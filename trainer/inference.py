@@ -58,11 +58,16 @@ def checkpoint_image_size(checkpoint: Path) -> int | None:
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
         data = (state.get("train_config") or {}).get("data") or {}
-        return int(data["image_size"]) if "image_size" in data else None
     except json.JSONDecodeError as error:
         raise ValueError(f"{state_path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    except (AttributeError, TypeError, ValueError):
-        raise ValueError(f"{state_path}: train_config.data.image_size must be a positive integer") from None
+    except AttributeError:
+        raise ValueError(f"{state_path}: train_config.data must be an object") from None
+    size = data.get("image_size") if isinstance(data, dict) else None
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer")
+    return size
 
 
 def resolve_image_size(checkpoint: Path, image_size: int | None) -> int:

@@ -1,6 +1,7 @@
 """Train a Show-Attend-Tell captioner.
 
-    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|auto|CKPT_DIR] [--overwrite] [key=value ...]
+    accelerate launch trainer/train.py --config configs/demo.yaml [--resume latest|auto|CKPT_DIR] [--overwrite]
+        [--allow-data-change] [key=value ...]
     python trainer/train.py --config configs/demo.yaml train.max_steps=20
 
 Model and optimizer go through ``accelerator.prepare`` (DDP); the WebDataset loader does not (batches are moved to the
@@ -36,18 +37,21 @@ from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
 from trainer.batch_plan import BatchPlan, plan_for
-from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
+from trainer.checkpoint import STATE_FILE, CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
 from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
 from trainer.loop import TrainingLoop, data_order
 from trainer.rng_state import seed_everything
 from trainer.process_group import check_process_group
 from trainer.rank_watchdog import RankWatchdog
 from trainer.run_control import StopRequest
-from trainer.run_dir import RESUME_CHOICES, best_of_run, check_fresh_start, find_resume_checkpoint, new_run_id, truncate_log
+from trainer.run_dir import (BEST_DIR, RESUME_CHOICES, best_of_run, check_output_dir_name, claim_output_dir,
+                             new_run_id, truncate_log)
+from trainer.run_lock import RunDirInUse, RunLock
 from trainer.run_log import RunLog
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.speed_options import apply_speed_options, build_optimizer
 from trainer.schedules import lr_multiplier
+from trainer.state_checks import check_best_state
 from trainer.trackers import build_trackers
 from trainer.train_state import Progress, restore_training_checkpoint
 
@@ -63,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "starts fresh when output_dir holds no checkpoint (for schedulers that relaunch one command)")
     parser.add_argument("--overwrite", action="store_true",
                         help="without --resume: move a run already in output_dir aside (to OUTPUT_DIR.replaced-TIME)")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="--resume a checkpoint on a dataset other than the one it was trained on (its "
+                        "fingerprint differs); refused without this flag")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=200 data.root=/x")
     return parser.parse_args(argv)
 
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with exit_on_user_error():
         config = load_config(args.config, args.overrides)
+        check_output_dir_name(config.output_dir)
     with exit_on_user_error():
         accelerator = build_accelerator(config)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
@@ -125,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     with exit_on_user_error():
         vocab = Vocabulary.load(DataRoot(config.data.root).join("vocab.json"))
         check_splits(config.data.root, ["train", config.eval.split], config.data.features)
-        if not args.resume:
-            on_every_rank(accelerator, lambda: start_fresh(output_dir, args.overwrite))
-        model, optimizer, scheduler, progress = build_training_state(args, config, accelerator, vocab, plan)
+        lock, checkpoint = claim_on_main_process(accelerator, args, config)
+        model, optimizer, scheduler, progress = build_training_state(checkpoint, config, accelerator, vocab, plan,
+                                                                     args.allow_data_change)
     if accelerator.is_main_process:
+        lock.record(run_id=progress.run_id)
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save(output_dir / "config.yaml")
         dropped = truncate_log(output_dir, progress.step)
@@ -148,27 +157,40 @@ def main(argv: list[str] | None = None) -> int:
             loop.validate()  # the starting weights' score: the stage's best checkpoint is never worse than its start
         run_watched(loop, watchdog)
     accelerator.end_training()
+    if lock is not None:
+        lock.release()
     return stop.exit_code
 
 
-def on_every_rank(accelerator: Accelerator, action) -> None:
-    """Run ``action`` on the main process; a ValueError / CheckpointError it raises is raised on every rank."""
-    error = None
+def on_every_rank(accelerator: Accelerator, action):
+    """Run ``action`` on the main process; its result, or the ValueError / CheckpointError / RunDirInUse it raises,
+    reaches every rank."""
+    result, error = None, None
     if accelerator.is_main_process:
         try:
-            action()
-        except (CheckpointError, ValueError) as failure:
+            result = action()
+        except (CheckpointError, ValueError, RunDirInUse) as failure:
             error = str(failure)
     if accelerator.num_processes > 1:
-        error = broadcast_object_list([error])[0]
+        result, error = broadcast_object_list([result, error])
     if error is not None:
         raise CheckpointError(error)
+    return result
 
 
-def start_fresh(output_dir: Path, overwrite: bool) -> None:
-    moved = check_fresh_start(output_dir, overwrite)
-    if moved is not None:
-        logger.warning("--overwrite: the run that was in %s is now in %s (nothing was deleted)", output_dir, moved)
+def claim_on_main_process(accelerator: Accelerator, args, config: TrainConfig) -> tuple[RunLock | None, Path | None]:
+    """The main process locks ``output_dir`` and decides where the run starts (``trainer.run_dir``); every rank gets
+    the checkpoint to resume (None: fresh). Only the main process holds the lock (None elsewhere)."""
+    claimed = {}
+
+    def claim() -> str | None:
+        inputs = {"data.root": config.data.root, "data.features": config.data.features,
+                  "train.init_from": config.train.init_from}
+        claimed["lock"], checkpoint = claim_output_dir(config.output_dir, args.resume, args.overwrite, inputs)
+        return None if checkpoint is None else str(checkpoint)
+
+    checkpoint = on_every_rank(accelerator, claim)
+    return claimed.get("lock"), None if checkpoint is None else Path(checkpoint)
 
 
 def run_watched(loop: TrainingLoop, watchdog: RankWatchdog | None) -> None:
@@ -186,9 +208,10 @@ def run_watched(loop: TrainingLoop, watchdog: RankWatchdog | None) -> None:
             watchdog.stop()
 
 
-def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary, plan: BatchPlan):
+def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary,
+                         plan: BatchPlan, allow_data_change: bool = False):
     """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
-    restored from ``--resume``."""
+    restored from ``checkpoint`` (chosen by ``trainer.run_dir.claim_output_dir``)."""
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
@@ -196,9 +219,6 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
     optimizer = build_optimizer(config, model.trainable_parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_multiplier, max_steps=config.train.max_steps, config=config.schedule))
-    checkpoint = find_resume_checkpoint(args.resume, output_dir) if args.resume else None
-    if args.resume and checkpoint is None:
-        logger.info("--resume %s: no checkpoint under %s, starting fresh", args.resume, output_dir)
     if config.train.init_from and checkpoint is None:  # a new stage: another run's weights, this run's optimizer
         verify_checkpoint(config.train.init_from)  # names what is missing before the shapes are compared
         for note in check_compatible(config.train.init_from, model.config.to_dict(), vocab):
@@ -213,8 +233,10 @@ def build_training_state(args, config: TrainConfig, accelerator: Accelerator, vo
     progress = Progress(run_id=broadcast_object_list([new_run_id()])[0])
     if checkpoint is not None:
         progress = restore_training_checkpoint(accelerator, checkpoint, unwrapped, optimizer, scheduler, vocab, config,
-                                               data_order(config, plan))
+                                               data_order(config, plan), allow_data_change)
         best = best_of_run(output_dir, progress.run_id)
+        if best is not None:
+            check_best_state(best, output_dir / BEST_DIR / STATE_FILE)
         if best is not None and best.get("best_cider") is not None and (
                 progress.best_cider is None or best["best_cider"] > progress.best_cider):
             progress.best_cider, progress.best_step = best["best_cider"], best["best_step"]

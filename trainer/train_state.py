@@ -8,9 +8,12 @@ from pathlib import Path
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from trainer.checkpoint import CheckpointError, check_compatible, load_checkpoint, prune_checkpoints, write_checkpoint
-from trainer.config import TrainConfig
+from data_pipelines.manifest import dataset_fingerprint
+from trainer.checkpoint import (STATE_FILE, CheckpointError, check_compatible, load_checkpoint, prune_checkpoints,
+                                verify_checkpoint, write_checkpoint)
+from trainer.config import TrainConfig, flatten_scalars
 from trainer.rng_state import capture_rng_state, restore_rng_state, seed_everything
+from trainer.state_checks import check_trainer_state
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 1: the data position was ``batch_in_epoch``, micro-batches of one process
@@ -62,6 +65,7 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "rng": [entry["rng"] for entry in per_rank],
             "config_hash": config.hash(),
             "train_config": config.to_dict(),
+            "dataset_fingerprint": dataset_fingerprint(config.data.root),
         }
         try:
             write_checkpoint(target, model, optimizer, vocab, state)
@@ -77,33 +81,43 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
 
 
 def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, scheduler, vocab,
-                                config: TrainConfig, data_order: dict) -> Progress:
+                                config: TrainConfig, data_order: dict, allow_data_change: bool = False) -> Progress:
     """Load weights, optimizer, scheduler, scaler and this rank's RNG; returns the progress to continue from.
 
     The data position is (epoch, optimizer step in the epoch); the epoch's order depends on ``data_order`` (global
     batch, lanes, readers), never on the number of processes, so a checkpoint of N processes continues exactly on M.
+    ``trainer_state.json`` is checked field by field first; a checkpoint of another dataset (fingerprint) is refused
+    unless ``allow_data_change``; changed config fields are listed at WARNING.
     """
+    state_path = Path(directory) / STATE_FILE
+    state = check_trainer_state(verify_checkpoint(directory), state_path)
     notes = check_compatible(directory, model.config.to_dict(), vocab)
     for note in notes:
         logger.warning("resuming %s with a changed setting: %s", directory, note)
-    state = load_checkpoint(directory, model, optimizer)
-    version = state.get("format_version")
-    if version not in (1, FORMAT_VERSION):
-        raise CheckpointError(f"{directory}/trainer_state.json: format_version {version!r}, this trainer reads 1 and "
-                              f"{FORMAT_VERSION}")
-    if state["config_hash"] != config.hash():
-        logger.info("resuming from %s written with another config (hash %s, now %s)", directory,
-                    state["config_hash"], config.hash())
-    scheduler.load_state_dict(state["scheduler"])
-    if accelerator.scaler is not None and state.get("grad_scaler"):
-        accelerator.scaler.load_state_dict(state["grad_scaler"])
+    check_same_dataset(directory, state, config.data.root, allow_data_change)
+    if accelerator.is_main_process:
+        changes = config_changes(state["train_config"], config.to_dict())
+        if changes:
+            logger.warning("resuming %s with %d changed config field(s): %s", directory, len(changes),
+                           "; ".join(changes))
+    load_checkpoint(directory, model, optimizer)
+    version = state["format_version"]
+    try:
+        scheduler.load_state_dict(state["scheduler"])
+        if accelerator.scaler is not None and state.get("grad_scaler"):
+            accelerator.scaler.load_state_dict(state["grad_scaler"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{state_path}: key 'scheduler' / 'grad_scaler' cannot be loaded ({error!r})") from None
     if version == 1:  # micro-batches of one process -> optimizer steps; the old stream's order is gone anyway
         state["step_in_epoch"] = state["batch_in_epoch"] // state["train_config"]["train"]["grad_accum_steps"]
         state["data_order"] = None
     progress = Progress(**{name: state.get(name, default) for name, default in vars(Progress()).items()})
     rank, saved_world = accelerator.process_index, state["world_size"]
     if rank < len(state["rng"]):
-        restore_rng_state(state["rng"][rank])
+        try:
+            restore_rng_state(state["rng"][rank])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+            raise CheckpointError(f"{state_path}: key 'rng[{rank}]' is not an RNG state ({error!r})") from None
     else:
         seed_everything(config.seed + rank + 1_000_003 * progress.step)
     if saved_world != accelerator.num_processes:
@@ -114,3 +128,28 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
                        "in the new order (some images of the epoch may repeat or be skipped)", directory,
                        state["data_order"], data_order, progress.epoch, progress.step_in_epoch)
     return progress
+
+
+def check_same_dataset(directory: Path, state: dict, data_root, allow_data_change: bool) -> None:
+    """Refuse to continue a checkpoint on another dataset than the one it was trained on, unless allowed."""
+    saved, now = state.get("dataset_fingerprint"), dataset_fingerprint(data_root)
+    if saved is None:
+        logger.warning("%s records no dataset fingerprint (an older trainer wrote it): cannot check that data.root "
+                       "%s is the dataset it was trained on", directory, data_root)
+        return
+    if saved == now:
+        return
+    data = state["train_config"].get("data")
+    saved_root = data.get("root") if isinstance(data, dict) else None
+    message = (f"{directory} was trained on another dataset (data.root {saved_root}, fingerprint {saved[:12]}) than "
+               f"data.root {data_root} (fingerprint {now[:12]})")
+    if not allow_data_change:
+        raise CheckpointError(f"{message}; pass --allow-data-change to continue on the new data")
+    logger.warning("%s; continuing on the new data (--allow-data-change)", message)
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """``key: old -> new`` for every config field that differs (dotted keys, sorted)."""
+    before, after = flatten_scalars(saved), flatten_scalars(current)
+    return [f"{key}: {before.get(key, '(unset)')!r} -> {after.get(key, '(unset)')!r}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]

@@ -35,6 +35,9 @@ _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(\d+)\.\.(\d+)$")
 
 
+COPY_SMALL_JPEGS = True  # prepare's --copy-small-jpegs default here: web images are JPEGs, spare them a second loss
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", required=True,
                         help="shard paths or URLs with brace expansion, e.g. 'data/{00000..00099}.tar'")
