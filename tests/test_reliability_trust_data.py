@@ -274,11 +274,11 @@ def test_a_torn_last_train_log_line_is_tolerated(tmp_path, caplog):
 _CONVERT_CHUNK = prepare._convert_chunk
 
 
-def _die_on_img3(images, image_size, quality):
+def _die_on_img3(images, *args, **kwargs):
     """Runs in a forked worker: the chunk holding img3.png kills its process, as the out-of-memory killer would."""
     if any(str(image).endswith("img3.png") for image in images):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _CONVERT_CHUNK(images, image_size, quality)
+    return _CONVERT_CHUNK(images, *args, **kwargs)
 
 
 def test_a_killed_prepare_worker_is_one_line_and_installs_nothing(tmp_path, monkeypatch):

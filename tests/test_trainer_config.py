@@ -73,3 +73,12 @@ def test_shipped_configs_load(name):
     assert config.eval.beam_size == 3 and config.loss.attention_lambda == 0.01
     # Show-Attend-Tell's dropout on real data; the CPU demo uses less (see the comment in configs/demo.yaml)
     assert config.model.dropout == (0.2 if name == "demo" else 0.5)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["eval.top_k=5"], "top_k"),  # sampling controls without eval.sample=true
+    (["eval.min_len=30", "eval.max_len=20"], "min_len"),
+])
+def test_contradicting_eval_decoding_values_fail_at_load(overrides, expected):
+    with pytest.raises(ValueError, match=rf"config section 'eval': .*{expected}"):
+        load_config(None, ["data.root=unused", *overrides])

@@ -113,11 +113,11 @@ def scaled_step(scaler, model, optimizer, gradient: float) -> None:
     scaler.update()
 
 
-def test_grad_scaler_state_is_restored_exactly_on_resume(tmp_path):
+def test_grad_scaler_state_is_restored_exactly_on_resume(tmp_path, tiny_prepared):
     """Accelerate's fp16 GradScaler (CUDA only) is saved as JSON in trainer_state.json; here a CPU GradScaler stands in."""
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
-    config = config_with(f"output_dir={tmp_path}")
+    config = config_with(f"output_dir={tmp_path}", f"data.root={tiny_prepared}")  # checkpoints record its fingerprint
     accelerator = Accelerator(cpu=True, step_scheduler_with_optimizer=False)
     model = fresh_model()
     optimizer = build_optimizer(config, model.trainable_parameters())

@@ -18,7 +18,6 @@ import yaml
 
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
-from modeling.decoding_options import DecodingOptions
 from trainer.config_checks import check_config
 from trainer.config_yaml import load_yaml_file
 from trainer.scst.config import ScstConfig
@@ -137,15 +136,6 @@ class EvalConfig:
     batch_size: int = 32
     split: str = "val"
     num_samples: int = 4  # captions (text) and attention overlays (images) logged per validation
-
-    def __post_init__(self) -> None:
-        """Decoding values out of range or contradicting each other fail when the config loads, not at validation."""
-        try:
-            DecodingOptions(beam_size=self.beam_size, max_len=self.max_len, length_penalty=self.length_penalty,
-                            min_len=self.min_len, no_repeat_ngram_size=self.no_repeat_ngram_size, sample=self.sample,
-                            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"config section 'eval': {error}") from None
 
 
 @dataclass

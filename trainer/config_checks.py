@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modeling.config import CaptionerConfig
+from modeling.decoding_options import DecodingOptions
 
 
 @dataclass(frozen=True)
@@ -126,5 +127,13 @@ def check_config(config: Any) -> None:
         CaptionerConfig(vocab_size=8, **dataclasses.asdict(config.model))
     except ValueError as error:
         raise ValueError(f"config section 'model': {error}") from None
+    evaluation = config.eval
+    try:  # decoding values contradicting each other (top_k without sample, min_len above max_len) fail at load
+        DecodingOptions(beam_size=evaluation.beam_size, max_len=evaluation.max_len,
+                        length_penalty=evaluation.length_penalty, min_len=evaluation.min_len,
+                        no_repeat_ngram_size=evaluation.no_repeat_ngram_size, sample=evaluation.sample,
+                        temperature=evaluation.temperature, top_k=evaluation.top_k, top_p=evaluation.top_p)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config section 'eval': {error}") from None
     if not config.data.root:
         raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare")
