@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from trainer.config import load_config
+from trainer.config.schema import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 3000

@@ -19,9 +19,9 @@ import torch
 
 from benchmarks.ablation import REPO, ROWS
 from modeling import Captioner, CaptionerConfig
-from trainer.config import load_config
-from trainer.losses import caption_loss
-from trainer.schedules import teacher_forcing_ratio
+from trainer.config.schema import load_config
+from trainer.training.losses import caption_loss
+from trainer.training.schedules import teacher_forcing_ratio
 
 VOCAB_SIZE = 40  # the synthetic presets have 30-45 words plus specials
 WORDS = 12  # predicted positions per caption

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
 from benchmarks.common import benchmark_parser, prepared_synthetic_dataset, write_result
 
 REPO = Path(__file__).resolve().parents[1]

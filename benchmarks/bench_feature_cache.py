@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 
-
 from benchmarks.bench_loader import bench_vocab, write_bench_dataset
+from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.features import extract_features
 from data_pipelines.stream import TrainLoaderOptions, build_train_loader
-from modeling import Captioner, CaptionerConfig
-from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.stream_samples import model_input
-from trainer.losses import caption_loss
+from modeling import Captioner, CaptionerConfig
+from trainer.training.losses import caption_loss
 
 
 def train_epoch_seconds(model: Captioner, loader, pad_id: int) -> float:

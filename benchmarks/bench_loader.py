@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-
-from data_pipelines.shard_writer import ShardWriter
+from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.manifest import read_manifest
+from data_pipelines.shard_writer import ShardWriter
 from data_pipelines.stream import TrainLoaderOptions, build_train_loader
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
-from benchmarks.common import benchmark_parser, write_result
 
 COLOURS = ["red", "green", "blue", "yellow", "white"]
 RGB = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40),

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
+
 from benchmarks.common import benchmark_parser, prepared_synthetic_dataset, write_result
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,13 +9,12 @@ from __future__ import annotations
 import random
 import time
 
-
 import numpy as np
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 
-from trainer.metrics import cider_d, corpus_bleu
 from benchmarks.common import benchmark_parser, write_result
+from trainer.evaluation.metrics import cider_d, corpus_bleu
 
 
 def synthetic_captions(num_images: int, refs_per_image: int, seed: int = 0):

@@ -12,7 +12,7 @@ attention 256, hidden 512, vector gate, dropout 0.5, Adam, cross-entropy + doubl
 lengths drawn like COCO's (mean ~10.5 words). The tutorial's step is its train.py loop body written out here: train.py
 itself is not loaded (it builds data loaders); its ``scores, _ = pack_padded_sequence(...)`` (train.py lines 179-180)
 no longer unpacks on current torch, so the benchmark takes ``.data``, as later versions of the tutorial do. Ours is
-``modeling.decoder.Decoder`` + ``trainer.losses.caption_loss``. The two are timed alternately within each repeat.
+``modeling.decoder.Decoder`` + ``trainer.training.losses.caption_loss``. The two are timed alternately within each repeat.
 
 Beam search (beam 5, 32 images, at most 20 words): our batched ``beam_search``, the same function one image at a
 time, and the tutorial's per-image ``caption_image_beam_search`` on its own decoder. caption.py is patched at load
@@ -49,7 +49,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from modeling import CaptionerConfig
 from modeling.beam_search import beam_search
 from modeling.decoder import Decoder
-from trainer.losses import caption_loss
+from trainer.training.losses import caption_loss
 
 PEER_REPO = "sgrvinod/a-PyTorch-Tutorial-to-Image-Captioning"
 PEER_BEAM_PATCHES = {  # caption.py text -> replacement, each must occur exactly once

@@ -15,12 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 from PIL import Image
 
-from data_pipelines import prepare, synthetic
 from benchmarks.common import benchmark_parser, write_result
+from data_pipelines import prepare, synthetic
 
 
 def add_photo_noise(image_folder: Path, seed: int = 0) -> None:

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from modeling import Captioner, CaptionerConfig
 from benchmarks.common import benchmark_parser, write_result
-from trainer.losses import caption_loss
+from modeling import Captioner, CaptionerConfig
+from trainer.training.losses import caption_loss
 
 
 def train_step(model, optimizer, features, captions, teacher_forcing_ratio, share_encoder_pass):

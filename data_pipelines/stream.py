@@ -22,8 +22,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from data_pipelines.data_root import DataRoot
 from data_pipelines.manifest import read_manifest
-from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, batched, collate_eval, collate_train,
-                                           decode_samples, read_tar_samples, stream_seed)
+from data_pipelines.stream_samples import (
+    BrokenSampleCounter,
+    SampleDecoder,
+    batched,
+    collate_eval,
+    collate_train,
+    decode_samples,
+    read_tar_samples,
+    stream_seed,
+)
 from data_pipelines.transforms import eval_transform, train_transform
 
 __all__ = ["TrainLoaderOptions", "build_train_loader", "build_eval_loader", "check_splits", "StreamLoader"]

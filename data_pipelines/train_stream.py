@@ -1,6 +1,6 @@
 """Training stream whose data order does not depend on the number of processes, with resume at the tar-member level.
 
-One optimizer step trains ``lanes`` micro-batches (``trainer.batch_plan``). Lane ``j``'s micro-batch is the
+One optimizer step trains ``lanes`` micro-batches (``trainer.training.batch_plan``). Lane ``j``'s micro-batch is the
 concatenation of one piece of ``micro_batch_size / readers`` images from each of its ``readers`` readers; reader
 ``(j, w)`` reads the shards ``order[j * readers + w :: lanes * readers]`` of the epoch's shard order (shuffled by seed
 and epoch), shuffles their samples with a buffer seeded by ``(seed, epoch, j, w)`` and cycles them until it has yielded
@@ -28,8 +28,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from data_pipelines.stream import TrainLoaderOptions, _cycle_shards, _decoder, _split_shards, _worker_index
-from data_pipelines.stream_samples import (BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples,
-                                           stream_seed)
+from data_pipelines.stream_samples import BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples, stream_seed
 from data_pipelines.transforms import train_transform
 
 __all__ = ["build_lane_loader", "LaneLoader"]
@@ -156,7 +155,7 @@ class LaneLoader:
 
 def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_size: int, lanes: range, epoch: int = 0,
                       start_step: int = 0, broken: BrokenSampleCounter | None = None) -> LaneLoader:
-    """Loader of ``lanes`` (this process's, from ``trainer.batch_plan.BatchPlan.lanes_of``) for one epoch, with
+    """Loader of ``lanes`` (this process's, from ``trainer.training.batch_plan.BatchPlan.lanes_of``) for one epoch, with
     micro-batches of ``options.batch_size`` images; ``broken`` may be shared between the epochs of a run.
 
     Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``; for each

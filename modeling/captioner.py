@@ -11,8 +11,8 @@ from torch import nn
 
 from .beam_search import Generation, beam_search, greedy_search
 from .config import CaptionerConfig
-from .decoding_options import DecodingOptions, WordRules
 from .decoder import Decoder
+from .decoding_options import DecodingOptions, WordRules
 from .encoder import Encoder, legacy_layout_note
 from .sampling import sample_search
 

@@ -4,7 +4,7 @@ hour is a lost night)."""
 import pytest
 
 from benchmarks.ablation import ROWS, row_config
-from trainer.batch_plan import plan_for
+from trainer.training.batch_plan import plan_for
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))

@@ -3,11 +3,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
+from conftest import TINY_IMAGE_SIZE as IMAGE_SIZE
 from PIL import Image
 
-from conftest import REPO, TINY_IMAGE_SIZE as IMAGE_SIZE
 from trainer import caption as caption_cli
-from trainer.attention_maps import LABEL_HEIGHT, PANEL_COLUMNS
+from trainer.evaluation.attention_maps import LABEL_HEIGHT, PANEL_COLUMNS
 
 
 def parse_captions(stdout: str) -> dict:

@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
+from conftest import TINY_IMAGE_SIZE as IMAGE_SIZE
+from conftest import TINY_TEST_IMAGES as TEST_IMAGES
 
 from trainer import evaluate_checkpoint as evaluate_cli
-from trainer.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
-
-from conftest import REPO, TINY_IMAGE_SIZE as IMAGE_SIZE, TINY_TEST_IMAGES as TEST_IMAGES
+from trainer.evaluation.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
 
 
 def check_outputs(stdout: str, results_path: Path) -> dict:

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_stream import captions_for, write_dataset
 
-from data_pipelines.features import extract_features, main
-from data_pipelines.features import check_feature_cache
+from data_pipelines.features import check_feature_cache, extract_features, main
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, CaptionerConfig
 from modeling.encoder import backbone_fingerprint, build_backbone
-from test_data_stream import captions_for, write_dataset
 
 IMAGE_SIZE = 64  # ResNet-50 feature map 2x2: tiny but a real spatial map
 

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from test_data_prepare import make_image, read_shards
 
 from data_pipelines import prepare
 from data_pipelines.sources import DataFormatError
-from test_data_prepare import make_image, read_shards
 
 
 def write_bad_inputs(root):

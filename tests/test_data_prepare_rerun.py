@@ -1,9 +1,9 @@
 """Re-running prepare into the same OUT: refused without --overwrite, replaced whole with it, and a crash mid-run
 leaves the previous OUT untouched (or no OUT at all) and no temporary files."""
 import pytest
+from test_data_prepare import make_images, read_shards, write_karpathy
 
 from data_pipelines import prepare, shard_writer
-from test_data_prepare import make_images, read_shards, write_karpathy
 
 
 def snapshot(folder):

@@ -1,11 +1,11 @@
 """prepare -> stream loaders: the trainer's loaders read back every prepared image with its captions and pixels."""
 import torch
+from test_data_prepare import SPEC, make_images, resized, write_karpathy
 
 from data_pipelines import prepare
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary, tokenize
-from test_data_prepare import SPEC, make_images, resized, write_karpathy
 
 
 def test_prepared_shards_round_trip_through_train_and_eval_loaders(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.remote_servers import http_server, http_server_process
 from tests.test_trainer_train import PYTHON, REPO, TINY, prepare_synthetic, train
-from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.slow
 COMMON = ["train.max_steps=4", "checkpoint.every_steps=2", "data.num_workers=1"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_stream import captions_for, write_dataset
 
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.transforms import eval_transform, train_transform
 from data_pipelines.vocab import Vocabulary
-from test_data_stream import captions_for, write_dataset
 
 
 @pytest.fixture()

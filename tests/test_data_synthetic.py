@@ -7,10 +7,10 @@ from collections import Counter
 
 import numpy as np
 from PIL import Image
+from test_data_prepare import read_shards
 
 from data_pipelines import prepare, synthetic
 from data_pipelines.vocab import tokenize
-from test_data_prepare import read_shards
 
 
 def files(folder):

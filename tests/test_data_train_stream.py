@@ -1,14 +1,14 @@
 """Lane-ordered training stream: the same images per step for any split of the lanes over processes, and a resume
 that skips consumed samples as tar members yet yields the batches of a straight run."""
 import pytest
-import webdataset as wds
 import torch
+import webdataset as wds
+from test_data_stream import WORDS, captions_for, write_dataset
 
 from data_pipelines.stream import TrainLoaderOptions
 from data_pipelines.stream_samples import SampleDecoder
 from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
-from test_data_stream import WORDS, captions_for, write_dataset
 
 OPTIONS = dict(batch_size=4, image_size=32, captions_per_image=2, seed=5)
 

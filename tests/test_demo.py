@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.metrics import meteor
+from trainer.evaluation.metrics import meteor
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["model.hidden_dim=32", "model.attention_dim=32", "train.global_batch_size=8", "train.micro_batch_size=4",

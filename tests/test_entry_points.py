@@ -4,8 +4,9 @@ import importlib
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ def test_train_script_resolves_evaluate_to_the_hugging_face_package():
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     # The Hugging Face package (the one with evaluate.load) from the environment's site-packages, wherever that lives
-    # (a newcomer's .venv is inside the clone), never a module of this repository such as trainer/metrics/.
+    # (a newcomer's .venv is inside the clone), never a module of this repository such as trainer/evaluation/metrics/.
     evaluate_file = Path(report["evaluate"])
     assert report["has_load"], report
     assert evaluate_file == Path(report["site_packages"]) / "evaluate" / "__init__.py", report

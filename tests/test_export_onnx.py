@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
-from modeling.beam_search import project_for_decoding
 from test_modeling_generate import BOS, EOS, PAD, sharpened_model
+
+from modeling.beam_search import project_for_decoding
 from trainer import export as export_cli
-from trainer.onnx_search import OnnxCaptioner
+from trainer.inference.onnx_search import OnnxCaptioner
 
 
 class EagerGraphs(OnnxCaptioner):
@@ -75,7 +75,7 @@ def test_export_runs_in_onnxruntime_and_verifies(tiny_checkpoint, tmp_path):
     assert report["max_feature_diff"] < 1e-3 and report["max_log_prob_diff"] < 1e-3
     assert "## How to load" in (out / "README.md").read_text() and json.loads((out / "export.json").read_text())
     # the search runs with onnxruntime and numpy alone: torch is never imported
-    script = ("import sys, numpy as np; from trainer.onnx_search import OnnxCaptioner; "
+    script = ("import sys, numpy as np; from trainer.inference.onnx_search import OnnxCaptioner; "
               f"c = OnnxCaptioner({str(out)!r}); r = c.caption(np.zeros((2, 3, 48, 48), np.float32), 3, 8); "
               "print(len(r), 'torch' in sys.modules)")
     numpy_only = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)

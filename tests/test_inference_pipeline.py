@@ -1,4 +1,4 @@
-"""trainer.inference.CaptionPipeline: one call captions paths and PIL images like `trainer.caption` prints them, with
+"""trainer.inference.pipeline.CaptionPipeline: one call captions paths and PIL images like `trainer.caption` prints them, with
 the checkpoint's preprocessing (EXIF orientation, image size), any batch size, n-best and attention on request;
 `trainer.caption --json` lines."""
 import json
@@ -9,7 +9,7 @@ from PIL import Image
 
 from data_pipelines.transforms import eval_transform
 from trainer import caption as caption_cli
-from trainer.inference import CaptionPipeline
+from trainer.inference.pipeline import CaptionPipeline
 
 CONTROLS = dict(beam_size=3, max_len=6, n_best=2, min_len=1, no_repeat_ngram_size=2, length_penalty=0.5)
 CLI_CONTROLS = ["--beam-size", "3", "--max-len", "6", "--n-best", "2", "--min-len", "1", "--no-repeat-ngram-size",

@@ -4,9 +4,9 @@ import os
 import subprocess
 
 import pytest
+from distributed_runs import ENV, PYTHON, REPO, bounded, free_port, make_dataset, train, trainer_args
 
-from distributed_runs import ENV, PYTHON, REPO, bounded, make_dataset, free_port, train, trainer_args
-from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.slow
 STEPS = ["train.max_steps=4", "checkpoint.every_steps=4", "train.global_batch_size=8", "train.micro_batch_size=4"]

@@ -7,7 +7,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from trainer.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
+from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
 
 PREDICTIONS = {
     "exact": "A man riding a horse on a beach.",
@@ -110,7 +110,7 @@ def test_invalid_inputs_raise_clear_errors(predictions, references, message):
 
 
 def test_per_image_cider_equals_coco():
-    from trainer.metrics import cider_d
+    from trainer.evaluation.metrics import cider_d
     candidates = [tokenize_caption(caption) for caption in PREDICTIONS.values()]
     references = [[tokenize_caption(ref) for ref in refs] for refs in REFERENCES.values()]
     _, coco_per_image = Cider().compute_score(dict(enumerate(references)), {i: [c] for i, c in enumerate(candidates)})

@@ -5,9 +5,9 @@ from pathlib import Path
 import evaluate
 import pytest
 
-from trainer.metrics import compute_caption_metrics
+from trainer.evaluation.metrics import compute_caption_metrics
 
-MODULES = Path(__file__).resolve().parents[1] / "trainer" / "metrics" / "evaluate_modules"
+MODULES = Path(__file__).resolve().parents[1] / "trainer" / "evaluation" / "metrics" / "evaluate_modules"
 PREDICTIONS = ["A dog runs on the grass.", "a cat", ""]
 REFERENCES = [["A dog is running on grass.", "A brown dog runs."], ["A cat sits.", "The cat on a mat."],
               ["A red bus.", "A bus parked."]]

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_metrics_coco import PREDICTIONS, REFERENCES
-from trainer.metrics import compute_caption_metrics, compute_meteor, tokenize_caption
-from trainer.metrics import meteor
-from trainer.metrics.per_image import score_captions
+
+from trainer.evaluation.metrics import compute_caption_metrics, compute_meteor, meteor, tokenize_caption
+from trainer.evaluation.metrics.per_image import score_captions
 
 REPO = Path(__file__).resolve().parents[1]
 # Skipped only off CI (a developer machine without Java); CI machines have Java 17, so there the tests must run.
@@ -60,7 +59,7 @@ def test_a_path_without_java_evaluates_without_meteor(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     code = ("from test_metrics_coco import PREDICTIONS, REFERENCES\n"
-            "from trainer.metrics.per_image import score_captions\n"
+            "from trainer.evaluation.metrics.per_image import score_captions\n"
             "print(sorted(score_captions(PREDICTIONS, REFERENCES).metrics))\n"
             "print(sorted(score_captions(PREDICTIONS, REFERENCES).metrics))\n")
     env = {**os.environ, "PATH": str(bin_dir),

@@ -2,7 +2,7 @@
 produced by Stanford CoreNLP 3.4.1's PTBTokenizer -preserveLines -lowerCase, as pycocoevalcap runs it)."""
 import pytest
 
-from trainer.metrics import ptb_tokenize, tokenize_caption
+from trainer.evaluation.metrics import ptb_tokenize, tokenize_caption
 
 PTB_OUTPUT = {
     "A man, riding a horse.": "a man riding a horse",

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from test_modeling_generate import BOS, EOS, PAD, sharpened_model
 
 from modeling.beam_search import beam_search, best_candidates, row_top_k
-from test_modeling_generate import BOS, EOS, PAD, sharpened_model
 
 
 def model_with_eos_bias(vocab_size, eos_bias):

@@ -5,7 +5,7 @@ import torch
 
 from modeling import CaptionerConfig
 from modeling.decoder import Decoder, decode_lengths, sample_words
-from trainer.losses import caption_loss
+from trainer.training.losses import caption_loss
 
 VOCAB, PAD, BOS, EOS = 60, 0, 1, 2
 WORDS = torch.tensor([7, 2, 4, 7, 0, 5, 2, 6])  # words per caption; T = 9 positions, so 7 words fill a row

@@ -2,10 +2,10 @@
 distinct, top-k/top-p, reproducible sampling), batched == one image at a time with every control on."""
 import pytest
 import torch
+from test_modeling_generate import BOS, EOS, PAD, caption_lengths, sharpened_model, teacher_forced_scores
 
 from modeling import DecodingOptions
 from modeling.sampling import restrict_to_top
-from test_modeling_generate import BOS, EOS, PAD, caption_lengths, sharpened_model, teacher_forced_scores
 
 MAX_LEN = 12
 ALL_BEAM_CONTROLS = dict(beam_size=4, max_len=MAX_LEN, length_penalty=0.7, min_len=3, no_repeat_ngram_size=2,

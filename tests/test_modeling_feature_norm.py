@@ -4,11 +4,10 @@ import json
 
 import pytest
 import torch
-
 from safetensors.torch import load_file, save_file
 
 from modeling import Captioner, CaptionerConfig
-from trainer.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, _file_digest, load_checkpoint
+from trainer.checkpointing.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, _file_digest, load_checkpoint
 
 
 def make(feature_norm):

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
 from data_pipelines.features import extract_features
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
-from conftest import REPO
 from trainer import caption as caption_cli
 from trainer import evaluate_checkpoint as evaluate_cli
 

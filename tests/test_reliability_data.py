@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import webdataset as wds
 from PIL import Image, ImageOps
+from test_data_prepare import make_image, read_shards
+from test_data_stream import captions_for, write_dataset
 
 from data_pipelines import prepare
 from data_pipelines.features import main as features_main
@@ -28,8 +30,6 @@ from data_pipelines.sources import DataFormatError
 from data_pipelines.stream import TrainLoaderOptions, build_train_loader
 from data_pipelines.stream_samples import BrokenSampleCounter
 from data_pipelines.vocab import Vocabulary
-from test_data_prepare import make_image, read_shards
-from test_data_stream import captions_for, write_dataset
 
 
 def karpathy_json(path: Path, entries: list[dict]) -> Path:

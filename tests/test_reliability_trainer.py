@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 from accelerate import Accelerator
-
 from conftest import REPO
 from test_trainer_loop import make_loop
-from trainer import checkpoint as checkpoint_module
-from trainer import loop as loop_module
-from trainer.checkpoint import CheckpointError, step_checkpoint_dir, verify_checkpoint
-from trainer.config import load_config
-from trainer.run_control import StopRequest, iterate_isolated
-from trainer.run_dir import best_of_run, truncate_log
+
+from trainer.checkpointing import checkpoint as checkpoint_module
+from trainer.checkpointing.checkpoint import CheckpointError, step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.run_dir import best_of_run, truncate_log
+from trainer.config.schema import load_config
+from trainer.distributed.run_control import StopRequest, iterate_isolated
 from trainer.train import build_accelerator
+from trainer.training import loop as loop_module
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "eval.batch_size=4",

@@ -31,20 +31,20 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
+from test_data_prepare import make_image, read_shards
+from test_data_stream import write_dataset
+from test_reliability_data import entry, karpathy_json
 
 from data_pipelines import prepare
 from data_pipelines.features import main as features_main
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary
-from test_data_prepare import make_image, read_shards
-from test_data_stream import write_dataset
-from test_reliability_data import entry, karpathy_json
 from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.baselines import caption_baselines, split_captions
-from trainer.config import load_config
-from trainer.report.shard_images import split_images
-from trainer.report.train_log import read_train_log
+from trainer.config.schema import load_config
+from trainer.evaluation.report.shard_images import split_images
+from trainer.evaluation.report.train_log import read_train_log
 from trainer.scst.df_cache import split_references
 
 PIPE = "pipe:touch PWNED; cat test-000000.tar"
@@ -263,7 +263,7 @@ def test_baselines_skip_the_human_row_with_one_reference(tmp_path):
 def test_a_torn_last_train_log_line_is_tolerated(tmp_path, caplog):
     log = tmp_path / "train_log.jsonl"
     log.write_text('{"step": 1, "train/loss": 2.0}\n{"step": 2, "train/loss": 1.5}\n{"step": 3, "trai')
-    with caplog.at_level(logging.WARNING, logger="trainer.report.train_log"):
+    with caplog.at_level(logging.WARNING, logger="trainer.evaluation.report.train_log"):
         assert [record["step"] for record in read_train_log(log)] == [1, 2]
     assert "train_log.jsonl: line 3 is cut short" in caplog.text
     log.write_text('{"step": 1}\n{"step": 2, "trai\n{"step": 3}\n')

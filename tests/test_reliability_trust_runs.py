@@ -33,21 +33,28 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import REPO
+from test_data_prepare import make_images, write_karpathy
+from test_reliability_trainer import last_line, train
+
 from data_pipelines import prepare
 from data_pipelines.atomic_dir import FOREIGN_STALE_AFTER_S, remove_stale_staging, staging_dir, this_host
 from data_pipelines.features import extract_features
 from modeling import Captioner, CaptionerConfig
-from test_data_prepare import make_images, write_karpathy
-from test_reliability_trainer import last_line, train
-from trainer.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, step_checkpoint_dir
-from trainer.run_dir import (OutputDirError, check_fresh_start, check_output_dir_name, claim_output_dir,
-                             find_resume_checkpoint, make_output_dir)
-from trainer.run_lock import LOCK_FILE, RunDirInUse, RunLock
-from trainer.state_checks import check_trainer_state
-from trainer.train import claim_on_main_process, main as train_main
-from trainer.train_state import restore_training_checkpoint
+from trainer.checkpointing.checkpoint import MODEL_FILES, STATE_FILE, CheckpointError, step_checkpoint_dir
+from trainer.checkpointing.run_dir import (
+    OutputDirError,
+    check_fresh_start,
+    check_output_dir_name,
+    claim_output_dir,
+    find_resume_checkpoint,
+    make_output_dir,
+)
+from trainer.checkpointing.run_lock import LOCK_FILE, RunDirInUse, RunLock
+from trainer.checkpointing.state_checks import check_trainer_state
+from trainer.checkpointing.train_state import restore_training_checkpoint
+from trainer.train import claim_on_main_process
+from trainer.train import main as train_main
 
 VALID_STATE = {"format_version": 2, "step": 4, "epoch": 0, "step_in_epoch": 4, "samples_seen": 8, "run_id": "aaaa",
                "world_size": 1, "rng": [{}], "scheduler": {"last_epoch": 4}, "config_hash": "x", "train_config": {}}
@@ -67,7 +74,7 @@ def stub_checkpoint(directory: Path, **state) -> Path:
 
 HOLDER = """
 import os, sys, time
-from trainer.run_lock import RunLock
+from trainer.checkpointing.run_lock import RunLock
 lock = RunLock.acquire(sys.argv[1])
 lock.record(run_id="holder-run")
 if os.fork() == 0:  # a loader worker that outlives its parent must not keep the lock

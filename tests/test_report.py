@@ -6,17 +6,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import TINY_TEST_IMAGES as TEST_IMAGES
 from conftest import build_tiny_checkpoint
+from PIL import Image
+
 from trainer import evaluate_checkpoint as evaluate_cli
-from trainer.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
-from trainer.report.attention_strip import PANEL_SIDE
-from trainer.report.curves import plot_learning_curves
-from trainer.report.page import render_page
-from trainer.report.summary import summary_table_html
-from trainer.report.train_log import find_train_log, read_train_log
+from trainer.evaluation.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
+from trainer.evaluation.report.attention_strip import PANEL_SIDE
+from trainer.evaluation.report.curves import plot_learning_curves
+from trainer.evaluation.report.page import render_page
+from trainer.evaluation.report.summary import summary_table_html
+from trainer.evaluation.report.train_log import find_train_log, read_train_log
 
 LOG_STEPS = 40
 

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_report import TEST_IMAGES, evaluated_report
 
 pytestmark = pytest.mark.browser
@@ -170,7 +169,7 @@ def test_report_in_headless_chromium(browser, tmp_path_factory, tmp_path):
 def test_five_thousand_images_stay_fast(browser, tmp_path):
     """A COCO-sized test split: one page of cards is rendered, and re-sorting all 5,000 records takes well under a
     second (the page holds the records as data, not 5,000 DOM cards)."""
-    from trainer.report.page import render_page
+    from trainer.evaluation.report.page import render_page
 
     records = [{"id": str(index), "caption": f"a caption number {index}", "refs": ["one reference", "another one"],
                 "scores": {"CIDEr": (index * 7919 % 5000) / 1000, "Bleu_4": (index % 97) / 97}, "words": [],

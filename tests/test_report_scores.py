@@ -4,10 +4,10 @@ import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
-
 from test_metrics_coco import PREDICTIONS, REFERENCES
-from trainer.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
-from trainer.metrics.per_image import score_captions
+
+from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
+from trainer.evaluation.metrics.per_image import score_captions
 
 
 def test_per_image_scores_equal_pycocoevalcap_per_image_lists():

@@ -1,6 +1,7 @@
 """The training split's CIDEr-D document-frequency cache: built from the shards, safetensors, reused, rebuilt when the
 prepared data changes, and usable when the data folder is read-only."""
 import io
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,4 +1,4 @@
-"""SCST reward: per-caption CIDEr-D on token ids equals pycocoevalcap 1.2 / trainer.metrics (document frequencies of
+"""SCST reward: per-caption CIDEr-D on token ids equals pycocoevalcap 1.2 / trainer.evaluation.metrics (document frequencies of
 the evaluated set) and a plain reference implementation (training-split document frequencies)."""
 import math
 import random
@@ -9,7 +9,7 @@ import pytest
 from pycocoevalcap.cider.cider import Cider
 
 from data_pipelines.vocab import SPECIALS
-from trainer.metrics import cider_d, ptb_tokenize, tokenize_caption
+from trainer.evaluation.metrics import cider_d, ptb_tokenize, tokenize_caption
 from trainer.scst.document_frequency import CiderDocumentFrequencies
 from trainer.scst.reward import CiderDReward
 

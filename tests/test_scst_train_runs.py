@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_trainer_train import logged, prepare_synthetic
-from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
+
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
 from trainer.scst.df_cache import CACHE_NAME
 
 REPO = Path(__file__).resolve().parents[1]

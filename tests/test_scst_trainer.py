@@ -8,15 +8,15 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
+from test_trainer_loop import first_batch
 
 from data_pipelines.vocab import Vocabulary
-from test_trainer_loop import first_batch
-from trainer.batch_plan import plan_for
-from trainer.checkpoint import CheckpointError
-from trainer.config import load_config
+from trainer.checkpointing.checkpoint import CheckpointError
+from trainer.config.schema import load_config
 from trainer.scst.df_cache import CACHE_NAME
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.train import build_training_state
+from trainer.training.batch_plan import plan_for
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
@@ -65,7 +65,7 @@ def set_up(data, output_dir, *overrides, resume=None):
 
 def xe_checkpoint(data, tmp_path):
     """A real checkpoint after one XE step (the start of an SCST stage)."""
-    from trainer.loop import TrainingLoop
+    from trainer.training.loop import TrainingLoop
 
     config, accelerator, vocab, (model, optimizer, scheduler, progress) = set_up(data, tmp_path / "xe")
     loop = TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress, RecordingLog(), NoStop())

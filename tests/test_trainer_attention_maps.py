@@ -1,11 +1,11 @@
-"""trainer.attention_maps: one renderer for the caption CLI's PNGs and the val/attention TensorBoard rows."""
+"""trainer.evaluation.attention_maps: one renderer for the caption CLI's PNGs and the val/attention TensorBoard rows."""
 import numpy as np
 import torch
 from PIL import Image
 
 from data_pipelines.transforms import IMAGENET_MEAN, IMAGENET_STD
-from trainer.attention_maps import LABEL_HEIGHT, attention_panel
-from trainer.validation import attention_overlay
+from trainer.evaluation.attention_maps import LABEL_HEIGHT, attention_panel
+from trainer.training.validation import attention_overlay
 
 
 def test_attention_panel_highlights_attended_cell():

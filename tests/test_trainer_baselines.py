@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
+from conftest import REPO
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from conftest import REPO
 from trainer.baselines import caption_baselines, split_captions
 
 

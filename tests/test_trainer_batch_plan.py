@@ -1,8 +1,8 @@
 """train.global_batch_size -> per-process micro-batch and gradient accumulation for each world size."""
 import pytest
 
-from trainer.batch_plan import plan_batches, plan_for
-from trainer.config import TrainSection
+from trainer.config.schema import TrainSection
+from trainer.training.batch_plan import plan_batches, plan_for
 
 
 @pytest.mark.parametrize("world_size, micro, accumulation", [(1, 32, 8), (2, 32, 4), (4, 32, 2), (8, 32, 1)])

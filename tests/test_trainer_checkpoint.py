@@ -1,4 +1,4 @@
-"""trainer.checkpoint + trainer.rng_state: pickle-free round trips, corruption detection, compatibility checks."""
+"""trainer.checkpointing (checkpoint, rng_state): pickle-free round trips, corruption detection, compatibility checks."""
 import json
 import random
 
@@ -8,9 +8,17 @@ import torch
 
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, CaptionerConfig
-from trainer.checkpoint import (CheckpointError, check_compatible, find_latest, load_checkpoint, prune_checkpoints,
-                                step_checkpoint_dir, verify_checkpoint, write_checkpoint)
-from trainer.rng_state import capture_rng_state, restore_rng_state
+from trainer.checkpointing.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    find_latest,
+    load_checkpoint,
+    prune_checkpoints,
+    step_checkpoint_dir,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from trainer.checkpointing.rng_state import capture_rng_state, restore_rng_state
 
 VOCAB = Vocabulary(["a", "red", "circle", "square"])
 

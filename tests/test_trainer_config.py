@@ -1,10 +1,10 @@
-"""trainer.config: YAML + dotted overrides, typed checks, scalar flattening."""
+"""trainer.config.schema: YAML + dotted overrides, typed checks, scalar flattening."""
 from pathlib import Path
 
 import pytest
 import yaml
 
-from trainer.config import TrainConfig, flatten_scalars, load_config, parse_overrides
+from trainer.config.schema import TrainConfig, flatten_scalars, load_config, parse_overrides
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import time
 
 import psutil
 import pytest
+from distributed_runs import ENV, REPO, TRAIN_SCRIPT, bounded, free_port, logged, machine_of, make_dataset, train, trainer_args
 
-from distributed_runs import (ENV, REPO, TRAIN_SCRIPT, bounded, free_port, logged, machine_of, make_dataset, train,
-                              trainer_args)
-from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 30

@@ -3,7 +3,6 @@ on the same images and give the same losses."""
 import json
 
 import pytest
-
 from distributed_runs import logged, make_dataset, train
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""trainer.loop driven step by step in this process (no subprocess): one micro-batch, logging, validation and
+"""trainer.training.loop driven step by step in this process (no subprocess): one micro-batch, logging, validation and
 checkpoint cadence, the finishing checkpoint, and the data position a checkpoint records."""
 import json
 from pathlib import Path
@@ -11,10 +11,10 @@ from accelerate.state import AcceleratorState, GradientState
 from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
-from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
-from trainer.config import captioner_config, load_config
-from trainer.loop import TrainingLoop, data_position
-from trainer.train_state import Progress
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.train_state import Progress
+from trainer.config.schema import captioner_config, load_config
+from trainer.training.loop import TrainingLoop, data_position
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",

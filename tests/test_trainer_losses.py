@@ -1,10 +1,10 @@
-"""trainer.losses: masked CE and the doubly stochastic attention term, by hand."""
+"""trainer.training.losses: masked CE and the doubly stochastic attention term, by hand."""
 import math
 
 import pytest
 import torch
 
-from trainer.losses import caption_loss, doubly_stochastic_attention, masked_cross_entropy
+from trainer.training.losses import caption_loss, doubly_stochastic_attention, masked_cross_entropy
 
 
 def test_doubly_stochastic_term_hand_computed():

@@ -3,10 +3,10 @@ validation metrics and how to load it; the card's facts read back."""
 import json
 
 import pytest
+from test_trainer_loop import make_loop
 
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
-from test_trainer_loop import make_loop
-from trainer.model_card import read_card_data, write_model_card
+from trainer.inference.model_card import read_card_data, write_model_card
 
 
 def test_card_states_model_data_metrics_and_loading(tiny_checkpoint, tmp_path):

@@ -2,9 +2,9 @@
 import time
 
 import torch.distributed as dist
-
 from distributed_runs import free_port
-from trainer.rank_watchdog import RankWatchdog
+
+from trainer.distributed.rank_watchdog import RankWatchdog
 
 
 def store():

@@ -3,10 +3,10 @@ seen twice, none skipped beyond what one global batch leaves over (checked throu
 import json
 
 import pytest
+from distributed_runs import make_dataset, train
 
 from data_pipelines.stream_samples import BrokenSampleCounter, read_tar_samples
-from distributed_runs import make_dataset, train
-from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.slow
 GLOBAL_BATCH = 8

@@ -1,10 +1,10 @@
-"""trainer.schedules against hand-computed values."""
+"""trainer.training.schedules against hand-computed values."""
 import math
 
 import pytest
 
-from trainer.config import ScheduleConfig, TeacherForcingConfig
-from trainer.schedules import lr_multiplier, teacher_forcing_ratio
+from trainer.config.schema import ScheduleConfig, TeacherForcingConfig
+from trainer.training.schedules import lr_multiplier, teacher_forcing_ratio
 
 
 def test_warmup_then_cosine():

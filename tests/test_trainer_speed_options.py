@@ -1,4 +1,4 @@
-"""trainer.speed_options and the fp16 loss scaler on resume: every speed option trains like the default (CPU)."""
+"""trainer.training.speed_options and the fp16 loss scaler on resume: every speed option trains like the default (CPU)."""
 import copy
 import json
 
@@ -9,11 +9,11 @@ from accelerate.state import AcceleratorState, GradientState
 
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, CaptionerConfig
-from trainer.checkpoint import load_checkpoint, step_checkpoint_dir, write_checkpoint
-from trainer.config import load_config
-from trainer.losses import caption_loss
-from trainer.speed_options import apply_speed_options, build_optimizer, compile_recurrent_step
-from trainer.train_state import Progress, restore_training_checkpoint, save_training_checkpoint
+from trainer.checkpointing.checkpoint import load_checkpoint, step_checkpoint_dir, write_checkpoint
+from trainer.checkpointing.train_state import Progress, restore_training_checkpoint, save_training_checkpoint
+from trainer.config.schema import load_config
+from trainer.training.losses import caption_loss
+from trainer.training.speed_options import apply_speed_options, build_optimizer, compile_recurrent_step
 
 VOCAB = Vocabulary(["a", "red", "circle", "square", "on", "blue"])
 SIZES = dict(vocab_size=len(VOCAB), encoder_weights="none", feature_dim=16, embed_dim=16, attention_dim=16,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_trainer_train import prepare_synthetic, train
-from trainer.trackers import check_trackers
+from trainer.training.trackers import check_trackers
 
 
 def tensorboard_scalars(output_dir: Path) -> dict[str, dict[int, float]]:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from data_pipelines.atomic_dir import this_host
-from trainer.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
-from trainer.config import TeacherForcingConfig
-from trainer.report.train_log import read_train_log
-from trainer.schedules import teacher_forcing_ratio
+from trainer.checkpointing.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.config.schema import TeacherForcingConfig
+from trainer.evaluation.report.train_log import read_train_log
+from trainer.training.schedules import teacher_forcing_ratio
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -1,7 +1,7 @@
-"""trainer.validation helpers."""
+"""trainer.training.validation helpers."""
 import torch
 
-from trainer.validation import _stack_rows
+from trainer.training.validation import _stack_rows
 
 
 def test_stack_rows_pads_to_widest():

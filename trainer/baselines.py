@@ -31,11 +31,10 @@ import numpy as np
 from data_pipelines.data_root import DataRoot
 from data_pipelines.manifest import read_manifest
 from data_pipelines.shard_members import sample_meta, shard_members
-
 from trainer.evaluate_checkpoint import results_image_id
-from trainer.metrics import compute_caption_metrics
-from trainer.metrics.cider import cider_d
-from trainer.metrics.tokenizer import tokenize_caption
+from trainer.evaluation.metrics import compute_caption_metrics
+from trainer.evaluation.metrics.cider import cider_d
+from trainer.evaluation.metrics.tokenizer import tokenize_caption
 
 
 def split_captions(root, split: str) -> dict[str, list[str]]:

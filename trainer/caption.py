@@ -7,7 +7,7 @@ object per image: ``{"path": ..., "captions": [{"text": ..., "score": ...}, ...]
 written, or ``"error"``: why the image has no caption). An image that fails (missing, not in a format we read,
 corrupt, a decompression bomb) gets an error (stderr, or its JSON line); the others are still captioned, and the exit
 status is 1 if any image failed. Images are turned upright by their EXIF orientation first, as
-``data_pipelines.prepare`` does for training (see ``trainer.inference``).
+``data_pipelines.prepare`` does for training (see ``trainer.inference.pipeline``).
 
 Attention maps never replace a file: DIR must not hold an input image, and a map whose name is taken gets the next
 free ``STEM-N.png``.
@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from trainer.attention_maps import attention_figure, crop_like_model
-from trainer.inference import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, CaptionPipeline, load_image
-from trainer.inference_args import add_decoding_arguments, at_least, options_from_args
+from trainer.evaluation.attention_maps import attention_figure, crop_like_model
+from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
+from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, CaptionPipeline, load_image
 
 __all__ = ["load_image", "main"]
 MAX_NAME_TRIES = 1000  # STEM.png, STEM-2.png, ...: a folder this full of one stem is refused

@@ -5,7 +5,7 @@
 
 The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"[, "METEOR" when Java is on
 PATH]} (pycocoevalcap-equal). Each results row carries that image's own "scores". ``--report DIR`` also writes
-DIR/index.html (trainer.report: summary table, learning curves, gallery with attention).
+DIR/index.html (trainer.evaluation.report: summary table, learning curves, gallery with attention).
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ import torch
 
 from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.vocab import SPECIALS, Vocabulary
-from trainer.inference import (DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference,
-                               resolve_image_size)
-from trainer.inference_args import add_decoding_arguments, at_least, options_from_args
-from trainer.metrics.per_image import score_captions
+from trainer.evaluation.metrics.per_image import score_captions
+from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
+from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference, resolve_image_size
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "load_for_inference", "main", "resolve_image_size", "results_image_id"]
 
@@ -108,8 +107,8 @@ def main(argv=None) -> int:
     from data_pipelines.features import check_feature_cache
     from data_pipelines.stream import build_eval_loader
     from modeling.encoder import backbone_fingerprint
-    from trainer.decoding import decode_batches, gather_captions
-    from trainer.process_group import check_process_group
+    from trainer.distributed.process_group import check_process_group
+    from trainer.evaluation.decoding import decode_batches, gather_captions
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     check_process_group(accelerator)
@@ -163,8 +162,8 @@ def main(argv=None) -> int:
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
           f"written to {out_path}")
     if args.report is not None:
-        # Imported here: trainer.report imports trainer.baselines, which imports this module (and matplotlib is slow).
-        from trainer.report import write_evaluation_report
+        # Imported here: trainer.evaluation.report imports trainer.baselines, which imports this module (and matplotlib is slow).
+        from trainer.evaluation.report import write_evaluation_report
         page = write_evaluation_report(args.report, checkpoint=args.checkpoint, data=args.data, split=args.split,
                                        predictions=predictions, references=references, scores=scores,
                                        attention=attention, grid_size=model.config.grid_size, image_size=image_size)

@@ -5,7 +5,7 @@
 
 DIR gets ``encoder.onnx`` (pixels -> features, attention projection, initial state), ``decoder_step.onnx`` (one step:
 words + state -> log-probabilities, state, attention), ``vocab.json``, ``config.json``, ``export.json`` (special ids,
-image size) and a README.md model card; ``trainer.onnx_search.OnnxCaptioner`` captions with them (numpy only).
+image size) and a README.md model card; ``trainer.inference.onnx_search.OnnxCaptioner`` captions with them (numpy only).
 ``--verify`` captions the images with onnxruntime and with the eager model and prints one JSON line:
 ``{"captions_identical", "max_feature_diff", "max_log_prob_diff", "images", "onnx_captions", "eager_captions"}``;
 the exit status is 1 when a caption differs. DIR must be new, empty or an earlier export (only its files are replaced).
@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer.inference import load_for_inference
-from trainer.inference_args import at_least
-from trainer.model_card import card_facts, read_card_data, write_export_card
-from trainer.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, STEP_FILE
+from trainer.inference.arguments import at_least
+from trainer.inference.model_card import card_facts, read_card_data, write_export_card
+from trainer.inference.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, STEP_FILE
+from trainer.inference.pipeline import load_for_inference
 
 EXPORT_FILES = (ENCODER_FILE, ENCODER_FILE + ".data", STEP_FILE, STEP_FILE + ".data", EXPORT_CONFIG_FILE, "vocab.json",
                 "config.json", "README.md")  # .data: the weights, stored beside each graph
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     print(f"exported {args.checkpoint} to {args.out}", file=sys.stderr)
     if args.verify is None:
         return 0
-    from trainer.export_verify import verify_export
+    from trainer.inference.export_verify import verify_export
 
     report = verify_export(args.checkpoint, args.out, args.verify, args.beam_size, args.max_len, args.image_size)
     print(json.dumps(report))

@@ -6,11 +6,11 @@
 
 Model and optimizer go through ``accelerator.prepare`` (DDP); the WebDataset loader does not (batches are moved to the
 device here). ``train.global_batch_size`` is split into micro-batches and accumulation for the number of processes
-(``trainer.batch_plan``); each epoch's data order depends on the seed and the global batch's lanes, not on the number
+(``trainer.training.batch_plan``); each epoch's data order depends on the seed and the global batch's lanes, not on the number
 of processes, and the checkpoint records the (epoch, step in epoch) position, so ``--resume`` continues exactly where
 the run stopped, on any number of processes. A process that dies or hangs is named by the survivors, which exit
-(``trainer.rank_watchdog``, ``distributed.timeout_s``). What an existing ``output_dir`` allows is decided in
-``trainer.run_dir``. Exit code: 0 when the run finished (or paused at ``train.stop_at_step``), 143 / 130 after a
+(``trainer.distributed.rank_watchdog``, ``distributed.timeout_s``). What an existing ``output_dir`` allows is decided in
+``trainer.checkpointing.run_dir``. Exit code: 0 when the run finished (or paused at ``train.stop_at_step``), 143 / 130 after a
 SIGTERM / Ctrl-C (with a checkpoint), 1 with a one-line error otherwise (a lost rank included).
 """
 from __future__ import annotations
@@ -36,24 +36,31 @@ from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
-from trainer.batch_plan import BatchPlan, plan_for
-from trainer.checkpoint import STATE_FILE, CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
-from trainer.config import TrainConfig, captioner_config, flatten_scalars, load_config
-from trainer.loop import TrainingLoop, data_order
-from trainer.rng_state import seed_everything
-from trainer.process_group import check_process_group
-from trainer.rank_watchdog import RankWatchdog
-from trainer.run_control import StopRequest
-from trainer.run_dir import (BEST_DIR, RESUME_CHOICES, best_of_run, check_output_dir_name, claim_output_dir,
-                             new_run_id, truncate_log)
-from trainer.run_lock import RunDirInUse, RunLock
-from trainer.run_log import RunLog
+from trainer.checkpointing.checkpoint import STATE_FILE, CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
+from trainer.checkpointing.rng_state import seed_everything
+from trainer.checkpointing.run_dir import (
+    BEST_DIR,
+    RESUME_CHOICES,
+    best_of_run,
+    check_output_dir_name,
+    claim_output_dir,
+    new_run_id,
+    truncate_log,
+)
+from trainer.checkpointing.run_lock import RunDirInUse, RunLock
+from trainer.checkpointing.state_checks import check_best_state
+from trainer.checkpointing.train_state import Progress, restore_training_checkpoint
+from trainer.config.schema import TrainConfig, captioner_config, flatten_scalars, load_config
+from trainer.distributed.process_group import check_process_group
+from trainer.distributed.rank_watchdog import RankWatchdog
+from trainer.distributed.run_control import StopRequest
 from trainer.scst.loop import ScstTrainingLoop, build_reward
-from trainer.speed_options import apply_speed_options, build_optimizer
-from trainer.schedules import lr_multiplier
-from trainer.state_checks import check_best_state
-from trainer.trackers import build_trackers
-from trainer.train_state import Progress, restore_training_checkpoint
+from trainer.training.batch_plan import BatchPlan, plan_for
+from trainer.training.loop import TrainingLoop, data_order
+from trainer.training.run_log import RunLog
+from trainer.training.schedules import lr_multiplier
+from trainer.training.speed_options import apply_speed_options, build_optimizer
+from trainer.training.trackers import build_trackers
 
 logger = logging.getLogger("trainer.train")
 
@@ -179,7 +186,7 @@ def on_every_rank(accelerator: Accelerator, action):
 
 
 def claim_on_main_process(accelerator: Accelerator, args, config: TrainConfig) -> tuple[RunLock | None, Path | None]:
-    """The main process locks ``output_dir`` and decides where the run starts (``trainer.run_dir``); every rank gets
+    """The main process locks ``output_dir`` and decides where the run starts (``trainer.checkpointing.run_dir``); every rank gets
     the checkpoint to resume (None: fresh). Only the main process holds the lock (None elsewhere)."""
     claimed = {}
 
@@ -211,7 +218,7 @@ def run_watched(loop: TrainingLoop, watchdog: RankWatchdog | None) -> None:
 def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary,
                          plan: BatchPlan, allow_data_change: bool = False):
     """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
-    restored from ``checkpoint`` (chosen by ``trainer.run_dir.claim_output_dir``)."""
+    restored from ``checkpoint`` (chosen by ``trainer.checkpointing.run_dir.claim_output_dir``)."""
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))

@@ -1,6 +1,6 @@
 """Decoder training throughput on cached-feature shapes: captions/s, peak memory and MFU per (dtype, mode, micro-batch).
 
-A step is what trainer.loop runs on a feature cache: Captioner forward on backbone features (B, C, 7, 7) with K
+A step is what trainer.training.loop runs on a feature cache: Captioner forward on backbone features (B, C, 7, 7) with K
 captions per image, masked cross-entropy + the doubly stochastic attention term (lambda 0.01), backward, Adam
 (AdamW, weight decay 0; fused on CUDA), under autocast for bf16/fp16 (fp16 with a GradScaler).
 
@@ -27,8 +27,8 @@ import torch
 
 from benchmarks.gpu_check.device import peak_memory_mib, reset_peak_memory, synchronize
 from modeling import Captioner, CaptionerConfig
-from trainer.losses import caption_loss
-from trainer.speed_options import compile_recurrent_step
+from trainer.training.losses import caption_loss
+from trainer.training.speed_options import compile_recurrent_step
 
 # bf16 first: its best row is the MFU goal, and rows past the time budget are skipped (compilation takes most of it)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

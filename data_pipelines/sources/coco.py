@@ -4,8 +4,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (DataFormatError, Record, add_fraction_arguments, assign_fraction_splits, check_split_name, issue,
-                     load_json, parse_mapping, require)
+from .common import (
+    DataFormatError,
+    Record,
+    add_fraction_arguments,
+    assign_fraction_splits,
+    check_split_name,
+    issue,
+    load_json,
+    parse_mapping,
+    require,
+)
 from .image_root import ImageRoot
 
 

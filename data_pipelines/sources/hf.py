@@ -10,9 +10,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .common import (DataFormatError, Record, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, image_id_or, parse_mapping)
+from .common import (
+    DataFormatError,
+    Record,
+    add_fraction_arguments,
+    as_caption_list,
+    assign_fraction_splits,
+    check_split_name,
+    image_id_or,
+    parse_mapping,
+)
 from .image_root import ImageRoot
+
 
 def import_datasets():
     """The ``datasets`` package, or a one-line error saying how to install it (a training machine may lack it)."""

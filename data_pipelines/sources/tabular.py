@@ -6,8 +6,16 @@ import csv
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import (DataFormatError, Record, jsonl_objects, add_fraction_arguments, as_caption_list, assign_fraction_splits,
-                     check_split_name, image_id_or)
+from .common import (
+    DataFormatError,
+    Record,
+    add_fraction_arguments,
+    as_caption_list,
+    assign_fraction_splits,
+    check_split_name,
+    image_id_or,
+    jsonl_objects,
+)
 from .image_root import ImageRoot
 
 

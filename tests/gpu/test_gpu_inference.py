@@ -1,11 +1,11 @@
 """Beam search and feature extraction on a CUDA device agree with the CPU. Unverified here: no GPU on this machine."""
 import pytest
 import torch
+from distributed_runs import make_dataset
 from safetensors.torch import load
 
 from data_pipelines.features import extract_features
 from data_pipelines.stream_samples import BrokenSampleCounter, read_tar_samples
-from distributed_runs import make_dataset
 from modeling import Captioner, CaptionerConfig
 
 pytestmark = pytest.mark.gpu

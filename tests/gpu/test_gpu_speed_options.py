@@ -4,14 +4,14 @@ import copy
 
 import pytest
 import torch
+from distributed_runs import make_dataset
 
 from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
-from distributed_runs import make_dataset
 from modeling import Captioner, CaptionerConfig
-from trainer.config import load_config
-from trainer.losses import caption_loss
-from trainer.speed_options import build_optimizer, compile_recurrent_step
+from trainer.config.schema import load_config
+from trainer.training.losses import caption_loss
+from trainer.training.speed_options import build_optimizer, compile_recurrent_step
 
 pytestmark = pytest.mark.gpu
 SIZES = dict(vocab_size=30, encoder_weights="none", feature_dim=32, embed_dim=32, attention_dim=32, hidden_dim=64,

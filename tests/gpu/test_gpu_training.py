@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
+from distributed_runs import PYTHON, free_port, logged, make_dataset, run, train, trainer_args
 from safetensors.torch import load_file
 
-from distributed_runs import PYTHON, free_port, logged, make_dataset, run, train, trainer_args
-from trainer.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
 
 pytestmark = pytest.mark.gpu
 STEPS = ["train.global_batch_size=4", "checkpoint.every_steps=2"]

@@ -2,7 +2,7 @@
 
 Self-critical training rewards a sampled caption by its CIDEr-D against its image's references with the document
 frequencies of the whole training split (the evaluation metric takes them from the evaluated set; a mini-batch is far
-too small for that). References are tokenized like the metric (``trainer.metrics.ptb_tokenize``) and stored as ids
+too small for that). References are tokenized like the metric (``trainer.evaluation.metrics.ptb_tokenize``) and stored as ids
 into ``words`` (every distinct reference token), so the reward later needs no strings at all.
 
 N-gram ids: a unigram's code is its word id; an n-gram's code is ``id(prefix (n-1)-gram) * len(words) + word``. The
@@ -21,7 +21,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from trainer.metrics import ptb_tokenize
+from trainer.evaluation.metrics import ptb_tokenize
 
 FORMAT = "showattend-cider-df"
 VERSION = 1

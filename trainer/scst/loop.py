@@ -15,11 +15,11 @@ import torch
 from accelerate.utils import gather_object
 
 from data_pipelines.stream_samples import model_input
-from trainer.loop import TrainingLoop
-from trainer.losses import doubly_stochastic_attention
 from trainer.scst.df_cache import load_document_frequencies
 from trainer.scst.loss import reward_baseline, scst_loss
 from trainer.scst.reward import CiderDReward
+from trainer.training.loop import TrainingLoop
+from trainer.training.losses import doubly_stochastic_attention
 
 logger = logging.getLogger("trainer.train")
 

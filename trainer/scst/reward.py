@@ -3,9 +3,9 @@
 What the reward is, precisely: a sampled caption is the vocabulary words of its ids before the first ``<eos>`` (all
 of them when there is none); ``<unk>`` and any word that never occurs in the reference set are words that match no
 reference n-gram. Its reward is coco-caption's CIDEr-D (sigma 6, clipped tf-idf, x10) against its image's references,
-tokenized as the metric tokenizes them (``trainer.metrics.ptb_tokenize``), with the document frequencies and image
+tokenized as the metric tokenizes them (``trainer.evaluation.metrics.ptb_tokenize``), with the document frequencies and image
 count of a fixed ``CiderDocumentFrequencies`` (the training split). So whenever ``ptb_tokenize(vocab.decode(ids))``
-equals the caption's vocabulary words (ordinary captions; not ``<unk>``), the reward equals what ``trainer.metrics``
+equals the caption's vocabulary words (ordinary captions; not ``<unk>``), the reward equals what ``trainer.evaluation.metrics``
 and pycocoevalcap 1.2 give that caption with those document frequencies.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trainer.metrics.ngrams import lookup
+from trainer.evaluation.metrics.ngrams import lookup
 from trainer.scst.document_frequency import CiderDocumentFrequencies
 
 

@@ -1,0 +1,1 @@
+"""Checkpoints, the run directory, trainer state and its checks, resume."""

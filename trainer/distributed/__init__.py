@@ -1,0 +1,1 @@
+"""Process plumbing: the process group, the rank watchdog, stop requests."""

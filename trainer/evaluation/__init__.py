@@ -1,0 +1,1 @@
+"""Evaluation tools: decoding, metrics, attention maps, the HTML report."""

@@ -1,0 +1,1 @@
+"""Training: the loop, losses, schedules, batch plan, validation, logging."""
