@@ -1,4 +1,5 @@
-"""Reading one shard's members outside the training stream (trainer.baselines, the report's gallery).
+"""Reading a prepared split's samples outside the training stream (baselines, the report's gallery, SCST's CIDEr-D
+document frequencies): ``split_samples`` is the one reader, ``shard_members`` the tar walk under it.
 
 Only regular files are read. A symlink or hardlink member is skipped, as the stream skips it (webdataset reads
 regular members only): tarfile would otherwise look for its target in the archive (a KeyError when there is none)."""
@@ -8,9 +9,10 @@ import json
 import logging
 import tarfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
-from data_pipelines.data_root import open_location
+from data_pipelines.data_root import DataRoot, open_location
+from data_pipelines.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +48,29 @@ def sample_meta(payload: bytes, where: str, key: str) -> dict:
     if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
         raise ValueError(f"{where}: key 'captions' must be a non-empty list of strings")
     return {"image_id": str(meta.get("image_id", key)), "captions": captions}
+
+
+class SplitSample(NamedTuple):
+    """One sample of a prepared split: its image id, raw reference captions and (when asked for) JPEG bytes."""
+
+    image_id: str
+    captions: list[str]
+    jpeg: bytes | None
+
+
+def split_samples(root, split: str, images: bool = False) -> Iterator[SplitSample]:
+    """Each sample of ``split`` of the prepared dataset at ``root`` (a folder or URL), in shard order; reads only the
+    ``.json`` members, and the ``.jpg`` ones too with ``images`` (``jpeg`` is None for a sample without one)."""
+    root = DataRoot(root)
+    manifest = read_manifest(root)
+    if split not in manifest["splits"]:
+        raise ValueError(f"{root.join('manifest.json')} has no split {split!r}; it has {sorted(manifest['splits'])}")
+    for shard in manifest["splits"][split]["shards"]:
+        location, metas, jpegs = root.join(shard), {}, {}
+        for key, extension, payload in shard_members(location, ("json", "jpg") if images else ("json",)):
+            if extension == "json":
+                metas[key] = sample_meta(payload, f"{location}: {key}.json", key)
+            else:
+                jpegs[key] = payload
+        for key, meta in metas.items():
+            yield SplitSample(meta["image_id"], meta["captions"], jpegs.get(key))

@@ -180,7 +180,7 @@ def check_splits(root, splits, features_root=None) -> None:
 
 def _split_shards(root, split: str, features_root: str | Path | None) -> tuple[list[str], dict]:
     """Shard locations (paths or URLs) and manifest entry of ``split``, read from the feature cache when one is given (the caller checks
-    once, with ``data_pipelines.features.check_feature_cache``, that the cache was made from ``root``)."""
+    once, with ``data_pipelines.feature_cache.check_feature_cache``, that the cache was made from ``root``)."""
     source = DataRoot(root if features_root is None else features_root)
     check_splits(source, [split])
     entry = read_manifest(source)["splits"][split]

@@ -12,6 +12,7 @@ from conftest import TINY_TEST_IMAGES as TEST_IMAGES
 
 from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.evaluation.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
+from trainer.inference.pipeline import DEFAULT_IMAGE_SIZE, load_for_inference, resolve_image_size
 
 
 def check_outputs(stdout: str, results_path: Path) -> dict:
@@ -38,9 +39,9 @@ def test_evaluate_writes_results_and_prints_metrics(tiny_checkpoint, tmp_path, c
 
 def test_image_size_comes_from_trainer_state_unless_given(tiny_checkpoint, tmp_path):
     checkpoint, _, _ = tiny_checkpoint
-    assert evaluate_cli.resolve_image_size(checkpoint, None) == IMAGE_SIZE
-    assert evaluate_cli.resolve_image_size(checkpoint, 64) == 64
-    assert evaluate_cli.resolve_image_size(tmp_path, None) == evaluate_cli.DEFAULT_IMAGE_SIZE
+    assert resolve_image_size(checkpoint, None) == IMAGE_SIZE
+    assert resolve_image_size(checkpoint, 64) == 64
+    assert resolve_image_size(tmp_path, None) == DEFAULT_IMAGE_SIZE
 
 
 def test_checkpoint_without_vocab_is_a_clear_error(tiny_checkpoint, tmp_path):
@@ -50,7 +51,7 @@ def test_checkpoint_without_vocab_is_a_clear_error(tiny_checkpoint, tmp_path):
     for name in ("config.json", "model.safetensors"):
         (broken / name).write_bytes((checkpoint / name).read_bytes())
     with pytest.raises(FileNotFoundError, match="vocab.json"):
-        evaluate_cli.load_for_inference(broken, None)
+        load_for_inference(broken, None)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_data_stream import captions_for, write_dataset
 
-from data_pipelines.features import check_feature_cache, extract_features, main
+from data_pipelines.feature_cache import check_feature_cache
+from data_pipelines.features import extract_features, main
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary

@@ -168,7 +168,7 @@ def test_document_frequency_cache_of_a_remote_root_is_local(tiny_prepared, tmp_p
 
 
 def test_baselines_read_a_url_like_a_folder(tiny_prepared):
-    from trainer.baselines import caption_baselines
+    from trainer.evaluation.caption_baselines import caption_baselines
 
     with http_server(tiny_prepared) as (url, _):
         assert caption_baselines(url, "test") == caption_baselines(tiny_prepared, "test")

@@ -41,8 +41,9 @@ from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
 from data_pipelines.vocab import Vocabulary
 from trainer import evaluate_checkpoint as evaluate_cli
-from trainer.baselines import caption_baselines, split_captions
 from trainer.config.schema import load_config
+from trainer.evaluation.caption_baselines import caption_baselines, split_captions
+from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.report.shard_images import split_images
 from trainer.evaluation.report.train_log import read_train_log
 from trainer.scst.df_cache import split_references
@@ -227,7 +228,7 @@ def test_evaluate_says_how_many_images_it_scored(tiny_checkpoint, tmp_path, caps
 
 
 def test_ids_that_differ_only_in_leading_zeros_stay_distinct(tmp_path):
-    assert [evaluate_cli.results_image_id(i) for i in ["7", "007", "0007", "0", "70", "\u0667"]] == \
+    assert [results_image_id(i) for i in ["7", "007", "0007", "0", "70", "\u0667"]] == \
         [7, "007", "0007", 0, 70, "\u0667"]
     captions = {"7": "A red ball.", "007": "A blue box.", "0007": "A green cat."}
     for index, image_id in enumerate(["train", *captions]):
@@ -237,7 +238,7 @@ def test_ids_that_differ_only_in_leading_zeros_stay_distinct(tmp_path):
         for index, (image_id, caption) in enumerate(captions.items(), start=1)])
     prepare.run(["karpathy", "--json", path, "--out", tmp_path / "out", "--workers", 1, "--min-word-freq", 1])
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([{"image_id": evaluate_cli.results_image_id(image_id), "caption": caption}
+    results.write_text(json.dumps([{"image_id": results_image_id(image_id), "caption": caption}
                                    for image_id, caption in captions.items()]))
     [gap] = caption_baselines(tmp_path / "out", "test", [results])["results"].values()
     assert gap["share_of_captions_that_are_references"] == 1.0  # each image got its own caption back

@@ -11,6 +11,7 @@ from conftest import build_tiny_checkpoint
 from PIL import Image
 
 from trainer import evaluate_checkpoint as evaluate_cli
+from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics import METRIC_NAMES, OPTIONAL_METRIC_NAMES
 from trainer.evaluation.report.attention_strip import PANEL_SIDE
 from trainer.evaluation.report.curves import plot_learning_curves
@@ -76,7 +77,7 @@ def test_report_page_images_and_curves(report):
     records = page_json(html, "gallery-data")
     assert len(records) == len(rows) == TEST_IMAGES
     for record in records:
-        row = rows[evaluate_cli.results_image_id(record["id"])]  # results use int ids where the dataset's are digits
+        row = rows[results_image_id(record["id"])]  # results use int ids where the dataset's are digits
         assert record["caption"] == row["caption"] and record["refs"]
         assert record["scores"] == {name: round(value, 4) for name, value in row["scores"].items()}
         with Image.open(page.parent / record["image"]) as image:

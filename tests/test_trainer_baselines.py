@@ -11,7 +11,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from trainer.baselines import caption_baselines, split_captions
+from trainer.evaluation.caption_baselines import caption_baselines, split_captions
 
 
 def tokens(caption: str) -> str:

@@ -18,17 +18,10 @@ import torch
 
 from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.vocab import SPECIALS, Vocabulary
+from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics.per_image import score_captions
 from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
-from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference, resolve_image_size
-
-__all__ = ["DEFAULT_IMAGE_SIZE", "load_for_inference", "main", "resolve_image_size", "results_image_id"]
-
-def results_image_id(image_id: str):
-    """COCO results use integer ids: an id that is an integer written plainly ("7", not "007") becomes an int, others
-    stay strings, so two ids never map to one (``str`` of the result is the id again)."""
-    plain = isinstance(image_id, str) and image_id.isascii() and image_id.isdigit() and str(int(image_id)) == image_id
-    return int(image_id) if plain else image_id
+from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
 
 
 def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
@@ -104,7 +97,7 @@ def main(argv=None) -> int:
     from accelerate import Accelerator
     from accelerate.utils import gather_object
 
-    from data_pipelines.features import check_feature_cache
+    from data_pipelines.feature_cache import check_feature_cache
     from data_pipelines.stream import build_eval_loader
     from modeling.encoder import backbone_fingerprint
     from trainer.distributed.process_group import check_process_group

@@ -30,7 +30,7 @@ from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
 from data_pipelines.data_root import DataRoot, RemoteDataError
-from data_pipelines.features import check_feature_cache
+from data_pipelines.feature_cache import check_feature_cache
 from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner

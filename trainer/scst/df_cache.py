@@ -7,15 +7,14 @@ rebuilt. A read-only data folder still works: the table is built in memory and a
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tarfile
 import tempfile
 from pathlib import Path
 
-from data_pipelines.data_root import DataRoot, local_cache_dir, open_location
-from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from data_pipelines.data_root import DataRoot, local_cache_dir
+from data_pipelines.manifest import dataset_fingerprint
+from data_pipelines.shard_members import split_samples
 from trainer.scst.document_frequency import VERSION, CiderDocumentFrequencies
 
 logger = logging.getLogger(__name__)
@@ -24,23 +23,8 @@ CACHE_NAME = "cider_df.safetensors"
 
 def split_references(data_root: str | Path, split: str = "train") -> tuple[list[str], list[list[str]]]:
     """(image ids, raw reference captions) of every sample of ``split``, in shard order."""
-    root = DataRoot(data_root)
-    entry = read_manifest(root)["splits"].get(split)
-    if entry is None:
-        raise ValueError(f"{root.join('manifest.json')}: no split {split!r} to take CIDEr-D document frequencies from")
-    image_ids, references = [], []
-    for name in entry["shards"]:
-        with open_location(root.join(name)) as stream, tarfile.open(fileobj=stream, mode="r|") as shard:
-            for member in shard:
-                if not member.isfile() or not member.name.endswith(".json"):
-                    continue
-                meta = json.loads(shard.extractfile(member).read())
-                captions = meta.get("captions")
-                if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
-                    raise ValueError(f"{root.join(name)}: {member.name}: 'captions' must be a non-empty list of strings")
-                image_ids.append(str(meta.get("image_id", member.name[: -len(".json")])))
-                references.append(captions)
-    return image_ids, references
+    samples = list(split_samples(data_root, split))
+    return [sample.image_id for sample in samples], [sample.captions for sample in samples]
 
 
 def cache_fingerprint(data_root: str | Path, split: str) -> str:

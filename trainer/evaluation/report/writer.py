@@ -6,7 +6,7 @@ import time
 from html import escape
 from pathlib import Path
 
-from trainer.baselines import caption_baselines
+from trainer.evaluation.caption_baselines import caption_baselines
 from trainer.evaluation.report.curves import plot_learning_curves
 from trainer.evaluation.report.gallery import CaptionedImage, gallery_settings, write_gallery
 from trainer.evaluation.report.page import curves_html, render_page
