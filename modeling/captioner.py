@@ -13,7 +13,7 @@ from .beam_search import Generation, beam_search, greedy_search
 from .config import CaptionerConfig
 from .decoder import Decoder
 from .decoding_options import DecodingOptions, WordRules
-from .encoder import Encoder, legacy_layout_note
+from .encoder import Encoder
 from .sampling import sample_search
 
 CONFIG_NAME = "config.json"
@@ -111,5 +111,5 @@ class Captioner(nn.Module):
             model.load_state_dict(state)
         except RuntimeError as error:
             raise ValueError(f"{weights_path} does not match the model described by {directory / CONFIG_NAME}: "
-                             f"{error}{legacy_layout_note(state)}") from error
+                             f"{error}") from error
         return model.to(map_location)

@@ -98,16 +98,6 @@ def backbone_fingerprint(backbone: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def legacy_layout_note(state_keys) -> str:
-    """What to do about a state dict whose encoder has BatchNorm *after* the 1x1 conv (``encoder.norm.*``, written
-    before the normalisation moved in front of it); empty for any other state dict."""
-    if "encoder.norm.running_mean" not in state_keys:
-        return ""
-    return (" [this checkpoint has the encoder's BatchNorm after the 1x1 conv (encoder.norm.*): it was written before "
-            "showattend moved that normalisation in front of the conv (docs/ablation.md) and cannot be loaded into "
-            "today's encoder; train it again, or load it with a showattend version from before that change]")
-
-
 class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channels of each position of a (B, C, h, w) map."""
 

@@ -29,8 +29,8 @@ from trainer.checkpointing.checkpoint import CheckpointError, step_checkpoint_di
 from trainer.checkpointing.run_dir import best_of_run, truncate_log
 from trainer.config.schema import load_config
 from trainer.distributed.run_control import StopRequest, iterate_isolated
-from trainer.train import build_accelerator
 from trainer.training import loop as loop_module
+from trainer.training.run_setup import build_accelerator
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "eval.batch_size=4",
@@ -106,7 +106,7 @@ def test_resume_after_checkpoint_but_before_validation_validates_first(tiny_prep
     assert verify_checkpoint(step_checkpoint_dir(tmp_path, 2))["validated_step"] is None
     monkeypatch.undo()
     resumed = make_loop(tiny_prepared, tmp_path, "train.max_steps=4", "eval.every_steps=2",
-                        "checkpoint.every_steps=2")
+                        "checkpoint.every_steps=2", resume="latest")
     resumed.state.progress.step, resumed.state.checkpointed_step = 2, 2
     resumed.run()
     assert resumed.log.validation_steps == [2, 4]
@@ -196,7 +196,7 @@ def test_fp16_on_cpu_is_refused(monkeypatch):
     config = load_config(None, ["data.root=/x", "mixed_precision=fp16"])
     monkeypatch.setattr(Accelerator, "__init__", lambda self, **kwargs: None)  # no autocast set-up needed
     monkeypatch.setattr(Accelerator, "device", property(lambda self: __import__("torch").device("cpu")))
-    monkeypatch.setattr("trainer.train.check_process_group", lambda accelerator: None)
+    monkeypatch.setattr("trainer.training.run_setup.check_process_group", lambda accelerator: None)
     with pytest.raises(ValueError, match="'mixed_precision' = 'fp16' needs a CUDA device"):
         build_accelerator(config)
 

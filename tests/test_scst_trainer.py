@@ -5,18 +5,16 @@ import shutil
 
 import pytest
 import torch
-from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 from test_trainer_loop import first_batch
 
-from data_pipelines.vocab import Vocabulary
 from trainer.checkpointing.checkpoint import CheckpointError
 from trainer.config.schema import load_config
 from trainer.scst.df_cache import CACHE_NAME
 from trainer.scst.loop import ScstTrainingLoop, build_reward
-from trainer.train import build_training_state
-from trainer.training.batch_plan import plan_for
+from trainer.training.loop import TrainingLoop
+from trainer.training.run_setup import TrainingRun, build_accelerator, set_up_run
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
@@ -51,35 +49,26 @@ def data(tiny_prepared, tmp_path):
     return shutil.copytree(tiny_prepared, tmp_path / "data")
 
 
-def set_up(data, output_dir, *overrides, resume=None):
+def set_up(data, output_dir, *overrides, resume=None) -> TrainingRun:
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
     config = load_config(None, [f"data.root={data}", f"output_dir={output_dir}", *TINY, *overrides])
-    accelerator = Accelerator(cpu=True, step_scheduler_with_optimizer=False)
-    vocab = Vocabulary.load(data / "vocab.json")
-    plan = plan_for(config.train, accelerator.num_processes)
-    accelerator.gradient_accumulation_steps = plan.accumulation
-    state = build_training_state(resume, config, accelerator, vocab, plan)
-    return config, accelerator, vocab, state
+    run = set_up_run(config, build_accelerator(config), resume)
+    run.release()
+    return run
 
 
 def xe_checkpoint(data, tmp_path):
     """A real checkpoint after one XE step (the start of an SCST stage)."""
-    from trainer.training.loop import TrainingLoop
-
-    config, accelerator, vocab, (model, optimizer, scheduler, progress) = set_up(data, tmp_path / "xe")
-    loop = TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress, RecordingLog(), NoStop())
+    loop = TrainingLoop(set_up(data, tmp_path / "xe"), RecordingLog(), NoStop())
     assert loop.train_step(first_batch(loop), 0)
     loop.checkpoint()
     return tmp_path / "xe" / "checkpoints" / "step_00000001"
 
 
 def scst_loop(data, tmp_path, *overrides):
-    config, accelerator, vocab, (model, optimizer, scheduler, progress) = set_up(
-        data, tmp_path / "scst", "train.objective=scst", *overrides)
-    reward = build_reward(accelerator, config, vocab)
-    return ScstTrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, progress, RecordingLog(),
-                            NoStop(), reward=reward)
+    run = set_up(data, tmp_path / "scst", "train.objective=scst", *overrides)
+    return ScstTrainingLoop(run, RecordingLog(), NoStop(), reward=build_reward(run.accelerator, run.config, run.vocab))
 
 
 def test_scst_config_section_defaults_and_range_errors():
@@ -99,8 +88,8 @@ def test_scst_config_section_defaults_and_range_errors():
 
 def test_init_from_loads_weights_with_a_fresh_optimizer_and_schedule(data, tmp_path):
     source = xe_checkpoint(data, tmp_path)
-    _, _, _, (model, optimizer, scheduler, progress) = set_up(
-        data, tmp_path / "scst", "train.objective=scst", f"train.init_from={source}", "optim.lr=3e-5")
+    run = set_up(data, tmp_path / "scst", "train.objective=scst", f"train.init_from={source}", "optim.lr=3e-5")
+    model, optimizer, scheduler, progress = run.model, run.optimizer, run.scheduler, run.progress
     weights = load_file(str(source / "model.safetensors"))
     captioner = model.captioner
     assert all(torch.equal(tensor, weights[name]) for name, tensor in captioner.state_dict().items())

@@ -11,7 +11,6 @@ from modeling import Captioner, CaptionerConfig
 from trainer.checkpointing.checkpoint import (
     CheckpointError,
     check_compatible,
-    find_latest,
     load_checkpoint,
     prune_checkpoints,
     step_checkpoint_dir,
@@ -19,6 +18,7 @@ from trainer.checkpointing.checkpoint import (
     write_checkpoint,
 )
 from trainer.checkpointing.rng_state import capture_rng_state, restore_rng_state
+from trainer.checkpointing.run_dir import find_resume_checkpoint
 
 VOCAB = Vocabulary(["a", "red", "circle", "square"])
 
@@ -80,11 +80,12 @@ def test_corrupt_and_truncated_detected_latest_falls_back(tmp_path):
     optimizer_file.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="optimizer.safetensors: corrupt"):
         verify_checkpoint(step_checkpoint_dir(tmp_path, 4))
-    assert find_latest(tmp_path) == step_checkpoint_dir(tmp_path, 2)
+    assert find_resume_checkpoint("latest", tmp_path) == step_checkpoint_dir(tmp_path, 2)
     (step_checkpoint_dir(tmp_path, 2) / "trainer_state.json").write_text("{\"step\": ")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         verify_checkpoint(step_checkpoint_dir(tmp_path, 2))
-    assert find_latest(tmp_path) is None
+    with pytest.raises(CheckpointError, match="all 3 checkpoint"):
+        find_resume_checkpoint("latest", tmp_path)
 
 
 def test_incompatible_checkpoint_refused(tmp_path):

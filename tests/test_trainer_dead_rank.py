@@ -10,7 +10,8 @@ import psutil
 import pytest
 from distributed_runs import ENV, REPO, TRAIN_SCRIPT, bounded, free_port, logged, machine_of, make_dataset, train, trainer_args
 
-from trainer.checkpointing.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.run_dir import find_resume_checkpoint
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 30
@@ -48,7 +49,7 @@ def lose_rank_1(dataset, output_dir, signal_number) -> tuple[int, float, str]:
                 cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
     rank_1 = trainer_process(machines[1])
     deadline = time.monotonic() + 240
-    while (max(logged(output_dir), default=0) < 3 or find_latest(output_dir) is None) and time.monotonic() < deadline:
+    while (max(logged(output_dir), default=0) < 3 or find_resume_checkpoint("auto", output_dir) is None) and time.monotonic() < deadline:
         assert machines[0].poll() is None, (logs / "machine_0.log").read_text()[-3000:]
         time.sleep(0.1)
     rank_1.send_signal(signal_number)
@@ -74,7 +75,7 @@ def test_lost_rank_ends_the_survivor_and_the_run_resumes(dataset, tmp_path, sign
     code, elapsed, survivor_log = lose_rank_1(dataset, output_dir, signal_number)
     assert code != 0 and elapsed <= TIMEOUT_S + 60, (code, elapsed, survivor_log[-3000:])
     assert "lost rank 1" in survivor_log, survivor_log[-3000:]
-    latest = find_latest(output_dir)
+    latest = find_resume_checkpoint("auto", output_dir)
     assert latest is not None and verify_checkpoint(latest)["step"] >= 2  # intact: sizes and sha256 of every file
     train(dataset, output_dir, *SAME_YAML, processes=2, resume="latest")
     assert verify_checkpoint(step_checkpoint_dir(output_dir, 40))["step"] == 40

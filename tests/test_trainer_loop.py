@@ -5,16 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
 from data_pipelines.train_stream import build_lane_loader
-from data_pipelines.vocab import Vocabulary
-from modeling import Captioner
 from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
 from trainer.checkpointing.train_state import Progress
-from trainer.config.schema import captioner_config, load_config
+from trainer.config.schema import load_config
 from trainer.training.loop import TrainingLoop, data_position
+from trainer.training.run_setup import build_accelerator, set_up_run
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
         "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
@@ -41,19 +39,14 @@ class NoStop:
         return False
 
 
-def make_loop(data: Path, output_dir: Path, *overrides: str) -> TrainingLoop:
+def make_loop(data: Path, output_dir: Path, *overrides: str, resume: str | None = None) -> TrainingLoop:
+    """The loop ``trainer/train.py`` would run, set up in this process (``output_dir`` left unlocked)."""
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
     config = load_config(None, [f"data.root={data}", f"output_dir={output_dir}", *TINY, *overrides])
-    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=config.train.grad_accum_steps,
-                              step_scheduler_with_optimizer=False)
-    vocab = Vocabulary.load(data / "vocab.json")
-    torch.manual_seed(0)
-    model = Captioner(captioner_config(config.model, vocab))
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.optim.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    return TrainingLoop(accelerator, config, model, optimizer, scheduler, vocab, Progress(), RecordingLog(), NoStop())
+    run = set_up_run(config, build_accelerator(config), resume)
+    run.release()
+    return TrainingLoop(run, RecordingLog(), NoStop())
 
 
 def first_batch(loop: TrainingLoop) -> dict:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from data_pipelines.atomic_dir import this_host
-from trainer.checkpointing.checkpoint import find_latest, step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.checkpoint import step_checkpoint_dir, verify_checkpoint
+from trainer.checkpointing.run_dir import find_resume_checkpoint
 from trainer.config.schema import TeacherForcingConfig
 from trainer.evaluation.report.train_log import read_train_log
 from trainer.training.schedules import teacher_forcing_ratio
@@ -66,7 +67,7 @@ def straight_and_resumed(dataset, tmp_path_factory):
     straight, resumed = tmp_path_factory.mktemp("straight"), tmp_path_factory.mktemp("resumed")
     train(dataset, straight, *common)
     train(dataset, resumed, *common, "train.stop_at_step=3")
-    assert find_latest(resumed) == step_checkpoint_dir(resumed, 3) and not (resumed / "best").exists()
+    assert find_resume_checkpoint("auto", resumed) == step_checkpoint_dir(resumed, 3) and not (resumed / "best").exists()
     train(dataset, resumed, *common, resume="latest")
     return straight, resumed
 
@@ -118,13 +119,30 @@ def test_two_process_cpu_ddp_then_resume_in_one(dataset, tmp_path):
     assert resumed["world_size"] == 1 and resumed["step"] == 7
 
 
+# trainer/train.py with checkpoint writes paused after the weights and before trainer_state.json: a SIGKILL then
+# leaves a partial checkpoint (the pause is this test's; the trainer has no such hook)
+PAUSED_CHECKPOINT_WRITE = """
+import sys, time
+from trainer.checkpointing import checkpoint
+digest = checkpoint._file_digest
+def paused_digest(path, sync=False):
+    if sync:
+        time.sleep(120)
+    return digest(path, sync)
+checkpoint._file_digest = paused_digest
+from trainer.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset, tmp_path):
     common = ["train.max_steps=4", "checkpoint.every_steps=2", "data.num_workers=0"]
     train(dataset, tmp_path, *common, "train.stop_at_step=2")
     command = [PYTHON, str(REPO / "trainer" / "train.py"), "--resume", "latest", f"data.root={dataset}",
                f"output_dir={tmp_path}", *TINY, *common]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", "SHOWATTEND_CHECKPOINT_WRITE_PAUSE": "120"})
+    process = subprocess.Popen([PYTHON, "-c", PAUSED_CHECKPOINT_WRITE, *command[2:]], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     partial_write = tmp_path / "checkpoints" / f".step_00000004.partial-{process.pid}-{this_host()}"
     deadline = time.monotonic() + 240
     while not (partial_write / "vocab.json").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -133,7 +151,7 @@ def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset,
     process.wait()
     assert (partial_write / "model.safetensors").is_file() and not (partial_write / "trainer_state.json").exists()
     assert not step_checkpoint_dir(tmp_path, 4).exists()
-    assert find_latest(tmp_path) == step_checkpoint_dir(tmp_path, 2)
+    assert find_resume_checkpoint("auto", tmp_path) == step_checkpoint_dir(tmp_path, 2)
     refused = train(dataset, tmp_path, *common, "model.hidden_dim=48", resume="latest", check=False)
     assert refused.returncode != 0 and "incompatible config: model.hidden_dim: checkpoint 32, this run 48" in \
         refused.stderr
@@ -151,7 +169,7 @@ def test_sigkill_mid_checkpoint_keeps_previous_then_sigterm_checkpoints(dataset,
     stderr = stderr_path.read_text()
     assert sigterm_run.returncode == 143, stderr[-3000:]
     assert "stop requested (signal SIGTERM)" in stderr
-    stopped = find_latest(tmp_path)
+    stopped = find_resume_checkpoint("auto", tmp_path)
     assert stopped is not None and verify_checkpoint(stopped)["step"] >= 4  # steps 3, 4 redone after the SIGKILL
     assert verify_checkpoint(stopped)["step"] == max(logged(tmp_path))
     assert not partial_write.exists()  # the stale partial write was cleaned up

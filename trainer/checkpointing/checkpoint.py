@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -24,7 +23,6 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir, staging_path
 from modeling.config import CaptionerConfig
-from modeling.encoder import legacy_layout_note
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +31,6 @@ STATE_FILE = "trainer_state.json"
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 # Model fields that may change between runs: not weight shapes (the backbone's weights come from the checkpoint).
 NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling")
-# Test hook: seconds to sleep after the weights are written and before trainer_state.json (to SIGKILL mid-write).
-PAUSE_ENV = "SHOWATTEND_CHECKPOINT_WRITE_PAUSE"
 # Optimizer param-group entries that choose kernels, not the update: a resumed run keeps its own.
 KERNEL_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
 
@@ -112,9 +108,6 @@ def write_checkpoint(target: str | Path, model, optimizer: torch.optim.Optimizer
         optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
         vocab.save(tmp / "vocab.json")
         files = {name: _file_digest(tmp / name, sync=True) for name in MODEL_FILES}
-        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
-        if pause > 0:
-            time.sleep(pause)
         (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1) + "\n", encoding="utf-8")
         _file_digest(tmp / STATE_FILE, sync=True)
         return install_dir(tmp, target)
@@ -174,17 +167,6 @@ def list_step_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)), key=lambda p: p.name)
 
 
-def find_latest(output_dir: str | Path) -> Path | None:
-    """Newest intact step checkpoint (corrupt newer ones are reported and skipped), or None."""
-    for candidate in reversed(list_step_checkpoints(output_dir)):
-        try:
-            verify_checkpoint(candidate)
-            return candidate
-        except CheckpointError as error:
-            logger.warning("skipping checkpoint %s: %s", candidate, error)
-    return None
-
-
 def check_compatible(directory: str | Path, model_config: dict, vocab) -> list[str]:
     """Refuse a checkpoint whose model shape or vocabulary differs; returns notes on tolerated differences."""
     directory = Path(directory)
@@ -219,15 +201,13 @@ def load_checkpoint(directory: str | Path, model, optimizer: torch.optim.Optimiz
     """Verify ``directory``, load weights into the unwrapped ``model`` (and ``optimizer``); returns trainer_state."""
     directory = Path(directory)
     state = verify_checkpoint(directory)
-    weights = {}
     try:
-        weights = load_file(str(directory / "model.safetensors"))
-        model.load_state_dict(weights)
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
         if optimizer is not None:
             load_optimizer_safetensors(optimizer, directory / "optimizer.safetensors")
     except (SafetensorError, RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{directory}: cannot be loaded into this model/optimizer: "
-                              f"{error}{legacy_layout_note(weights)}") from error
+                              f"{error}") from error
     return state
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from trainer.checkpointing.checkpoint import CheckpointError
 
-FORMAT_VERSIONS = (1, 2)  # 1: the data position was ``batch_in_epoch``, micro-batches of one process
+FORMAT_VERSION = 2  # of trainer_state.json; 2: the data position is ``step_in_epoch``, in global batches
 
 # key -> (kind, minimum, may be null, required)
 FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
@@ -73,8 +73,8 @@ def check_trainer_state(state: dict, path: str | Path) -> dict:
                 raise CheckpointError(f"{path}: key '{key}' is missing ({_KINDS[kind]} expected)")
             continue
         check_field(path, key, state[key], kind, minimum, nullable)
-    if state["format_version"] not in FORMAT_VERSIONS:
-        raise state_error(path, "format_version", state["format_version"], f"one of {FORMAT_VERSIONS}")
+    if state["format_version"] != FORMAT_VERSION:
+        raise state_error(path, "format_version", state["format_version"], str(FORMAT_VERSION))
     if not state["rng"] or not all(isinstance(entry, dict) for entry in state["rng"]):
         raise state_error(path, "rng", state["rng"], "a non-empty list of per-process RNG states (objects)")
     for later in ("step_in_epoch", "best_step", "validated_step"):
@@ -82,11 +82,6 @@ def check_trainer_state(state: dict, path: str | Path) -> dict:
             raise state_error(path, later, state[later], f"at most step = {state['step']}")
     last_epoch = state["scheduler"].get("last_epoch")
     check_field(path, "scheduler.last_epoch", last_epoch, "int", 0)
-    if state["format_version"] == 1:
-        check_field(path, "batch_in_epoch", state.get("batch_in_epoch"), "int", 0)
-        train = state["train_config"].get("train")
-        check_field(path, "train_config.train.grad_accum_steps", (train if isinstance(train, dict) else {}).get(
-            "grad_accum_steps"), "int", 1)
     return state
 
 

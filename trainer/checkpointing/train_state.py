@@ -19,11 +19,10 @@ from trainer.checkpointing.checkpoint import (
     write_checkpoint,
 )
 from trainer.checkpointing.rng_state import capture_rng_state, restore_rng_state, seed_everything
-from trainer.checkpointing.state_checks import check_trainer_state
+from trainer.checkpointing.state_checks import FORMAT_VERSION, check_trainer_state
 from trainer.config.schema import TrainConfig, flatten_scalars
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # 1: the data position was ``batch_in_epoch``, micro-batches of one process
 
 
 @dataclass
@@ -108,16 +107,12 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
             logger.warning("resuming %s with %d changed config field(s): %s", directory, len(changes),
                            "; ".join(changes))
     load_checkpoint(directory, model, optimizer)
-    version = state["format_version"]
     try:
         scheduler.load_state_dict(state["scheduler"])
         if accelerator.scaler is not None and state.get("grad_scaler"):
             accelerator.scaler.load_state_dict(state["grad_scaler"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{state_path}: key 'scheduler' / 'grad_scaler' cannot be loaded ({error!r})") from None
-    if version == 1:  # micro-batches of one process -> optimizer steps; the old stream's order is gone anyway
-        state["step_in_epoch"] = state["batch_in_epoch"] // state["train_config"]["train"]["grad_accum_steps"]
-        state["data_order"] = None
     progress = Progress(**{name: state.get(name, default) for name, default in vars(Progress()).items()})
     rank, saved_world = accelerator.process_index, state["world_size"]
     if rank < len(state["rng"]):

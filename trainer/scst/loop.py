@@ -59,13 +59,12 @@ class ScstTrainingLoop(TrainingLoop):
     stat_names = ("train/loss", "train/policy_loss", "train/attention_reg", "train/reward", "train/baseline",
                   "train/advantage_std", "train/sample_len", "train/entropy")
 
-    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop, plan=None, *,
-                 reward: CiderDReward):
-        super().__init__(accelerator, config, model, optimizer, scheduler, vocab, progress, log, stop, plan)
-        self.unwrapped = accelerator.unwrap_model(model).captioner
+    def __init__(self, run, log, stop, *, reward: CiderDReward):
+        super().__init__(run, log, stop)
+        self.unwrapped = run.accelerator.unwrap_model(run.model).captioner
         self.reward = reward
         self.reward_seconds = 0.0  # spent computing rewards since the last logged step
-        note = ignored_settings_note(config)
+        note = ignored_settings_note(run.config)
         if note:
             logger.info(note)
 

@@ -25,7 +25,7 @@ from trainer.checkpointing.checkpoint import step_checkpoint_dir, update_checkpo
 from trainer.checkpointing.train_state import Progress, save_training_checkpoint
 from trainer.distributed.run_control import iterate_isolated
 from trainer.inference.model_card import write_model_card
-from trainer.training.batch_plan import BatchPlan, plan_for
+from trainer.training.batch_plan import BatchPlan
 from trainer.training.losses import caption_loss
 from trainer.training.schedules import teacher_forcing_ratio
 from trainer.training.validation import validate
@@ -70,13 +70,15 @@ class TrainingLoop:
 
     stat_names = ("train/loss", "train/ce", "train/attention_reg")  # what micro_batch_loss reports, in order
 
-    def __init__(self, accelerator, config, model, optimizer, scheduler, vocab, progress: Progress, log, stop,
-                 plan: BatchPlan | None = None):
-        self.accelerator, self.config, self.model = accelerator, config, model
-        self.plan = plan or plan_for(config.train, accelerator.num_processes)
+    def __init__(self, run, log, stop):
+        """``run``: a ``trainer.training.run_setup.TrainingRun``; ``log``: a ``RunLog``; ``stop``: a
+        ``StopRequest``."""
+        accelerator, config, progress = run.accelerator, run.config, run.progress
+        self.accelerator, self.config, self.model, self.plan = accelerator, config, run.model, run.plan
         self.lanes = self.plan.lanes_of(accelerator.process_index)
-        self.unwrapped = accelerator.unwrap_model(model)
-        self.optimizer, self.scheduler, self.vocab, self.log, self.stop = optimizer, scheduler, vocab, log, stop
+        self.unwrapped = accelerator.unwrap_model(run.model)
+        self.optimizer, self.scheduler, self.vocab, self.log, self.stop = (run.optimizer, run.scheduler, run.vocab,
+                                                                           log, stop)
         resumed = progress.step if progress.step else None  # a resumed step is checkpointed already
         self.state = LoopState(progress, checkpointed_step=resumed, validated_step=progress.validated_step)
         self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
