@@ -1,7 +1,7 @@
 """Ablation study of the demo's training defaults on several synthetic presets, one change per row.
 
     python -m benchmarks.ablation [--presets shapes cluttered] [--rows baseline lambda_0.01 ...] [--steps 400]
-                                  [--work runs/ablation] [--markdown docs/ablation.md] [--threads 1]
+                                  [--work runs/ablation] [--markdown runs/ablation/table.md] [--threads 1]
 
 For each preset: build the data once (data_pipelines.synthetic -> prepare -> features, frozen random ResNet-50), write
 the blind and human reference rows (trainer.baselines on the test split), then for each row train single-process on the

@@ -1,4 +1,4 @@
-"""Run every benchmark, collect their JSON results into one file and a Markdown table the README includes.
+"""Run every benchmark, collect their JSON results into one file and a Markdown table (benchmarks/README.md shows the figures).
 
     python -m benchmarks.run_all [--quick] [--out benchmarks/results]
 

@@ -27,7 +27,7 @@ from modeling import Captioner, DecodingOptions
 DEFAULT_IMAGE_SIZE = 224
 DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DECODE_DTYPE_HELP = ("float32 (default) | bfloat16: matrix products in bfloat16, scores in float32; ~2x faster batched "
-                     "beam search on CPUs with AMX and on GPUs, captions may differ slightly (see README)")
+                     "beam search on CPUs with AMX and on GPUs, captions may differ slightly (docs/results.md, Decoding in bfloat16)")
 
 
 @dataclass

@@ -26,8 +26,7 @@ from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
-from trainer.checkpointing.checkpoint import (STATE_FILE, CheckpointError, check_compatible, load_checkpoint,
-                                              verify_checkpoint)
+from trainer.checkpointing.checkpoint import STATE_FILE, CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
 from trainer.checkpointing.rng_state import seed_everything
 from trainer.checkpointing.run_dir import BEST_DIR, best_of_run, claim_output_dir, new_run_id, truncate_log
 from trainer.checkpointing.run_lock import RunDirInUse, RunLock
