@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from test_data_prepare import make_image, read_shards
 
-from data_pipelines import prepare
+from data_pipelines import image_conversion, prepare
 from data_pipelines.sources import DataFormatError
 
 
@@ -76,11 +76,11 @@ def test_bad_inputs_are_listed_in_stats_and_the_rest_is_intact(tmp_path):
 
 
 def test_convert_image_reports_instead_of_raising(tmp_path):
-    assert prepare.convert_image(str(tmp_path / "nope.jpg"), 32, 95) == {"error": "missing image file"}
-    assert prepare.convert_image(b"", 32, 95) == {"error": "zero-byte image file"}
-    assert "corrupt" in prepare.convert_image(b"\x89PNG\r\n\x1a\n" + b"\0" * 50, 32, 95)["error"]
+    assert image_conversion.convert_image(str(tmp_path / "nope.jpg"), 32, 95) == {"error": "missing image file"}
+    assert image_conversion.convert_image(b"", 32, 95) == {"error": "zero-byte image file"}
+    assert "corrupt" in image_conversion.convert_image(b"\x89PNG\r\n\x1a\n" + b"\0" * 50, 32, 95)["error"]
     make_image(tmp_path / "a.jpg", 0, size=(80, 40))
-    result = prepare.convert_image(str(tmp_path / "a.jpg"), 32, 95)
+    result = image_conversion.convert_image(str(tmp_path / "a.jpg"), 32, 95)
     assert (result["width"], result["height"], result["note"]) == (80, 40, None)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from data_pipelines import prepare
+from data_pipelines import image_conversion, prepare
 from data_pipelines.sources.common import DataFormatError
 from data_pipelines.sources.webdataset_shards import expand_braces, hash_split
 from tests.remote_servers import http_server
@@ -123,8 +123,8 @@ def test_brace_expansion():
 
 def test_small_jpegs_are_copied_only_when_asked(tmp_path):
     """The webdataset source turns copying on; every other source (the demo's Karpathy data too) re-encodes."""
-    copied = prepare.convert_image(SMALL_JPEG, 64, 95, copy_small_jpegs=True)
-    reencoded = prepare.convert_image(SMALL_JPEG, 64, 95)
+    copied = image_conversion.convert_image(SMALL_JPEG, 64, 95, copy_small_jpegs=True)
+    reencoded = image_conversion.convert_image(SMALL_JPEG, 64, 95)
     assert copied["jpg"] == SMALL_JPEG and reencoded["jpg"] != SMALL_JPEG
     assert copied["sha256"] == reencoded["sha256"]  # the duplicate check sees the input bytes either way
     parser = prepare.build_parser()

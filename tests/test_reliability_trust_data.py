@@ -35,7 +35,7 @@ from test_data_prepare import make_image, read_shards
 from test_data_stream import write_dataset
 from test_reliability_data import entry, karpathy_json
 
-from data_pipelines import prepare
+from data_pipelines import image_conversion, prepare
 from data_pipelines.features import main as features_main
 from data_pipelines.manifest import read_manifest
 from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
@@ -178,7 +178,7 @@ def small_source(root: Path, captions=("A red ball.",), splits=("train", "train"
 
 def test_a_vocabulary_without_words_is_refused_before_converting(tmp_path, monkeypatch):
     path = small_source(tmp_path)
-    monkeypatch.setattr(prepare, "convert_image", lambda *_: pytest.fail("an image was converted"))
+    monkeypatch.setattr(image_conversion, "convert_image", lambda *_: pytest.fail("an image was converted"))
     with pytest.raises(SystemExit, match=r"--min-word-freq 100000 leaves no word in the vocabulary: the most frequent "
                                          r"word of the train captions, '\w+', appears 2 time\(s\)"):
         prepare.main(["karpathy", "--json", path, "--out", tmp_path / "out", "--workers", 1, "--min-word-freq", 100000])
@@ -272,7 +272,7 @@ def test_a_torn_last_train_log_line_is_tolerated(tmp_path, caplog):
         read_train_log(log)
 
 
-_CONVERT_CHUNK = prepare._convert_chunk
+_CONVERT_CHUNK = image_conversion.convert_chunk
 
 
 def _die_on_img3(images, *args, **kwargs):
@@ -284,7 +284,7 @@ def _die_on_img3(images, *args, **kwargs):
 
 def test_a_killed_prepare_worker_is_one_line_and_installs_nothing(tmp_path, monkeypatch):
     path = small_source(tmp_path / "src", splits=("train",) * 20)
-    monkeypatch.setattr(prepare, "_convert_chunk", _die_on_img3)
+    monkeypatch.setattr(image_conversion, "convert_chunk", _die_on_img3)
     with pytest.raises(SystemExit) as exit_info:
         prepare.main(["karpathy", "--json", path, "--out", tmp_path / "out", "--workers", 2, "--min-word-freq", 1])
     message = str(exit_info.value)
