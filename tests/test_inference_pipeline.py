@@ -9,7 +9,7 @@ from PIL import Image
 
 from data_pipelines.transforms import eval_transform
 from trainer import caption as caption_cli
-from trainer.inference.pipeline import CaptionPipeline
+from trainer.inference import CaptionPipeline
 
 CONTROLS = dict(beam_size=3, max_len=6, n_best=2, min_len=1, no_repeat_ngram_size=2, length_penalty=0.5)
 CLI_CONTROLS = ["--beam-size", "3", "--max-len", "6", "--n-best", "2", "--min-len", "1", "--no-repeat-ngram-size",

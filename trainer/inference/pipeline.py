@@ -1,6 +1,6 @@
 """Caption images from Python with a trained checkpoint, preprocessed exactly as in training.
 
-    from trainer.inference.pipeline import CaptionPipeline
+    from trainer.inference import CaptionPipeline
     pipe = CaptionPipeline.from_checkpoint("runs/demo/best", device="cpu", dtype="float32")
     results = pipe(["a.jpg", pil_image], beam_size=5, n_best=2)   # keyword arguments: DecodingOptions fields
     results[0].captions[0].text, results[0].captions[0].score
