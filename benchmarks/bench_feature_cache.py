@@ -17,8 +17,9 @@ import torch
 from benchmarks.bench_loader import bench_vocab, write_bench_dataset
 from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.features import extract_features
-from data_pipelines.stream import TrainLoaderOptions, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions
 from data_pipelines.stream_samples import model_input
+from data_pipelines.train_stream import build_lane_loader
 from modeling import Captioner, CaptionerConfig
 from trainer.training.losses import caption_loss
 
@@ -38,6 +39,11 @@ def train_epoch_seconds(model: Captioner, loader, pad_id: int) -> float:
     return time.perf_counter() - start
 
 
+def one_process_loader(data: Path, vocab, options: TrainLoaderOptions):
+    """The lane loader of one process training the whole global batch in one micro-batch."""
+    return build_lane_loader(data, vocab, options, global_batch_size=options.batch_size, lanes=range(1))
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, "fewer images")
     parser.add_argument("--image-size", type=int, default=224)
@@ -54,10 +60,11 @@ def main() -> None:
         extract_features(data, Path(tmp) / "feats", "none", args.image_size, batch_size=args.batch_size,
                          show_progress=False)
         extract_seconds = time.perf_counter() - start
-        cache_loader = build_train_loader(data, vocab, TrainLoaderOptions(features_root=Path(tmp) / "feats", **options))
+        cache_loader = one_process_loader(data, vocab, TrainLoaderOptions(features_root=Path(tmp) / "feats", **options))
         train_epoch_seconds(model, cache_loader, vocab.pad_id)  # warm-up (allocator, lazy init)
         cache_seconds = min(train_epoch_seconds(model, cache_loader, vocab.pad_id) for _ in range(3))
-        image_seconds = train_epoch_seconds(model, build_train_loader(data, vocab, TrainLoaderOptions(**options)), vocab.pad_id)
+        image_seconds = train_epoch_seconds(model, one_process_loader(data, vocab, TrainLoaderOptions(**options)),
+                                            vocab.pad_id)
     ratio = image_seconds / cache_seconds
     result = {"images": num_images, "image_size": args.image_size, "batch_size": args.batch_size,
               "image_epoch_s": round(image_seconds, 3), "feature_cache_epoch_s": round(cache_seconds, 3),

@@ -3,7 +3,8 @@
     python -m benchmarks.bench_loader [--quick] [--json PATH]
 
 Both sides decode every JPEG with PIL and apply the same eval transform (resize 224, center crop, normalise) in one
-process; the loader additionally shuffles, tokenises, pads and batches. Target: loader >= 80% of the bare loop.
+process; the loader (the lane loader of one process, ``data_pipelines.train_stream``) additionally shuffles,
+tokenises, pads and batches. Target: loader >= 80% of the bare loop.
 Each side runs 3 times, interleaved; the best run counts (shared machine).
 The 2-worker figure shows what the DataLoader workers add on this machine's cores.
 """
@@ -23,7 +24,8 @@ from PIL import Image, ImageDraw
 from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.manifest import read_manifest
 from data_pipelines.shard_writer import ShardWriter
-from data_pipelines.stream import TrainLoaderOptions, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 
@@ -76,7 +78,7 @@ def bare_loop_images_per_s(root: Path, image_size: int) -> float:
 def loader_images_per_s(root: Path, image_size: int, batch_size: int, num_workers: int) -> float:
     options = TrainLoaderOptions(batch_size=batch_size, num_workers=num_workers, image_size=image_size,
                                  captions_per_image=2)
-    loader = build_train_loader(root, bench_vocab(), options)
+    loader = build_lane_loader(root, bench_vocab(), options, global_batch_size=batch_size, lanes=range(1))
     count, start = 0, time.perf_counter()
     for batch in loader:
         count += batch["pixels"].shape[0]

@@ -27,11 +27,17 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
-from data_pipelines.stream import TrainLoaderOptions, _cycle_shards, _decoder, _split_shards, _worker_index
+from data_pipelines.stream import TrainLoaderOptions, sample_decoder, split_shards, worker_index
 from data_pipelines.stream_samples import BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples, stream_seed
 from data_pipelines.transforms import train_transform
 
 __all__ = ["build_lane_loader", "LaneLoader"]
+
+
+def _cycle_shards(shards: list[str], resampled: bool, rng: random.Random) -> Iterator[list[str]]:
+    """Endless passes over a reader's shards (resampled: each pass draws len(shards) shards with replacement)."""
+    while True:
+        yield [rng.choice(shards) for _ in shards] if resampled else shards
 
 
 @dataclass(eq=False)
@@ -105,7 +111,7 @@ class LaneStream(IterableDataset):
                                 random.Random(stream_seed(seed, "captions", step)))
 
     def __iter__(self) -> Iterator[dict]:
-        reader = _worker_index(self.readers)
+        reader = worker_index(self.readers)
         lanes = [self._pieces(lane, reader) for lane in self.my_lanes]
         for _ in range(self.start_step, self.steps_per_epoch):
             for pieces in lanes:
@@ -173,7 +179,7 @@ def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_siz
         raise ValueError(f"lanes {list(lanes)} are not within the {total_lanes} lanes of a global batch")
     if options.augment and features_root is not None:
         raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
-    shards, entry = _split_shards(root, split, features_root)
+    shards, entry = split_shards(root, split, features_root)
     if not resampled and len(shards) < total_lanes * readers:
         raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {total_lanes} lane(s) (global batch "
                          f"{global_batch_size} / micro-batch {micro_batch_size}) x {readers} worker(s) = "
@@ -185,7 +191,7 @@ def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_siz
     if not 0 <= start_step < steps_per_epoch:
         raise ValueError(f"start_step {start_step} is outside the epoch's {steps_per_epoch} steps")
     transform = train_transform(options.image_size, options.augment)
-    stream = LaneStream(shards=shards, vocab=vocab, decoder=_decoder(features_root, transform),
+    stream = LaneStream(shards=shards, vocab=vocab, decoder=sample_decoder(features_root, transform),
                         piece_size=micro_batch_size // readers, steps_per_epoch=steps_per_epoch, start_step=start_step,
                         my_lanes=tuple(lanes), lanes=total_lanes, readers=readers,
                         captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,

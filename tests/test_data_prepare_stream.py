@@ -3,7 +3,8 @@ import torch
 from test_data_prepare import SPEC, make_images, resized, write_karpathy
 
 from data_pipelines import prepare
-from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary, tokenize
 
@@ -17,9 +18,8 @@ def test_prepared_shards_round_trip_through_train_and_eval_loaders(tmp_path):
     transform = eval_transform(32)
 
     seen = {}
-    # shuffle_buffer=1: with a buffer larger than the split, the cycling stream may repeat an image within an epoch
-    options = TrainLoaderOptions(batch_size=2, num_workers=1, captions_per_image=2, image_size=32, shuffle_buffer=1)
-    for batch in build_train_loader(out, vocab, options):
+    options = TrainLoaderOptions(batch_size=2, num_workers=1, captions_per_image=2, image_size=32)
+    for batch in build_lane_loader(out, vocab, options, global_batch_size=2, lanes=range(1)):
         for image_id, captions, pixels in zip(batch["image_id"], batch["captions"], batch["pixels"]):
             seen[image_id] = (sorted(vocab.decode(row.tolist()) for row in captions), pixels)
     assert sorted(seen) == [i for i, (split, _) in SPEC.items() if split == "train"]

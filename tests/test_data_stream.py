@@ -1,4 +1,4 @@
-"""Streaming loaders: even batch counts over ranks/workers, exact eval coverage, reproducible epochs, captions."""
+"""Streaming loaders: even batch counts over processes/workers, exact eval coverage, reproducible epochs, captions."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,8 @@ import webdataset as wds
 from PIL import Image
 
 from data_pipelines.manifest import read_manifest
-from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 
 UNEVEN_TRAIN_SHARDS = [7, 3, 5, 2, 4]
@@ -59,14 +60,15 @@ def vocab() -> Vocabulary:
     return Vocabulary.build((c for i in range(len(WORDS)) for c in captions_for(i)), min_freq=1)
 
 
-def train_batches(root, vocab, **kwargs) -> tuple[int, list[dict]]:
-    options = {**dict(batch_size=2, image_size=32, num_workers=2, world_size=2, captions_per_image=1), **kwargs}
-    position = {name: options.pop(name) for name in ("epoch", "rank", "world_size") if name in options}
-    loader = build_train_loader(root, vocab, TrainLoaderOptions(**options), **position)
+def train_batches(root, vocab, epoch: int = 0, rank: int = 0, world_size: int = 2, **kwargs) -> tuple[int, list[dict]]:
+    """Process ``rank`` of ``world_size``, one lane each: the lane loader with a global batch of world_size x B."""
+    options = TrainLoaderOptions(**{**dict(batch_size=2, image_size=32, num_workers=2, captions_per_image=1), **kwargs})
+    loader = build_lane_loader(root, vocab, options, global_batch_size=world_size * options.batch_size,
+                               lanes=range(rank, rank + 1), epoch=epoch)
     return len(loader), list(loader)
 
 
-def test_two_ranks_two_workers_uneven_shards_yield_equal_batch_counts(dataset, vocab):
+def test_two_processes_two_workers_uneven_shards_yield_equal_batch_counts(dataset, vocab):
     counts = set()
     for rank in (0, 1):
         length, batches = train_batches(dataset, vocab, rank=rank, epoch=3)
@@ -76,8 +78,8 @@ def test_two_ranks_two_workers_uneven_shards_yield_equal_batch_counts(dataset, v
             assert batch["pixels"].shape == (2, 3, 32, 32)
             assert batch["captions"].shape[:2] == (2, 1) and batch["captions"].dtype == torch.long
             assert (batch["captions"][..., 0] == vocab.bos_id).all()
-    # 21 images // (batch 2 x 2 ranks) = 5 batches per rank, rounded up to a multiple of the 2 workers
-    assert counts == {6}
+    # 21 images // (batch 2 x 2 processes) = 5 steps, one batch of each process's lane per step
+    assert counts == {5}
 
 
 def test_epochs_differ_but_each_is_reproducible(dataset, vocab):
@@ -148,5 +150,7 @@ def test_captions_are_padded_and_capped(dataset, vocab):
 
 
 def test_resampled_mode_runs_with_few_shards_and_keeps_its_length(dataset, vocab):
-    length, batches = train_batches(dataset, vocab, split="test", world_size=3, rank=2, batch_size=1, resampled=True)
-    assert length == len(batches) == 2  # 5 images // (1 x 3 ranks) = 1, rounded up to 2 workers
+    with pytest.raises(ValueError, match=r"2 shard\(s\) cannot feed 2 lane\(s\)"):  # 2 lanes x 2 workers = 4 readers
+        train_batches(dataset, vocab, split="test", rank=1)
+    length, batches = train_batches(dataset, vocab, split="test", rank=1, resampled=True)
+    assert length == len(batches) == 1  # 5 images // (batch 2 x 2 processes) = 1 step

@@ -11,7 +11,8 @@ import torch
 from test_data_stream import captions_for, write_dataset
 
 from data_pipelines.manifest import read_manifest
-from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.transforms import eval_transform, train_transform
 from data_pipelines.vocab import Vocabulary
 
@@ -68,20 +69,23 @@ def test_truncated_shard_keeps_its_readable_samples_and_the_other_shards(dataset
 
 def test_train_stream_with_a_broken_member_still_yields_its_full_length(dataset, vocab):
     rewrite_member(dataset / "train-000002.tar", "img0008.jpg", b"garbage")
-    loader = build_train_loader(dataset, vocab, TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32))
+    loader = build_lane_loader(dataset, vocab, TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32),
+                               global_batch_size=2, lanes=range(1))
     batches = list(loader)
     assert len(batches) == len(loader) == 6 and loader.broken_samples >= 1
     assert all("img0008" not in batch["image_id"] for batch in batches)
 
 
 def test_fewer_shards_than_readers_is_a_clear_error(dataset, vocab):
-    with pytest.raises(ValueError, match=r"3 shard\(s\) cannot feed 2 rank\(s\) x 2 worker\(s\) = 4 readers"):
-        build_train_loader(dataset, vocab, TrainLoaderOptions(batch_size=2, num_workers=2), world_size=2)
+    with pytest.raises(ValueError, match=r"3 shard\(s\) cannot feed 2 lane\(s\) .* x 2 worker\(s\) = 4 readers"):
+        build_lane_loader(dataset, vocab, TrainLoaderOptions(batch_size=2, num_workers=2), global_batch_size=4,
+                          lanes=range(0, 1))
 
 
 def test_dataset_smaller_than_one_global_batch_is_a_clear_error(dataset, vocab):
-    with pytest.raises(ValueError, match=r"12 image\(s\) do not fill one batch of 8 on each of 2 rank"):
-        build_train_loader(dataset, vocab, TrainLoaderOptions(batch_size=8, num_workers=1), rank=1, world_size=2)
+    with pytest.raises(ValueError, match=r"12 image\(s\) do not fill one global batch of 16"):
+        build_lane_loader(dataset, vocab, TrainLoaderOptions(batch_size=8, num_workers=1), global_batch_size=16,
+                          lanes=range(1, 2))
 
 
 def test_manifest_problems_name_the_file(dataset, vocab, tmp_path):

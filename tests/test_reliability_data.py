@@ -27,8 +27,9 @@ from test_data_stream import captions_for, write_dataset
 from data_pipelines import prepare
 from data_pipelines.features import main as features_main
 from data_pipelines.sources import DataFormatError
-from data_pipelines.stream import TrainLoaderOptions, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions
 from data_pipelines.stream_samples import BrokenSampleCounter
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 
 
@@ -114,12 +115,13 @@ def alarm():
 
 def test_undecodable_shards_stop_with_an_error_naming_them(tmp_path, alarm):
     data = write_undecodable_dataset(tmp_path / "data")
-    loader = build_train_loader(data, Vocabulary(["red"]), TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32))
+    options = TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32)
+    loader = build_lane_loader(data, Vocabulary(["red"]), options, global_batch_size=2, lanes=range(1))
     alarm(60)
-    with pytest.raises(RuntimeError, match=r"no sample of shards .*train-000000\.tar.*train-000001\.tar.* decodes "
-                                           r"\(6 skipped as broken"):
+    with pytest.raises(RuntimeError, match=r"a whole pass over shards .*train-00000[01]\.tar.*train-00000[01]\.tar.* "
+                                           r"decoded nothing"):
         next(iter(loader))
-    assert loader.broken_samples == 6
+    assert loader.broken_samples == 12  # two passes of 6: the one reading starts in (mid-pass on resume), one more
 
 
 def test_broken_sample_warnings_are_rate_limited_and_counted(caplog):
@@ -147,8 +149,8 @@ def test_a_shared_counter_spans_the_loaders_of_several_epochs(tmp_path):
     vocab = Vocabulary.build(captions_for(0), min_freq=1)
     counter = BrokenSampleCounter()
     for epoch in range(2):
-        loader = build_train_loader(data, vocab, TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32), epoch=epoch,
-                                    broken=counter)
+        loader = build_lane_loader(data, vocab, TrainLoaderOptions(batch_size=2, num_workers=0, image_size=32),
+                                   global_batch_size=2, lanes=range(1), epoch=epoch, broken=counter)
         assert len(list(loader)) == len(loader)
     assert counter.take() >= 2  # the broken sample, once per epoch, in one counter
 

@@ -38,7 +38,8 @@ from test_reliability_data import entry, karpathy_json
 from data_pipelines import image_conversion, prepare
 from data_pipelines.features import main as features_main
 from data_pipelines.manifest import read_manifest
-from data_pipelines.stream import TrainLoaderOptions, build_eval_loader, build_train_loader
+from data_pipelines.stream import TrainLoaderOptions, build_eval_loader
+from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
 from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.config.schema import load_config
@@ -76,8 +77,8 @@ def test_hostile_shard_names_are_refused_naming_the_key(tmp_path, name):
 
 
 READERS = {"eval stream": lambda: list(build_eval_loader(".", "test", batch_size=2, num_workers=0, image_size=32)),
-           "train stream": lambda: list(build_train_loader(".", Vocabulary(["a"]), TrainLoaderOptions(
-               batch_size=1, num_workers=0, image_size=32, split="test"))),
+           "train stream": lambda: list(build_lane_loader(".", Vocabulary(["a"]), TrainLoaderOptions(
+               batch_size=1, num_workers=0, image_size=32, split="test"), global_batch_size=1, lanes=range(1))),
            "baselines": lambda: split_captions(Path("."), "test"),
            "report": lambda: list(split_images(Path("."), "test", ["img0000"])),
            "scst references": lambda: split_references(".", "test")}
