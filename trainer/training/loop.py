@@ -1,7 +1,7 @@
 """The training loop: a small state object and named steps, read top to bottom in ``TrainingLoop.run``.
 
 Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradients sync). The micro-batches come from
-``data_pipelines.train_stream``: for each optimizer step, one per lane of this process (``trainer.training.batch_plan``), and
+``data_pipelines.train_stream``: for each optimizer step, one per lane of this process (``training.batch_plan``), and
 the model's random draws (dropout, scheduled sampling) are seeded per (step, lane), so a step does not depend on how
 many processes share its lanes. After each optimizer step ``at_step_boundary`` logs the interval (``log_interval``),
 checkpoints (``maybe_checkpoint``) and validates (``maybe_validate``), in that order, so a failing validation never
@@ -164,7 +164,7 @@ class TrainingLoop:
         return True
 
     def at_step_boundary(self) -> bool:
-        """Log, validate, checkpoint after an optimizer step; True when the loop must stop here."""
+        """Log, checkpoint, validate after an optimizer step; True when the loop must stop here."""
         self.log_interval()
         paused_at = time.perf_counter()
         self.maybe_checkpoint()
