@@ -45,11 +45,9 @@ RANGES: dict[str, Range] = {
     "data.max_caption_len": AT_LEAST_1,
     "data.num_workers": AT_LEAST_0,
     "data.shuffle_buffer": AT_LEAST_1,
-    "train.global_batch_size": AT_LEAST_0,  # 0: the legacy per-process train.batch_size
+    "train.global_batch_size": AT_LEAST_1,
     "train.micro_batch_size": AT_LEAST_0,  # 0: no cap
-    "train.batch_size": AT_LEAST_1,  # or None (unset)
     "train.max_steps": AT_LEAST_1,
-    "train.grad_accum_steps": AT_LEAST_1,
     "train.max_grad_norm": AT_LEAST_0,
     "train.stop_at_step": AT_LEAST_0,
     "optim.lr": POSITIVE,

@@ -60,12 +60,10 @@ class DataConfig:
 
 @dataclass
 class TrainSection:
-    """``global_batch_size`` (+ ``micro_batch_size`` cap) or legacy ``batch_size`` x ``grad_accum_steps``: batch_plan"""
-    global_batch_size: int = 0  # images per optimizer step over all processes (0: use batch_size)
+    """``global_batch_size`` (+ ``micro_batch_size`` cap): trainer.training.batch_plan"""
+    global_batch_size: int = 32  # images per optimizer step over all processes
     micro_batch_size: int = 0  # cap on the images per forward/backward of one process (0: no cap)
-    batch_size: Optional[int] = None  # legacy: images per process per micro-batch
     max_steps: int = 1000  # optimizer steps of the global batch
-    grad_accum_steps: int = 1  # legacy, with batch_size
     max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
     objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
@@ -289,7 +287,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
 
 
 def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested dict -> ``{"train.batch_size": 32, ...}``, None as "none" (init_trackers takes scalars only)."""
+    """Nested dict -> ``{"train.max_steps": 1000, ...}``, None as "none" (init_trackers takes scalars only)."""
     flat: dict = {}
     for key, value in values.items():
         if isinstance(value, dict):
