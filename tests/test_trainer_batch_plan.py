@@ -1,7 +1,7 @@
 """train.global_batch_size -> per-process micro-batch and gradient accumulation for each world size."""
 import pytest
 
-from trainer.config.schema import TrainSection
+from trainer.config.sections import TrainSection
 from trainer.training.batch_plan import plan_batches, plan_for
 
 

@@ -52,6 +52,6 @@ def plan_batches(world_size: int, global_batch_size: int, micro_batch_size: int 
 
 
 def plan_for(train, world_size: int) -> BatchPlan:
-    """The plan of a config's ``train`` section (``trainer.config.schema.TrainSection``) for ``world_size``
+    """The plan of a config's ``train`` section (``trainer.config.sections.TrainSection``) for ``world_size``
     processes."""
     return plan_batches(world_size, train.global_batch_size, train.micro_batch_size)
