@@ -34,7 +34,7 @@ def make_row(overrides: list[str]):
     model = Captioner(CaptionerConfig(vocab_size=VOCAB_SIZE, **vars(config.model))).train()
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.optim.lr)
     side = config.data.image_size // 32
-    images, per_image = config.train.batch_size, config.data.captions_per_image
+    images, per_image = config.train.global_batch_size, config.data.captions_per_image
     features = torch.randn(images, 2048, side, side) + 20
     captions = torch.randint(4, VOCAB_SIZE, (images, per_image, WORDS + 1))
     captions[..., 0] = model.config.bos_id

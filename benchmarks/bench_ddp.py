@@ -30,12 +30,12 @@ def make_dataset(root: Path, num_images: int, image_size: int, features: bool) -
     return [f"data.root={prepared}"] + ([f"data.features={root / 'features'}"] if features else [])
 
 
-def throughput(launcher: list[str], threads: int, data: list[str], output_dir: Path, steps: int, batch_size: int,
-               image_size: int) -> float:
+def throughput(launcher: list[str], processes: int, threads: int, data: list[str], output_dir: Path, steps: int,
+               batch_size: int, image_size: int) -> float:
     overrides = [*data, f"output_dir={output_dir}", f"data.image_size={image_size}",
-                 "model.encoder_weights=none", f"train.batch_size={batch_size}", f"train.max_steps={steps}",
-                 "data.num_workers=0", "logging.every_steps=2", "eval.every_steps=0", "eval.max_len=2",
-                 f"checkpoint.every_steps={steps * 10}", "checkpoint.keep_last=1"]
+                 "model.encoder_weights=none", f"train.global_batch_size={batch_size * processes}",
+                 f"train.max_steps={steps}", "data.num_workers=0", "logging.every_steps=2", "eval.every_steps=0",
+                 "eval.max_len=2", f"checkpoint.every_steps={steps * 10}", "checkpoint.keep_last=1"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     result = subprocess.run([*launcher, str(REPO / "trainer" / "train.py"), *overrides], cwd=REPO, env=env,
                             capture_output=True, text=True)
@@ -58,13 +58,13 @@ def main() -> None:
                      "--main_process_port", "29547"]
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp), 400, args.image_size, features=args.input == "features")
-        variants = {"one_process_2_threads": (one_process, 2), "one_process_1_thread": (one_process, 1),
-                    "ddp_2_processes_1_thread": (two_processes, 1)}
+        variants = {"one_process_2_threads": (one_process, 1, 2), "one_process_1_thread": (one_process, 1, 1),
+                    "ddp_2_processes_1_thread": (two_processes, 2, 1)}
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for repeat in range(repeats):  # interleaved, so machine load drifts hit every variant alike
-            for name, (launcher, threads) in variants.items():
-                rates[name].append(throughput(launcher, threads, data, Path(tmp) / f"{name}{repeat}", steps,
-                                              args.batch_size, args.image_size))
+            for name, (launcher, processes, threads) in variants.items():
+                rates[name].append(throughput(launcher, processes, threads, data, Path(tmp) / f"{name}{repeat}",
+                                              steps, args.batch_size, args.image_size))
     result = {f"{name}_samples_per_s": max(values) for name, values in rates.items()}
     baseline = max(result["one_process_2_threads_samples_per_s"], result["one_process_1_thread_samples_per_s"])
     result.update({"speedup": result["ddp_2_processes_1_thread_samples_per_s"] / baseline, "target_speedup": 1.3,

@@ -41,7 +41,7 @@ def tree_memory(process: psutil.Process) -> int:
 
 def peak_memory_of_run(data: Path, output_dir: Path, steps: int, image_size: int) -> int:
     overrides = [f"data.root={data}", f"output_dir={output_dir}", f"data.image_size={image_size}",
-                 "model.encoder_weights=none", "train.batch_size=8", f"train.max_steps={steps}",
+                 "model.encoder_weights=none", "train.global_batch_size=8", f"train.max_steps={steps}",
                  "data.num_workers=1", "eval.every_steps=0", "eval.max_len=2", "eval.batch_size=8",
                  "checkpoint.every_steps=0",
                  "logging.every_steps=5"]

@@ -1,24 +1,77 @@
-"""CaptionerConfig: the JSON-serialisable description of a Captioner."""
+"""CaptionerConfig: the JSON-serialisable description of a Captioner.
+
+Every field is declared once with ``setting``: its default, its doc and, for a number, its ``Range``. The checks in
+``CaptionerConfig.__post_init__`` and the trainer's ``model:`` section (its range checks and ``--help``) read them.
+"""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from dataclasses import dataclass
+import typing
+from dataclasses import MISSING, dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 AttentionGate = Literal["scalar", "vector", "none"]
 ScheduledSampling = Literal["sample", "argmax"]
 FeatureNorm = Literal["batch", "layer"]
-ATTENTION_GATES = get_args(AttentionGate)
-SCHEDULED_SAMPLING_MODES = get_args(ScheduledSampling)
 FEATURE_NORMS = get_args(FeatureNorm)
 # Fields set from the dataset's vocabulary, not by the user (the trainer's model section leaves them out).
 VOCABULARY_FIELDS = ("vocab_size", "pad_id", "bos_id", "eos_id")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """``low <= value <= high``, with ``open_low`` / ``open_high`` making that bound strict; None: unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        """``0 < value <= 1``"""
+        low = "" if self.low is None else f"{_number(self.low)} {'<' if self.open_low else '<='} "
+        high = "" if self.high is None else f" {'<' if self.open_high else '<='} {_number(self.high)}"
+        return f"{low}value{high}"
+
+    def interval(self) -> str:
+        """``(0, 1]``"""
+        low = "(-inf" if self.low is None else f"{'(' if self.open_low else '['}{_number(self.low)}"
+        high = "inf)" if self.high is None else f"{_number(self.high)}{')' if self.open_high else ']'}"
+        return f"{low}, {high}"
+
+
+def setting(default: Any, doc: str, bounds: Range | None = None) -> Any:
+    """A config field declared once: its default (MISSING: required; a list is copied for each instance), its doc and,
+    for a number, the Range it must lie in (read back with ``doc_of`` / ``bounds_of``)."""
+    metadata = {"doc": doc, "bounds": bounds}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def doc_of(spec: dataclasses.Field) -> str:
+    return spec.metadata.get("doc", "")
+
+
+def bounds_of(spec: dataclasses.Field) -> Range | None:
+    return spec.metadata.get("bounds")
+
+
 # Upper bounds, so a config from elsewhere (a checkpoint's config.json) cannot ask for terabytes before any check:
 # far above any Show-Attend-Tell model (hidden 512, vocabularies of ~10k words), far below an allocation failure.
-MAX_SIZES = {"vocab_size": 1 << 20, "backbone_channels": 1 << 13, "feature_dim": 1 << 13, "grid_size": 64,
-             "embed_dim": 1 << 13, "attention_dim": 1 << 13, "hidden_dim": 1 << 13}
+SIZE = Range(1, 1 << 13)
 
 
 def _is_int(value) -> bool:
@@ -29,43 +82,36 @@ def _is_int(value) -> bool:
 class CaptionerConfig:
     """Sizes and special token ids of the model; defaults follow Show, Attend and Tell with a ResNet-50."""
 
-    vocab_size: int
-    encoder_weights: str = "imagenet"  # "imagenet" | "none" | path to .safetensors / .pth
-    backbone_channels: int = 2048
-    feature_dim: int = 256
-    grid_size: int = 7
-    embed_dim: int = 256
-    attention_dim: int = 256
-    hidden_dim: int = 512
-    dropout: float = 0.5
-    attention_gate: AttentionGate = "scalar"
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
-    scheduled_sampling: ScheduledSampling = "sample"
-    feature_norm: FeatureNorm = "batch"  # backbone channels standardised by "batch": BatchNorm | "layer": LayerNorm
+    vocab_size: int = setting(MISSING, "words in the vocabulary, special tokens included", Range(1, 1 << 20))
+    encoder_weights: str = setting("imagenet", "the ResNet-50's weights: 'imagenet' (torchvision's), 'none' (random) "
+                                   "or the path of a .safetensors / .pth state dict; the backbone stays frozen")
+    backbone_channels: int = setting(2048, "channels of the backbone's last feature map (ResNet-50: 2048)", SIZE)
+    feature_dim: int = setting(256, "size of a region's feature: the 1x1 projection of the backbone channels", SIZE)
+    grid_size: int = setting(7, "the feature map is average-pooled to grid_size x grid_size regions", Range(1, 64))
+    embed_dim: int = setting(256, "size of a word embedding", SIZE)
+    attention_dim: int = setting(256, "hidden size of the additive attention", SIZE)
+    hidden_dim: int = setting(512, "size of the LSTM's hidden and cell state", SIZE)
+    dropout: float = setting(0.5, "dropout on the LSTM output before the word logits", Range(0, 1, open_high=True))
+    attention_gate: AttentionGate = setting("scalar", "the gate sigmoid(W h) on the attention context: one scalar per "
+                                            "step (the paper's), one per feature channel (vector), or none")
+    pad_id: int = setting(0, "id of <pad>")
+    bos_id: int = setting(1, "id of <bos>, the first input word")
+    eos_id: int = setting(2, "id of <eos>, which ends a caption")
+    scheduled_sampling: ScheduledSampling = setting("sample", "the word fed instead of the ground truth when teacher "
+                                                    "forcing skips a step: sampled from the softmax, or its argmax")
+    feature_norm: FeatureNorm = setting("batch", "how the backbone channels are standardised: BatchNorm over the "
+                                        "batch, or LayerNorm of each region's vector")
 
     def __post_init__(self) -> None:
-        for name, largest in MAX_SIZES.items():
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 < value <= largest:
-                raise ValueError(f"CaptionerConfig.{name} must be an int in [1, {largest}], got {value!r}")
+        for spec in dataclasses.fields(self):
+            problem = _field_problem(_hints()[spec.name], bounds_of(spec), getattr(self, spec.name))
+            if problem:
+                raise ValueError(f"CaptionerConfig.{spec.name} {problem}")
         for name in ("pad_id", "bos_id", "eos_id"):
             value = getattr(self, name)
             if not _is_int(value) or not 0 <= value < self.vocab_size:
                 raise ValueError(f"CaptionerConfig.{name} must be an int in [0, vocab_size={self.vocab_size}), "
                                  f"got {value!r}")
-        if not (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
-                and 0.0 <= self.dropout < 1.0):
-            raise ValueError(f"CaptionerConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.attention_gate not in ATTENTION_GATES:
-            raise ValueError(f"CaptionerConfig.attention_gate must be one of {ATTENTION_GATES}, "
-                             f"got {self.attention_gate!r}")
-        if self.scheduled_sampling not in SCHEDULED_SAMPLING_MODES:
-            raise ValueError(f"CaptionerConfig.scheduled_sampling must be one of {SCHEDULED_SAMPLING_MODES}, "
-                             f"got {self.scheduled_sampling!r}")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"CaptionerConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if not isinstance(self.encoder_weights, str) or not self.encoder_weights:
             raise ValueError("CaptionerConfig.encoder_weights must be 'imagenet', 'none' or a path to a "
                              f".safetensors/.pth file, got {self.encoder_weights!r}")
@@ -81,8 +127,9 @@ class CaptionerConfig:
         if unknown:
             raise ValueError(f"unknown CaptionerConfig keys {unknown}; valid keys are {valid}")
         if "vocab_size" not in values:
-            raise ValueError("CaptionerConfig.vocab_size is missing (an int in [1, "
-                             f"{MAX_SIZES['vocab_size']}] expected)")
+            vocab_size = next(spec for spec in dataclasses.fields(cls) if spec.name == "vocab_size")
+            raise ValueError(f"CaptionerConfig.vocab_size is missing (an int in {bounds_of(vocab_size).interval()} "
+                             "expected)")
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
@@ -103,3 +150,22 @@ class CaptionerConfig:
             return cls.from_dict(values)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(CaptionerConfig)
+
+
+def _field_problem(annotation: Any, bounds: Range | None, value: Any) -> str | None:
+    """What is wrong with ``value`` for a field of this type and Range ("must be ..., got ..."); None when valid."""
+    if typing.get_origin(annotation) is Literal and value not in get_args(annotation):
+        return f"must be one of {get_args(annotation)}, got {value!r}"
+    if bounds is None:
+        return None
+    if annotation is int and not (_is_int(value) and bounds.holds(value)):
+        return f"must be an int in {bounds.interval()}, got {value!r}"
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is float and not (is_number and bounds.holds(value)):
+        return f"must be in {bounds.interval()}, got {value!r}"
+    return None

@@ -40,8 +40,8 @@ sys.exit(code)
     completed = run_without_optional_packages(
         code, f"data.root={tiny_prepared}", f"output_dir={tmp_path / 'run'}", "model.encoder_weights=none",
         "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16", "model.hidden_dim=32",
-        "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=2", "eval.batch_size=4",
-        "eval.max_len=4", "eval.beam_size=1")
+        "data.image_size=48", "data.num_workers=0", "train.global_batch_size=2", "train.max_steps=2",
+        "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "usage: train.py" in completed.stdout
     assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "trainer_state.json").is_file()

@@ -33,8 +33,8 @@ from trainer.training import loop as loop_module
 from trainer.training.run_setup import build_accelerator
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
-        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "eval.batch_size=4",
-        "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=1", "checkpoint.keep_last=5"]
+        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.global_batch_size=2",
+        "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=1", "checkpoint.keep_last=5"]
 
 
 def train(data: Path, output_dir: Path, *overrides: str, resume: str | None = None,

@@ -14,8 +14,8 @@ from trainer.scst.df_cache import CACHE_NAME
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
-        "model.hidden_dim=32", "model.dropout=0.3", "data.image_size=32", "train.batch_size=4", "eval.batch_size=8",
-        "eval.max_len=8", "eval.every_steps=0", "logging.every_steps=1", "data.num_workers=1"]
+        "model.hidden_dim=32", "model.dropout=0.3", "data.image_size=32", "train.global_batch_size=4",
+        "eval.batch_size=8", "eval.max_len=8", "eval.every_steps=0", "logging.every_steps=1", "data.num_workers=1"]
 SCST = ["train.objective=scst", "scst.samples=3", "scst.max_len=8", "scst.entropy_weight=0.01", "optim.lr=1e-3",
         "teacher_forcing.schedule=linear", "teacher_forcing.decay=0.1"]
 SCST_TAGS = ("train/loss", "train/policy_loss", "train/attention_reg", "train/reward", "train/baseline",
@@ -45,8 +45,8 @@ def dataset_and_xe(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_scst_resume_is_bit_exact(dataset_and_xe, tmp_path):
     dataset, xe_best = dataset_and_xe
-    common = [*SCST, f"train.init_from={xe_best}", "train.max_steps=6", "train.grad_accum_steps=2",
-              "checkpoint.every_steps=3", "eval.every_steps=3"]
+    common = [*SCST, f"train.init_from={xe_best}", "train.max_steps=6", "train.global_batch_size=8",
+              "train.micro_batch_size=4", "checkpoint.every_steps=3", "eval.every_steps=3"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     result = train(dataset, straight, *common)
     assert "ignoring teacher_forcing (schedule linear" in result.stderr and (dataset / CACHE_NAME).is_file()
@@ -68,7 +68,7 @@ def test_scst_two_process_ddp(dataset_and_xe, tmp_path):
     launcher = [str(Path(PYTHON).parent / "accelerate"), "launch", "--config_file",
                 str(REPO / "launch" / "cpu_2proc.yaml"), "--main_process_port", "29547"]
     result = train(dataset, tmp_path, *SCST, "scst.baseline=greedy", f"train.init_from={xe_best}",
-                   "train.max_steps=4", "checkpoint.every_steps=4", launcher=launcher)
+                   "train.global_batch_size=8", "train.max_steps=4", "checkpoint.every_steps=4", launcher=launcher)
     assert "world size 2 (DistributedType.MULTI_CPU)" in result.stderr
     state = verify_checkpoint(step_checkpoint_dir(tmp_path, 4))
     assert state["world_size"] == 2 and len(set(state["rank_weight_digests"])) == 1  # gradients were synchronised

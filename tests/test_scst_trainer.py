@@ -17,9 +17,9 @@ from trainer.training.loop import TrainingLoop
 from trainer.training.run_setup import TrainingRun, build_accelerator, set_up_run
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
-        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
-        "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=1", "eval.every_steps=0",
-        "checkpoint.every_steps=0", "scst.max_len=6"]
+        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.global_batch_size=2",
+        "train.max_steps=3", "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=1",
+        "eval.every_steps=0", "checkpoint.every_steps=0", "scst.max_len=6"]
 SCST_TAGS = ("train/loss", "train/policy_loss", "train/attention_reg", "train/reward", "train/baseline",
              "train/advantage_std", "train/sample_len", "train/entropy", "train/grad_norm", "train/lr",
              "train/reward_time_share")

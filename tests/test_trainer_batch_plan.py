@@ -1,7 +1,7 @@
 """train.global_batch_size -> per-process micro-batch and gradient accumulation for each world size."""
 import pytest
 
-from trainer.config.schema import TrainSection
+from trainer.config.sections import TrainSection
 from trainer.training.batch_plan import plan_batches, plan_for
 
 
@@ -27,29 +27,23 @@ def test_more_processes_than_lanes_take_smaller_micro_batches():
     assert (plan.micro_batch_size, plan.accumulation, plan.lanes) == (16, 1, 16)
 
 
-def test_legacy_per_process_batch_grows_with_the_world():
-    plan = plan_batches(4, batch_size=8, grad_accum_steps=2)
-    assert (plan.global_batch_size, plan.micro_batch_size, plan.accumulation, plan.lanes) == (64, 8, 2, 8)
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(world_size=3, global_batch_size=64), "not divisible by the 3 process(es)"),
     (dict(world_size=2, global_batch_size=96, micro_batch_size=32),
      "48 images per process is not a multiple of train.micro_batch_size=32"),
     (dict(world_size=1, global_batch_size=64, micro_batch_size=24), "64 images per process is not a multiple of "
                                                                     "train.micro_batch_size=24"),
-    (dict(world_size=1, global_batch_size=64, batch_size=8), "not both"),
-    (dict(world_size=1, micro_batch_size=8, batch_size=8), "needs train.global_batch_size"),
+    (dict(world_size=1, global_batch_size=0), "train.global_batch_size must be >= 1, got 0"),
 ])
-def test_indivisible_or_mixed_settings_are_errors(kwargs, message):
+def test_indivisible_settings_are_errors(kwargs, message):
     with pytest.raises(ValueError) as error:
         plan_batches(**kwargs)
     assert message in str(error.value)
 
 
 def test_config_sections_map_to_plans():
-    assert plan_for(TrainSection(), 2).describe() == "global batch 64 = 2 process(es) x micro-batch 32 x accumulation 1"
+    # the default: 32 images per optimizer step, whatever the number of processes
+    assert plan_for(TrainSection(), 1).describe() == "global batch 32 = 1 process(es) x micro-batch 32 x accumulation 1"
+    assert plan_for(TrainSection(), 2).describe() == "global batch 32 = 2 process(es) x micro-batch 16 x accumulation 1"
     section = TrainSection(global_batch_size=64, micro_batch_size=16)
     assert (plan_for(section, 2).micro_batch_size, plan_for(section, 2).accumulation) == (16, 2)
-    with pytest.raises(ValueError, match="not both"):
-        plan_for(TrainSection(global_batch_size=64, batch_size=32), 1)

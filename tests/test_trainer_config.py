@@ -10,7 +10,7 @@ from trainer.config.schema import TrainConfig, flatten_scalars, load_config, par
 @pytest.fixture
 def yaml_path(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"output_dir": "runs/x", "data": {"root": "/data"}, "train": {"batch_size": 8}}))
+    path.write_text(yaml.safe_dump({"output_dir": "runs/x", "data": {"root": "/data"}, "train": {"global_batch_size": 8}}))
     return path
 
 
@@ -18,7 +18,7 @@ def test_yaml_and_overrides_are_typed(yaml_path):
     config = load_config(yaml_path, ["train.max_steps=7", "optim.lr=1e-3", "optim.eps=1e-6", "data.features=null",
                                      "teacher_forcing.schedule=linear", "optim.weight_decay=0", "data.augment=true"])
     assert config.output_dir == "runs/x" and config.data.root == "/data"
-    assert config.train.batch_size == 8 and config.train.max_steps == 7
+    assert config.train.global_batch_size == 8 and config.train.max_steps == 7
     assert config.optim.lr == 1e-3 and config.optim.eps == 1e-6 and isinstance(config.optim.weight_decay, float)
     assert config.data.features is None and config.data.augment is True
     assert config.teacher_forcing.schedule == "linear"
@@ -33,17 +33,17 @@ def test_unknown_key_names_valid_keys(yaml_path):
 
 
 def test_wrong_type_and_choice_rejected(yaml_path):
-    with pytest.raises(ValueError, match=r"'train\.batch_size': expected int, got 'big'"):
-        load_config(yaml_path, ["train.batch_size=big"])
-    with pytest.raises(ValueError, match=r"'train\.batch_size': expected int, got True"):
-        load_config(yaml_path, ["train.batch_size=true"])
+    with pytest.raises(ValueError, match=r"'train\.global_batch_size': expected int, got 'big'"):
+        load_config(yaml_path, ["train.global_batch_size=big"])
+    with pytest.raises(ValueError, match=r"'train\.global_batch_size': expected int, got True"):
+        load_config(yaml_path, ["train.global_batch_size=true"])
     with pytest.raises(ValueError, match=r"'teacher_forcing\.schedule'.*\['constant', 'linear', 'exponential', "
                                          r"'inverse_sigmoid'\]"):
         load_config(yaml_path, ["teacher_forcing.schedule=cubic"])
     with pytest.raises(ValueError, match="out of range"):
-        load_config(yaml_path, ["train.batch_size=0"])
+        load_config(yaml_path, ["train.global_batch_size=0"])
     with pytest.raises(ValueError, match="section.key=value"):
-        parse_overrides(["train.batch_size"])
+        parse_overrides(["train.global_batch_size"])
 
 
 def test_effective_config_roundtrips(yaml_path, tmp_path):
@@ -55,7 +55,7 @@ def test_effective_config_roundtrips(yaml_path, tmp_path):
 
 def test_flatten_scalars_only_scalars():
     flat = flatten_scalars(TrainConfig().to_dict())
-    assert flat["train.max_steps"] == 1000 and flat["train.batch_size"] == flat["data.features"] == "none"
+    assert flat["train.max_steps"] == 1000 and flat["train.init_from"] == flat["data.features"] == "none"
     assert all(isinstance(value, (int, float, str, bool)) for value in flat.values())
 
 

@@ -15,9 +15,9 @@ from trainer.training.loop import TrainingLoop, data_position
 from trainer.training.run_setup import build_accelerator, set_up_run
 
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
-        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.batch_size=2", "train.max_steps=3",
-        "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=2", "eval.every_steps=2",
-        "checkpoint.every_steps=3", "checkpoint.keep_last=5"]
+        "model.hidden_dim=32", "data.image_size=48", "data.num_workers=0", "train.global_batch_size=2",
+        "train.max_steps=3", "eval.batch_size=4", "eval.max_len=4", "eval.beam_size=1", "logging.every_steps=2",
+        "eval.every_steps=2", "checkpoint.every_steps=3", "checkpoint.keep_last=5"]
 
 
 class RecordingLog:
@@ -68,7 +68,7 @@ def test_train_step_updates_weights_and_progress(tiny_prepared, tmp_path):
 
 
 def test_grad_accumulation_completes_a_step_every_second_micro_batch(tiny_prepared, tmp_path):
-    loop = make_loop(tiny_prepared, tmp_path, "train.grad_accum_steps=2")
+    loop = make_loop(tiny_prepared, tmp_path, "train.global_batch_size=4", "train.micro_batch_size=2")
     batch = first_batch(loop)
     assert loop.train_step(batch, 0) is False and loop.progress.step == 0 and len(loop.state.micro_batch_losses) == 1
     assert loop.train_step(batch, 1) is True and loop.progress.step == 1 and loop.progress.samples_seen == 4

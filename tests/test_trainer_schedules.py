@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from trainer.config.schema import ScheduleConfig, TeacherForcingConfig
+from trainer.config.sections import ScheduleConfig, TeacherForcingConfig
 from trainer.training.schedules import lr_multiplier, teacher_forcing_ratio
 
 

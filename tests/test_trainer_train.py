@@ -19,8 +19,8 @@ from trainer.training.schedules import teacher_forcing_ratio
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TINY = ["model.encoder_weights=none", "model.feature_dim=16", "model.embed_dim=16", "model.attention_dim=16",
-        "model.hidden_dim=32", "data.image_size=32", "train.batch_size=4", "eval.batch_size=8", "eval.max_len=8",
-        "eval.every_steps=0", "logging.every_steps=1"]
+        "model.hidden_dim=32", "data.image_size=32", "train.global_batch_size=4", "eval.batch_size=8",
+        "eval.max_len=8", "eval.every_steps=0", "logging.every_steps=1"]
 TEACHER_FORCING = dict(schedule="linear", start=1.0, floor=0.6, decay=0.1)
 
 pytestmark = pytest.mark.slow
@@ -61,8 +61,8 @@ def logged(output_dir: Path) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def straight_and_resumed(dataset, tmp_path_factory):
     """6 steps straight vs 3 steps + --resume latest; dropout, sampling, 1 loader worker, accumulation over epochs."""
-    common = ["train.max_steps=6", "train.grad_accum_steps=2", "data.num_workers=1", "schedule.name=cosine",
-              "schedule.warmup_steps=2", "checkpoint.every_steps=3",
+    common = ["train.max_steps=6", "train.global_batch_size=8", "train.micro_batch_size=4", "data.num_workers=1",
+              "schedule.name=cosine", "schedule.warmup_steps=2", "checkpoint.every_steps=3",
               *(f"teacher_forcing.{key}={value}" for key, value in TEACHER_FORCING.items())]
     straight, resumed = tmp_path_factory.mktemp("straight"), tmp_path_factory.mktemp("resumed")
     train(dataset, straight, *common)
@@ -107,7 +107,7 @@ def test_two_process_cpu_ddp_then_resume_in_one(dataset, tmp_path):
     launcher = [str(Path(PYTHON).parent / "accelerate"), "launch", "--config_file",
                 str(REPO / "launch" / "cpu_2proc.yaml"), "--main_process_port", "29533"]
     result = train(dataset, tmp_path, "train.max_steps=5", "checkpoint.every_steps=5", "data.num_workers=1",
-                   launcher=launcher)
+                   "train.global_batch_size=8", launcher=launcher)
     assert "world size 2 (DistributedType.MULTI_CPU)" in result.stderr
     state = verify_checkpoint(step_checkpoint_dir(tmp_path, 5))
     # 38 images // global batch (4 x 2) = 4 steps per epoch: 5 steps finished epoch 0

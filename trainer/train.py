@@ -28,6 +28,7 @@ from accelerate import Accelerator
 from data_pipelines.data_root import RemoteDataError
 from trainer.checkpointing.checkpoint import CheckpointError
 from trainer.checkpointing.run_dir import RESUME_CHOICES, check_output_dir_name
+from trainer.config.help import config_help
 from trainer.config.schema import TrainConfig, flatten_scalars, load_config
 from trainer.distributed.rank_watchdog import RankWatchdog
 from trainer.distributed.run_control import StopRequest
@@ -39,7 +40,7 @@ logger = logging.getLogger("trainer.train")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=config_help(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="experiment YAML (configs/*.yaml)")
     parser.add_argument("--resume", help=f"one of {RESUME_CHOICES} or a checkpoint directory: 'latest' continues from "

@@ -1,4 +1,5 @@
-"""Typed training configuration: dataclass sections loaded from YAML plus dotted ``key=value`` overrides.
+"""Typed training configuration: ``TrainConfig`` (its sections in ``trainer.config.sections``) loaded from YAML plus
+dotted ``key=value`` overrides.
 
 ``load_config("configs/demo.yaml", ["train.max_steps=200", "data.root=/x"])`` -> ``TrainConfig``. Override values are
 parsed with ``yaml.safe_load`` and checked against the field's type; an unknown key or a wrong type is an error that
@@ -12,13 +13,26 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
 from data_pipelines.stream import TrainLoaderOptions
-from modeling.config import VOCABULARY_FIELDS, CaptionerConfig
+from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
 from trainer.config.checks import check_config
+from trainer.config.fields import AT_LEAST_0, section_fields
+from trainer.config.sections import (
+    CheckpointConfig,
+    DataConfig,
+    DistributedConfig,
+    EvalConfig,
+    LoggingConfig,
+    LossConfig,
+    OptimConfig,
+    ScheduleConfig,
+    TeacherForcingConfig,
+    TrainSection,
+)
 from trainer.config.yaml_file import load_yaml_file
 from trainer.scst.config import ScstConfig
 
@@ -27,11 +41,11 @@ BACKBONE_FIELDS = ("backbone_channels",)
 
 
 def _model_section() -> type:
-    """The ``model:`` section: every CaptionerConfig field (same types and defaults) except those that come from
-    the vocabulary or the backbone, so the model's dataclass stays the one place that declares them."""
+    """The Captioner: modeling.CaptionerConfig's fields except those the vocabulary and the backbone fix (that
+    dataclass declares them: types, defaults, docs and ranges)."""
     hints = typing.get_type_hints(CaptionerConfig)
-    fields = [(spec.name, hints[spec.name], field(default=spec.default)) for spec in dataclasses.fields(CaptionerConfig)
-              if spec.name not in VOCABULARY_FIELDS + BACKBONE_FIELDS]
+    fields = [(spec.name, hints[spec.name], field(default=spec.default, metadata=spec.metadata))
+              for spec in dataclasses.fields(CaptionerConfig) if spec.name not in VOCABULARY_FIELDS + BACKBONE_FIELDS]
     return dataclasses.make_dataclass("ModelConfig", fields, namespace={"__doc__": _model_section.__doc__,
                                                                         "__module__": __name__})
 
@@ -46,120 +60,14 @@ def captioner_config(model: ModelConfig, vocab) -> CaptionerConfig:
 
 
 @dataclass
-class DataConfig:
-    root: str = ""  # a directory written by data_pipelines.prepare
-    features: Optional[str] = None  # optional feature cache built from root by data_pipelines.features
-    image_size: int = 224
-    captions_per_image: int = 1
-    max_caption_len: int = 20
-    num_workers: int = 2
-    augment: bool = False
-    resampled: bool = False
-    shuffle_buffer: int = 1000
-
-
-@dataclass
-class TrainSection:
-    """``global_batch_size`` (+ ``micro_batch_size`` cap) or legacy ``batch_size`` x ``grad_accum_steps``: batch_plan"""
-    global_batch_size: int = 0  # images per optimizer step over all processes (0: use batch_size)
-    micro_batch_size: int = 0  # cap on the images per forward/backward of one process (0: no cap)
-    batch_size: Optional[int] = None  # legacy: images per process per micro-batch
-    max_steps: int = 1000  # optimizer steps of the global batch
-    grad_accum_steps: int = 1  # legacy, with batch_size
-    max_grad_norm: float = 5.0  # 0 disables clipping (the norm is still logged)
-    stop_at_step: int = 0  # > 0: checkpoint and exit at this step (schedules still span max_steps); resume later
-    objective: Literal["xe", "scst"] = "xe"  # cross-entropy | self-critical sequence training (see scst:)
-    init_from: Optional[str] = None  # a checkpoint dir: start from its weights, fresh optimizer and schedule
-    compile: bool = False  # torch.compile the decoder's recurrent step (one graph for any number of rows)
-    channels_last: bool = False  # training on images: backbone weights and inputs in NHWC (tensor-core convolutions)
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 4e-4
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    # AdamW kernels: auto (torch's choice: foreach on GPU), for_loop (per tensor), foreach (batched), fused (one kernel;
-    # CPU and CUDA); all compute the same update up to rounding
-    implementation: Literal["auto", "for_loop", "foreach", "fused"] = "auto"
-
-
-@dataclass
-class ScheduleConfig:
-    """Learning-rate multiplier: linear warmup, then cosine / step / constant (see trainer.training.schedules)."""
-
-    name: Literal["cosine", "step", "constant"] = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0  # cosine floor as a fraction of optim.lr
-    step_size: int = 1000  # "step": multiply by gamma every step_size steps after warmup
-    gamma: float = 0.8
-
-
-@dataclass
-class TeacherForcingConfig:
-    """Scheduled sampling (Bengio et al. 2015): probability of feeding the ground-truth token, per optimizer step."""
-
-    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
-    start: float = 1.0
-    floor: float = 0.0
-    k: float = 1.0  # exponential: k**i (k < 1); inverse_sigmoid: k / (k + exp(i / k)) (k >= 1)
-    decay: float = 0.0  # linear: start - decay * i
-
-
-@dataclass
-class LossConfig:
-    # weight of the doubly stochastic attention term (summed over regions, CE averaged over words); 0.01, not the
-    # paper's 1, which let the term dominate the loss (see docs/ablation.md)
-    attention_lambda: float = 0.01
-    label_smoothing: float = 0.0
-
-
-@dataclass
-class EvalConfig:
-    every_steps: int = 500  # 0: only at the end
-    beam_size: int = 3
-    max_len: int = 20
-    length_penalty: float = 0.0
-    # decoding controls (trainer.inference.arguments / modeling.DecodingOptions); all off: plain beam search
-    min_len: int = 0
-    no_repeat_ngram_size: int = 0
-    suppress_unk: bool = False
-    sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
-    batch_size: int = 32
-    split: str = "val"
-    num_samples: int = 4  # captions (text) and attention overlays (images) logged per validation
-
-
-@dataclass
-class CheckpointConfig:
-    every_steps: int = 500  # 0: only at the end (and on SIGTERM / Ctrl-C)
-    keep_last: int = 3
-
-
-@dataclass
-class LoggingConfig:
-    every_steps: int = 10
-    image_ids: bool = False  # write output_dir/image_ids.jsonl: the image ids of every step's global batch
-    # Accelerate trackers: tensorboard (always; OUTPUT_DIR/tensorboard), wandb, mlflow when installed (trainer.training.trackers)
-    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
-
-
-@dataclass
-class DistributedConfig:
-    timeout_s: float = 1800.0  # process-group timeout; a rank silent this long is reported lost and the run exits
-
-
-@dataclass
 class TrainConfig:
-    output_dir: str = "runs/default"
-    seed: int = 0
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    """A training run: the top-level keys and one field per section."""
+
+    output_dir: str = setting("runs/default", "the run's directory: checkpoints, best/, train_log.jsonl, TensorBoard "
+                              "events and the effective config.yaml")
+    seed: int = setting(0, "seeds the weights, the data order and the sampling", AT_LEAST_0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", "autocast dtype of the forward pass (fp16 needs a "
+                                                             "CUDA device)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainSection = field(default_factory=TrainSection)
@@ -220,16 +128,11 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
     return value
 
 
-def _section_fields(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
 def _build(cls, values: dict, prefix: str = ""):
     """Instance of dataclass ``cls`` from a (possibly partial) nested dict, checking every key and type."""
     if not isinstance(values, dict):
         raise ValueError(f"config section {prefix.rstrip('.') or '<top>'!r} must be a mapping, got {values!r}")
-    fields = _section_fields(cls)
+    fields = section_fields(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: "
@@ -289,7 +192,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
 
 
 def flatten_scalars(values: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested dict -> ``{"train.batch_size": 32, ...}``, None as "none" (init_trackers takes scalars only)."""
+    """Nested dict -> ``{"train.max_steps": 1000, ...}``, None as "none" (init_trackers takes scalars only)."""
     flat: dict = {}
     for key, value in values.items():
         if isinstance(value, dict):

@@ -32,26 +32,14 @@ class BatchPlan:
                 f"{self.micro_batch_size} x accumulation {self.accumulation}")
 
 
-def plan_batches(world_size: int, global_batch_size: int = 0, micro_batch_size: int = 0, batch_size: int = 0,
-                 grad_accum_steps: int = 1) -> BatchPlan:
-    """The plan for ``world_size`` processes.
-
-    ``global_batch_size`` > 0: micro-batch ``min(micro_batch_size, global_batch_size / world_size)`` (no cap when
-    ``micro_batch_size`` is 0) and the accumulation that makes up the global batch; an error when it does not divide.
-    ``global_batch_size`` == 0: the per-process ``batch_size`` x ``grad_accum_steps`` (legacy configs; the global batch
-    grows with the world size).
-    """
+def plan_batches(world_size: int, global_batch_size: int, micro_batch_size: int = 0) -> BatchPlan:
+    """The plan for ``world_size`` processes: micro-batch ``min(micro_batch_size, global_batch_size / world_size)``
+    (no cap when ``micro_batch_size`` is 0) and the accumulation that makes up the global batch; an error when it does
+    not divide."""
     if world_size < 1:
         raise ValueError(f"world size must be >= 1, got {world_size}")
-    if global_batch_size <= 0:
-        if micro_batch_size:
-            raise ValueError("train.micro_batch_size needs train.global_batch_size (with the per-process "
-                             "train.batch_size use train.grad_accum_steps)")
-        return BatchPlan(batch_size * grad_accum_steps * world_size, batch_size, grad_accum_steps, world_size)
-    if batch_size or grad_accum_steps != 1:
-        raise ValueError("set either train.global_batch_size (+ optional train.micro_batch_size) or the per-process "
-                         f"train.batch_size / train.grad_accum_steps, not both (got batch_size={batch_size}, "
-                         f"grad_accum_steps={grad_accum_steps})")
+    if global_batch_size < 1:
+        raise ValueError(f"train.global_batch_size must be >= 1, got {global_batch_size}")
     if global_batch_size % world_size:
         raise ValueError(f"train.global_batch_size={global_batch_size} is not divisible by the {world_size} "
                          f"process(es)")
@@ -64,7 +52,6 @@ def plan_batches(world_size: int, global_batch_size: int = 0, micro_batch_size: 
 
 
 def plan_for(train, world_size: int) -> BatchPlan:
-    """The plan of a config's ``train`` section (``trainer.config.schema.TrainSection``) for ``world_size`` processes."""
-    legacy_batch = train.batch_size if train.batch_size is not None else (0 if train.global_batch_size else 32)
-    return plan_batches(world_size, train.global_batch_size, train.micro_batch_size, legacy_batch,
-                        train.grad_accum_steps)
+    """The plan of a config's ``train`` section (``trainer.config.sections.TrainSection``) for ``world_size``
+    processes."""
+    return plan_batches(world_size, train.global_batch_size, train.micro_batch_size)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from trainer.config.schema import ScheduleConfig, TeacherForcingConfig
+from trainer.config.sections import ScheduleConfig, TeacherForcingConfig
 
 
 def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig) -> float:

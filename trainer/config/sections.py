@@ -1,0 +1,148 @@
+"""The sections of the training config below ``TrainConfig`` (``trainer.config.schema``), every field declared once
+with ``setting(default, doc, range)``. The ``model:`` section mirrors ``modeling.CaptionerConfig`` and ``scst:`` lives
+with the SCST code (``trainer.scst.config``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from modeling.config import Range, setting
+from trainer.config.fields import AT_LEAST_0, AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, PROBABILITY
+
+
+@dataclass
+class DataConfig:
+    """The prepared dataset and how its training stream is read."""
+
+    root: str = setting("", "the directory (or URL) data_pipelines.prepare wrote: shards, manifest, vocab (required)")
+    features: Optional[str] = setting(None, "a feature cache of root (data_pipelines.features): train on stored "
+                                      "backbone features instead of images; null: images")
+    image_size: int = setting(224, "side of the square training and validation images in pixels (ResNet-50 "
+                              "downsamples 32x: smaller images have no feature map)", Range(32))
+    captions_per_image: int = setting(1, "captions trained per image and step, drawn from its references", AT_LEAST_1)
+    max_caption_len: int = setting(20, "words kept of a training caption (the rest is cut)", AT_LEAST_1)
+    num_workers: int = setting(2, "DataLoader worker processes of each training process", AT_LEAST_0)
+    augment: bool = setting(False, "random resized crops (scale 0.8-1) of the training images (not with features)")
+    resampled: bool = setting(False, "every pass over the shards draws them with replacement")
+    shuffle_buffer: int = setting(1000, "samples in the shuffle buffer of each loader worker", AT_LEAST_1)
+
+
+@dataclass
+class TrainSection:
+    """Batch and length of the run; trainer.training.batch_plan splits the global batch over the processes."""
+
+    global_batch_size: int = setting(32, "images per optimizer step over all processes (each process takes an equal "
+                                     "share)", AT_LEAST_1)
+    micro_batch_size: int = setting(0, "cap on the images of one forward/backward of a process: above it the process "
+                                    "accumulates gradients; 0: no cap", AT_LEAST_0)
+    max_steps: int = setting(1000, "optimizer steps of the global batch (the lr and teacher-forcing schedules span "
+                             "them)", AT_LEAST_1)
+    max_grad_norm: float = setting(5.0, "gradient norm clipping; 0 disables clipping (the norm is still logged)",
+                                   AT_LEAST_0)
+    stop_at_step: int = setting(0, "> 0: checkpoint and exit at this step (the schedules still span max_steps); "
+                                "continue with --resume", AT_LEAST_0)
+    objective: Literal["xe", "scst"] = setting("xe", "cross-entropy, or self-critical sequence training (scst.*)")
+    init_from: Optional[str] = setting(None, "a checkpoint directory: start from its weights with a fresh optimizer "
+                                       "and schedule")
+    compile: bool = setting(False, "torch.compile the decoder's recurrent step (one graph for any number of rows)")
+    channels_last: bool = setting(False, "on images: backbone weights and inputs in NHWC (tensor-core convolutions)")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW."""
+
+    lr: float = setting(4e-4, "peak learning rate (schedule.* scales it)", POSITIVE)
+    weight_decay: float = setting(0.0, "decoupled weight decay", AT_LEAST_0)
+    beta1: float = setting(0.9, "decay of the gradient's running mean", FRACTION_BELOW_1)
+    beta2: float = setting(0.999, "decay of the squared gradient's running mean", FRACTION_BELOW_1)
+    eps: float = setting(1e-8, "added to the denominator", POSITIVE)
+    implementation: Literal["auto", "for_loop", "foreach", "fused"] = setting(
+        "auto", "AdamW kernels: torch's choice (foreach on GPU), per tensor, batched, or one fused kernel (CPU and "
+        "CUDA); all compute the same update up to rounding")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate multiplier: linear warmup, then cosine / step / constant (see trainer.training.schedules)."""
+
+    name: Literal["cosine", "step", "constant"] = setting("cosine", "the shape after warmup")
+    warmup_steps: int = setting(0, "steps of linear warmup: (step + 1) / warmup_steps", AT_LEAST_0)
+    min_lr_ratio: float = setting(0.0, "cosine: the floor as a fraction of optim.lr", PROBABILITY)
+    step_size: int = setting(1000, "step: multiply by gamma every step_size steps after warmup", AT_LEAST_1)
+    gamma: float = setting(0.8, "step: the decay factor", Range(0, 1, open_low=True))
+
+
+@dataclass
+class TeacherForcingConfig:
+    """Scheduled sampling (Bengio et al. 2015): probability of feeding the ground-truth token, per optimizer step."""
+
+    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = setting(
+        "constant", "how the probability falls with the step i (trainer.training.schedules)")
+    start: float = setting(1.0, "the probability at step 0 (constant: at every step)", PROBABILITY)
+    floor: float = setting(0.0, "the probability never falls below this (at most start)", PROBABILITY)
+    k: float = setting(1.0, "exponential: start * k**i (needs k < 1); inverse_sigmoid: start * k / (k + exp(i / k)) "
+                       "(needs k >= 1)", POSITIVE)
+    decay: float = setting(0.0, "linear: start - decay * i", AT_LEAST_0)
+
+
+@dataclass
+class LossConfig:
+    """Cross-entropy over the words plus the doubly stochastic attention term."""
+
+    attention_lambda: float = setting(0.01, "weight of the doubly stochastic attention term (summed over regions, CE "
+                                      "averaged over words); 0.01, not the paper's 1, which let the term dominate the "
+                                      "loss (see docs/ablation.md)", AT_LEAST_0)
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", FRACTION_BELOW_1)
+
+
+@dataclass
+class EvalConfig:
+    """Validation during training: decoding (trainer.inference.arguments / modeling.DecodingOptions; all controls off:
+    plain beam search) and CIDEr-D on eval.split."""
+
+    every_steps: int = setting(500, "validate every this many steps; 0: only at the end", AT_LEAST_0)
+    beam_size: int = setting(3, "beams per image (1: greedy); ignored when sampling", AT_LEAST_1)
+    max_len: int = setting(20, "words of a caption at most", AT_LEAST_1)
+    length_penalty: float = setting(0.0, "finished captions rank by log-probability / length**length_penalty",
+                                    AT_LEAST_0)
+    min_len: int = setting(0, "<eos> is forbidden before this many words (at most max_len)", AT_LEAST_0)
+    no_repeat_ngram_size: int = setting(0, "n > 0: no n-gram twice in a caption; 0: off", AT_LEAST_0)
+    suppress_unk: bool = setting(False, "never generate <unk>")
+    sample: bool = setting(False, "draw words at random instead of beam search")
+    temperature: float = setting(1.0, "sample: of the softmax", POSITIVE)
+    top_k: int = setting(0, "sample: only from the k most likely words; 0: all", AT_LEAST_0)
+    top_p: float = setting(1.0, "sample: only from the smallest set of words holding this probability",
+                           Range(0, 1, open_low=True))
+    seed: int = setting(0, "sample: the i-th image of a process's stream draws from a generator seeded seed + i")
+    batch_size: int = setting(32, "images per decoding batch of each process", AT_LEAST_1)
+    split: str = setting("val", "the split validated")
+    num_samples: int = setting(4, "captions (text) and attention overlays (images) logged per validation", AT_LEAST_0)
+
+
+@dataclass
+class CheckpointConfig:
+    """Step checkpoints in output_dir/checkpoints (the best by CIDEr-D goes to output_dir/best)."""
+
+    every_steps: int = setting(500, "checkpoint every this many steps; 0: only at the end (and on SIGTERM / Ctrl-C)",
+                               AT_LEAST_0)
+    keep_last: int = setting(3, "step checkpoints kept (the newest)", AT_LEAST_1)
+
+
+@dataclass
+class LoggingConfig:
+    """Training scalars: output_dir/train_log.jsonl and the trackers."""
+
+    every_steps: int = setting(10, "log the rank-averaged losses, grad norm, lr and samples/s every this many steps",
+                               AT_LEAST_1)
+    image_ids: bool = setting(False, "write output_dir/image_ids.jsonl: the image ids of every step's global batch")
+    trackers: list[str] = setting(["tensorboard"], "Accelerate trackers: tensorboard (always; OUTPUT_DIR/tensorboard), "
+                                  "wandb, mlflow when installed (trainer.training.trackers)")
+
+
+@dataclass
+class DistributedConfig:
+    """Several processes (accelerate launch)."""
+
+    timeout_s: float = setting(1800.0, "process-group timeout: a rank silent this long is reported lost and the run "
+                               "exits", POSITIVE)
