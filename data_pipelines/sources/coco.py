@@ -7,14 +7,13 @@ from pathlib import Path
 from .common import (
     DataFormatError,
     Record,
-    add_fraction_arguments,
-    assign_fraction_splits,
     check_split_name,
     issue,
     load_json,
     parse_mapping,
     require,
 )
+from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import DataFormatError, Record, add_fraction_arguments, assign_fraction_splits, check_split_name, issue, parse_mapping
+from .common import DataFormatError, Record, check_split_name, issue, parse_mapping
+from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
 
 

@@ -13,13 +13,12 @@ from typing import Any
 from .common import (
     DataFormatError,
     Record,
-    add_fraction_arguments,
     as_caption_list,
-    assign_fraction_splits,
     check_split_name,
     image_id_or,
     parse_mapping,
 )
+from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
 
 

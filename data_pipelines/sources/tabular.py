@@ -9,13 +9,12 @@ from typing import Any, Iterator
 from .common import (
     DataFormatError,
     Record,
-    add_fraction_arguments,
     as_caption_list,
-    assign_fraction_splits,
     check_split_name,
     image_id_or,
     jsonl_objects,
 )
+from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
 
 
