@@ -1,5 +1,8 @@
 """Our BLEU / CIDEr-D / ROUGE-L equal pycocoevalcap 1.2's scorers on the same PTB-tokenized captions."""
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -116,3 +119,19 @@ def test_per_image_cider_equals_coco():
     _, coco_per_image = Cider().compute_score(dict(enumerate(references)), {i: [c] for i, c in enumerate(candidates)})
     _, ours = cider_d(candidates, references)
     np.testing.assert_allclose(ours, coco_per_image, rtol=0, atol=1e-9)
+
+
+PER_IMAGE_CIDER = """
+import sys
+from trainer.evaluation.metrics.cider import cider_d
+captions = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(9)) for i in range(60)]
+references = [[" ".join(f"w{(i * 5 + j * k) % 40}" for j in range(8)) for k in range(1, 5)] for i in range(60)]
+sys.stdout.write(cider_d(captions, references)[1].tobytes().hex())
+"""
+
+
+def test_per_image_cider_does_not_depend_on_the_hash_seed():
+    """Word ids were given in set order, so per-image CIDEr-D differed in the last bits between runs."""
+    runs = {subprocess.run([sys.executable, "-c", PER_IMAGE_CIDER], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
+    assert len(runs) == 1

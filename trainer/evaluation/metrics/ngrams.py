@@ -43,7 +43,7 @@ def count_ngrams(sentences: list[str], max_order: int = 4) -> NgramCounts:
     """Count the 1..``max_order``-grams of whitespace-split ``sentences`` (as coco-caption's ``precook`` does)."""
     split = [sentence.split() for sentence in sentences]
     tokens = list(chain.from_iterable(split))
-    word_ids = {word: index for index, word in enumerate(set(tokens))}
+    word_ids = {word: index for index, word in enumerate(sorted(set(tokens)))}  # sorted: per-image sums in one order
     lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
     words = np.fromiter(map(word_ids.__getitem__, tokens), dtype=np.int64, count=len(tokens))
     owner = np.repeat(np.arange(len(sentences), dtype=np.int64), lengths)       # sentence of each token
