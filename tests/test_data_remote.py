@@ -185,3 +185,29 @@ def test_evaluate_reads_a_url_like_a_folder(tiny_checkpoint, tmp_path):
     with http_server(data) as (url, _):
         assert evaluate_checkpoint.main([*common, "--data", url, "--out", str(tmp_path / "http.json")]) == 0
     assert (tmp_path / "http.json").read_bytes() == (tmp_path / "disk.json").read_bytes()
+
+
+class TarsUnavailable(QuietHandler):
+    """Answers HEAD for every file but 503 to a GET of a shard: the data looks fine at set-up, decoding fails."""
+
+    def do_GET(self) -> None:
+        if self.path.endswith(".tar"):
+            self.send_error(503)
+        else:
+            super().do_GET()
+
+
+@pytest.mark.slow
+def test_evaluate_names_an_unreadable_shard_in_one_line(tiny_checkpoint, tmp_path, monkeypatch):
+    from trainer import evaluate_checkpoint
+
+    for name, value in {"SHOWATTEND_REMOTE_ATTEMPTS": "2", "SHOWATTEND_REMOTE_BACKOFF_S": "0.1"}.items():
+        monkeypatch.setenv(name, value)
+    checkpoint, data, _ = tiny_checkpoint
+    with http_server(data, TarsUnavailable) as (url, _), pytest.raises(SystemExit) as exit_info:
+        evaluate_checkpoint.main(["--checkpoint", str(checkpoint), "--split", "test", "--beam-size", "2",
+                                  "--max-len", "5", "--num-workers", "0", "--data", url,
+                                  "--out", str(tmp_path / "results.json")])
+    message = str(exit_info.value)
+    assert message.startswith(f"error: {url}/test-") and "unreadable after 2 attempt" in message, message
+    assert "\n" not in message and not (tmp_path / "results.json").exists()

@@ -22,6 +22,7 @@ from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics.per_image import score_captions
 from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
+from trainer.user_errors import exit_on_user_error
 
 
 def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     check_process_group(accelerator)
-    try:  # a missing split, checkpoint file or mismatched feature cache: one line, before any decoding
+    with exit_on_user_error():  # a missing split, checkpoint file or mismatched feature cache: one line, first
         model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
         if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
             check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
@@ -116,23 +117,22 @@ def main(argv=None) -> int:
                                    rank=accelerator.process_index, world_size=accelerator.num_processes,
                                    num_workers=args.num_workers, image_size=image_size, features_root=args.features)
         warning = vocabulary_warning(vocab, args.data) if accelerator.is_main_process else None
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
     if warning:
         print(warning, file=sys.stderr)
     rows, attention_rows = [], []  # attention: (image_id, (caption words, regions)) for the report
     candidates = []  # with --n-best: (image_id, [{"caption", "score"}, ...])
-    for _, generation, batch_rows in decode_batches(model, vocab, loader, accelerator.device, options):
-        rows += batch_rows
-        if options.n_best > 1:
-            texts, scores = [vocab.decode(tokens) for tokens in generation.tokens.tolist()], generation.scores.tolist()
-            candidates += [(image_id, [{"caption": texts[k], "score": scores[k]}
-                                       for k in range(i * options.n_best, (i + 1) * options.n_best)])
-                           for i, (image_id, _, _) in enumerate(batch_rows)]
-            generation = generation._replace(alphas=generation.alphas[::options.n_best])
-        if args.report is not None:
-            attention_rows += [(image_id, alphas[:len(caption.split())].float().cpu().numpy())
-                               for (image_id, caption, _), alphas in zip(batch_rows, generation.alphas)]
+    with exit_on_user_error(errors=()):  # unreadable remote shards: one line
+        for _, generation, batch_rows in decode_batches(model, vocab, loader, accelerator.device, options):
+            rows += batch_rows
+            if options.n_best > 1:
+                texts, scores = [vocab.decode(tokens) for tokens in generation.tokens.tolist()], generation.scores.tolist()
+                candidates += [(image_id, [{"caption": texts[k], "score": scores[k]}
+                                           for k in range(i * options.n_best, (i + 1) * options.n_best)])
+                               for i, (image_id, _, _) in enumerate(batch_rows)]
+                generation = generation._replace(alphas=generation.alphas[::options.n_best])
+            if args.report is not None:
+                attention_rows += [(image_id, alphas[:len(caption.split())].float().cpu().numpy())
+                                   for (image_id, caption, _), alphas in zip(batch_rows, generation.alphas)]
     predictions, references = gather_captions(accelerator, rows)
     n_best = dict(gather_object(candidates) if accelerator.num_processes > 1 else candidates)
     attention = {}

@@ -16,17 +16,13 @@ SIGTERM / Ctrl-C (with a checkpoint), 1 with a one-line error otherwise (a lost 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import torch.distributed as dist
 from accelerate import Accelerator
 
-from data_pipelines.data_root import RemoteDataError
-from trainer.checkpointing.checkpoint import CheckpointError
 from trainer.checkpointing.run_dir import RESUME_CHOICES, check_output_dir_name
 from trainer.config.help import config_help
 from trainer.config.schema import TrainConfig, flatten_scalars, load_config
@@ -35,6 +31,7 @@ from trainer.distributed.run_control import StopRequest
 from trainer.training.loop import TrainingLoop
 from trainer.training.run_log import RunLog
 from trainer.training.run_setup import build_accelerator, build_loop, set_up_run
+from trainer.user_errors import exit_on_user_error
 
 logger = logging.getLogger("trainer.train")
 
@@ -62,17 +59,6 @@ def start_watchdog(config: TrainConfig, accelerator: Accelerator) -> RankWatchdo
     store = dist.distributed_c10d._get_default_store()  # the rendezvous store every rank already shares
     return RankWatchdog(store, accelerator.process_index, accelerator.num_processes,
                         config.distributed.timeout_s).start()
-
-
-@contextlib.contextmanager
-def exit_on_user_error() -> Iterator[None]:
-    """Set-up errors caused by the config, data or checkpoint paths end the run with their message, no traceback."""
-    try:
-        yield
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
-    except RemoteDataError as error:  # raised again by a DataLoader worker: the message's last line is the cause
-        sys.exit(f"error: {str(error).strip().splitlines()[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:
