@@ -5,7 +5,7 @@
 #   -> trainer.evaluate_checkpoint (test split, HTML report) -> trainer.caption (a few test images, attention PNGs) -> summary.
 #
 #   bash launch/demo.sh                                       # built-in synthetic dataset (preset "shapes")
-#   bash launch/demo.sh --preset toys                         # another synthetic preset (shapes | toys | cluttered)
+#   bash launch/demo.sh --preset toys                         # another synthetic preset: shapes|toys|cluttered|scenes|textures
 #   bash launch/demo.sh --karpathy-json FILE --images ROOT    # your own Karpathy-format data instead
 #   bash launch/demo.sh --work DIR [key=value ...]            # another work dir; overrides go to trainer/train.py
 #   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 3000 / 128 / 100; DEMO_IMAGE_SIZE

@@ -1,11 +1,14 @@
-"""The named presets: ``shapes`` (the demo's default), ``toys`` and ``cluttered``.
+"""The named presets: ``shapes`` (the demo's default), ``toys`` and ``cluttered`` (one or two objects, fixed templates),
+and ``scenes`` and ``textures`` (grid scenes of several objects from another generator: ``GridPreset``).
 
 They differ in vocabulary (colour and shape words), wording (templates, paraphrases, capitals, punctuation) and visual
 difficulty (image size, object sizes, background tint, pixel noise, corrupt files). ``shapes`` reproduces the original
-demo set byte for byte.
+demo set byte for byte. ``scenes`` and ``textures`` are harder: more objects, counts, relations, sizes, textures and
+longer, more varied captions, for checking recipe choices on data they were not tuned on.
 """
 from __future__ import annotations
 
+from .grid_presets import GridPreset
 from .presets import Preset
 
 SHAPES = Preset(
@@ -60,11 +63,50 @@ CLUTTERED = Preset(
     background=(150, 150, 150), background_tint=40, noise=18.0, bad_file_fraction=0.01,
 )
 
-PRESETS = {preset.name: preset for preset in (SHAPES, TOYS, CLUTTERED)}
+SCENES = GridPreset(
+    name="scenes", image_size=144,
+    colours=("blue", "green", "orange", "purple", "red", "yellow"), shapes=("circle", "square", "triangle", "star"),
+    object_counts=(2, 3, 4), sizes={"small": (0.45, 0.6), "large": (0.8, 0.95)}, repeat_probability=0.35,
+    line_probability=0.5,
+    templates={"list": ("{list}", "there {be} {list} in the picture", "{total}: {list}", "a picture of {list}",
+                        "{list} on a white background", "we can see {list}"),
+               "pair": ("{a} {rel} {b}", "in the picture {a} is {rel} {b}", "{b} is {inv} {a}",
+                        "{b} with {a} {rel} it"),
+               "adjacent": ("{a} and {b} next to each other", "{a} next to {b}"),
+               "between": ("{middle} between {ends}", "{middle} is between {ends}"),
+               "line": ("{items} in a {line}",),
+               "position": ("{a} {where}", "there is {a} {where} of the picture")},
+    synonyms={"to the left of": ("left of",), "to the right of": ("right of",), "in the middle": ("in the centre",)},
+)
+
+TEXTURES = GridPreset(
+    name="textures", image_size=160,
+    colours=("black", "blue", "green", "orange", "pink", "red"),
+    shapes=("circle", "square", "triangle", "diamond", "cross"),
+    object_counts=(1, 2, 3), sizes={"small": (0.5, 0.6), "large": (0.8, 0.95)},
+    textures=("solid", "striped", "dotted", "outlined"), repeat_probability=0.2, line_probability=0.6,
+    templates={"list": ("{list}", "an image of {list}", "here we can see {list}", "{list} and nothing else",
+                        "{list} drawn on a sheet of paper", "a drawing with {list} in it"),
+               "pair": ("{a} {rel} {b}", "{a} is drawn {rel} {b}", "{b} has {a} {rel} it"),
+               "adjacent": ("{a} and {b} side by side", "{a} beside {b}"),
+               "between": ("{middle} in between {ends}",),
+               "line": ("{items} lined up in a {line}",),
+               "position": ("{a} drawn {where}", "{where} there is {a}")},
+    relations={"left": "on the left of", "right": "on the right of", "above": "over", "below": "under"},
+    positions={"top left": "in the upper left corner", "top": "near the top", "top right": "in the upper right corner",
+               "left": "at the left edge", "middle": "in the centre", "right": "at the right edge",
+               "bottom left": "in the lower left corner", "bottom": "near the bottom",
+               "bottom right": "in the lower right corner"},
+    synonyms={"large": ("big",), "small": ("little",), "square": ("box",), "striped": ("stripy",)},
+    object_word="object", list_separator=" and ", capitalise=False, end_punctuation="",
+    background=(232, 222, 196), background_tint=24, noise=8.0,
+)
+
+PRESETS = {preset.name: preset for preset in (SHAPES, TOYS, CLUTTERED, SCENES, TEXTURES)}
 DEFAULT_PRESET = "shapes"
 
 
-def get_preset(name: str) -> Preset:
+def get_preset(name: str) -> Preset | GridPreset:
     if name not in PRESETS:
         raise ValueError(f"unknown synthetic preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]

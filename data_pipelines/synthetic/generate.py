@@ -10,6 +10,7 @@ from ..vocab import tokenize
 from .captions import describe
 from .catalogue import DEFAULT_PRESET, get_preset
 from .drawing import draw_scene
+from .grid_presets import GridPreset
 from .presets import Preset, with_knobs
 from .scenes import sample_scene
 
@@ -21,8 +22,8 @@ def _corrupt_jpeg(path: Path, rng: random.Random) -> None:
     path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(rng.randrange(256) for _ in range(64)))
 
 
-def resolve_preset(preset: str | Preset = DEFAULT_PRESET, image_size: int | None = None,
-                   knobs: dict | None = None) -> Preset:
+def resolve_preset(preset: str | Preset | GridPreset = DEFAULT_PRESET, image_size: int | None = None,
+                   knobs: dict | None = None) -> Preset | GridPreset:
     """A preset by name (or as given) with ``image_size`` and other knobs applied."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
     knobs = dict(knobs or {})
@@ -32,11 +33,11 @@ def resolve_preset(preset: str | Preset = DEFAULT_PRESET, image_size: int | None
 
 
 def generate(out: str | Path, num_images: int, seed: int, image_size: int | None = None,
-             val_fraction: float = 0.1, test_fraction: float = 0.1, preset: str | Preset = DEFAULT_PRESET,
-             knobs: dict | None = None) -> Path:
+             val_fraction: float = 0.1, test_fraction: float = 0.1,
+             preset: str | Preset | GridPreset = DEFAULT_PRESET, knobs: dict | None = None) -> Path:
     """Write the images and ``dataset_synthetic.json``; returns the JSON path. Same arguments -> same files.
 
-    ``image_size`` (default: the preset's) and ``knobs`` override the preset's fields (see ``Preset``)."""
+    ``image_size`` (default: the preset's) and ``knobs`` override its fields (see ``Preset`` and ``GridPreset``)."""
     preset = resolve_preset(preset, image_size, knobs)
     if num_images < 1:
         raise ValueError(f"need num_images >= 1, got {num_images}")

@@ -1,4 +1,5 @@
-"""Named generator presets: every knob of the synthetic scene family in one frozen dataclass.
+"""Named generator presets: every knob of the template scene family (one or two objects) in one frozen dataclass
+(the grid family's: ``grid_presets.GridPreset``).
 
 A preset fixes the look (image size, palette, shapes, sizes, background tint, pixel noise), the scene statistics (one or
 two objects, relations) and the wording (caption templates and paraphrases, capitals, final punctuation) of a dataset.
@@ -83,13 +84,14 @@ class Preset:
         return self.shape_words.get(shape, shape)
 
 
-def with_knobs(preset: Preset, knobs: dict) -> Preset:
-    """A checked copy of ``preset`` with some knobs changed; an unknown knob is an error naming the valid ones."""
-    fields = {field.name: field for field in dataclasses.fields(Preset)}
+def with_knobs(preset, knobs: dict):
+    """A checked copy of ``preset`` (a ``Preset`` or ``GridPreset``) with some knobs changed; an unknown knob is an
+    error naming the valid ones."""
+    fields = {field.name: field for field in dataclasses.fields(preset)}
     unknown = sorted(set(knobs) - set(fields) - {"name"})
     if unknown:
         raise ValueError(f"unknown synthetic knob {unknown[0]!r}; valid knobs: {sorted(set(fields) - {'name'})}")
-    hints = typing.get_type_hints(Preset)
+    hints = typing.get_type_hints(type(preset))
     converted = {}
     for key, value in knobs.items():
         if typing.get_origin(hints[key]) is tuple and isinstance(value, list):

@@ -1,8 +1,11 @@
-"""Scene sampling: one object anywhere it fits, or two objects side by side / one above the other."""
+"""Scene sampling: one object anywhere it fits, or two objects side by side / one above the other (a ``GridPreset``:
+several objects on a grid, ``grid_scenes``)."""
 from __future__ import annotations
 
 import random
 
+from .grid_presets import GridPreset
+from .grid_scenes import sample_grid_scene
 from .presets import Preset
 
 
@@ -10,11 +13,14 @@ def _object(rng: random.Random, preset: Preset) -> dict:
     return {"colour": rng.choice(sorted(preset.colours)), "shape": rng.choice(preset.shapes)}
 
 
-def sample_scene(rng: random.Random, preset: Preset) -> dict:
+def sample_scene(rng: random.Random, preset: Preset | GridPreset) -> dict:
     """A scene: ``{"layout": "single" | "horizontal" | "vertical", "shapes": [...]}`` (+ ``size_word`` if single).
 
     Shapes are ``{"colour", "shape", "size" (px), "centre": [x, y]}``; the first of two is the left or top one. A preset
-    with a tinted background adds ``"background": [r, g, b]``."""
+    with a tinted background adds ``"background": [r, g, b]``. A ``GridPreset`` gives a grid scene instead
+    (``sample_grid_scene``)."""
+    if isinstance(preset, GridPreset):
+        return sample_grid_scene(rng, preset)
     side = preset.image_size
     if rng.random() >= preset.two_object_probability:
         size_word = rng.choice(sorted(preset.single_sizes, key=lambda word: preset.single_sizes[word]))
