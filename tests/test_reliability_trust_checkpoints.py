@@ -86,6 +86,9 @@ def test_resume_on_another_dataset_is_refused_unless_allowed(tiny_prepared, tmp_
     ("format_version", 7, "key 'format_version' = 7, expected 2"),
     ("rng", [], "key 'rng' = [], expected a non-empty list"),
     ("scheduler", {"last_epoch": True}, "key 'scheduler.last_epoch' = true, expected an int >= 0"),
+    ("stage_end", -1, "key 'stage_end' = -1, expected an int >= 0 or null"),
+    ("evals_without_gain", 1.5, "key 'evals_without_gain' = 1.5, expected an int >= 0"),
+    ("stop_reason", "bored", "key 'stop_reason' = \"bored\", expected one of \"\", \"plateau\", \"budget\""),
 ])
 def test_trainer_state_fields_are_checked_before_use(tmp_path, field, value, expected):
     checkpoint = stub_checkpoint(tmp_path / "ckpt", **{field: value})

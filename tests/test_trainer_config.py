@@ -82,3 +82,24 @@ def test_shipped_configs_load(name):
 def test_contradicting_eval_decoding_values_fail_at_load(overrides, expected):
     with pytest.raises(ValueError, match=rf"config section 'eval': .*{expected}"):
         load_config(None, ["data.root=unused", *overrides])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["schedule.name=wsd"], "config key 'schedule.decay_steps' = 0: schedule.name=wsd needs decay_steps >= 1"),
+    (["schedule.name=wsd", "schedule.decay_steps=90", "schedule.warmup_steps=20", "train.max_steps=100"],
+     "config keys 'schedule.warmup_steps' + 'schedule.decay_steps' = 20 + 90 exceed train.max_steps = 100"),
+    (["eval.patience=3", "eval.every_steps=0"], "config key 'eval.patience' = 3 needs eval.every_steps > 0"),
+    (["train.max_minutes=12", "eval.every_steps=0"], "config key 'train.max_minutes' = 12.0 needs eval.every_steps > 0"),
+    (["eval.min_gain=-0.01"], "config key 'eval.min_gain' = -0.01 is out of range"),
+])
+def test_rules_of_an_early_end_name_their_keys(overrides, message):
+    with pytest.raises(ValueError) as error:
+        load_config(None, ["data.root=unused", *overrides])
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_an_early_ending_wsd_run_loads():
+    config = load_config(None, ["data.root=unused", "schedule.name=wsd", "schedule.decay_steps=80",
+                                "schedule.warmup_steps=20", "train.max_steps=100", "eval.patience=2",
+                                "eval.min_gain=0.01", "train.max_minutes=12"])
+    assert (config.schedule.decay_steps, config.eval.patience, config.train.max_minutes) == (80, 2, 12.0)

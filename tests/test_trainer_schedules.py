@@ -22,6 +22,18 @@ def test_step_and_constant():
     assert lr_multiplier(123, 10, ScheduleConfig(name="constant")) == 1.0
 
 
+def test_wsd_is_constant_then_a_cosine_decay_ending_at_the_end():
+    wsd = ScheduleConfig(name="wsd", warmup_steps=2, decay_steps=4, min_lr_ratio=0.2)
+    assert [lr_multiplier(s, 10, wsd) for s in range(7)] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # decay from 6
+    assert lr_multiplier(8, 10, wsd) == pytest.approx(0.2 + 0.8 * 0.5)  # halfway through the 4 decay steps
+    assert lr_multiplier(10, 10, wsd) == pytest.approx(0.2) == lr_multiplier(12, 10, wsd)
+    assert [lr_multiplier(s, 10, wsd, end=7) for s in range(2, 8)] == pytest.approx(
+        [1.0, 1.0, 0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi / 4)), 0.6, 0.2 + 0.8 * 0.5 * (1 + math.cos(3 * math.pi / 4)),
+         0.2])  # an end decided earlier: the decay moves with it
+    cosine = ScheduleConfig(name="cosine", warmup_steps=2, min_lr_ratio=0.2)
+    assert [lr_multiplier(s, 10, cosine, end=5) for s in range(12)] == [lr_multiplier(s, 10, cosine) for s in range(12)]
+
+
 def test_teacher_forcing_schedules_match_bengio_2015():
     linear = TeacherForcingConfig(schedule="linear", start=1.0, floor=0.25, decay=0.1)
     assert [teacher_forcing_ratio(i, linear) for i in (0, 1, 5, 7, 8, 100)] == pytest.approx(

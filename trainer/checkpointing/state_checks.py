@@ -25,6 +25,9 @@ FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
     "best_step": ("int", 0, True, False),
     "validated_step": ("int", 0, True, False),
     "run_id": ("str", None, False, False),
+    "stage_end": ("int", 0, True, False),
+    "evals_without_gain": ("int", 0, False, False),
+    "stop_reason": ("str", None, False, False),
     "world_size": ("int", 1, False, True),
     "rng": ("list", None, False, True),
     "scheduler": ("object", None, False, True),
@@ -34,6 +37,7 @@ FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
     "data_order": ("object", None, True, False),
     "dataset_fingerprint": ("str", None, False, False),
 }
+STOP_DECISIONS = ("", "plateau", "budget")  # the values of ``stop_reason`` (trainer.training.stage_end)
 _KINDS = {"int": "an int", "number": "a finite number", "str": "a string", "list": "a list", "object": "an object"}
 
 
@@ -80,6 +84,9 @@ def check_trainer_state(state: dict, path: str | Path) -> dict:
     for later in ("step_in_epoch", "best_step", "validated_step"):
         if (state.get(later) or 0) > state["step"]:
             raise state_error(path, later, state[later], f"at most step = {state['step']}")
+    if state.get("stop_reason", "") not in STOP_DECISIONS:
+        expected = "one of " + ", ".join(map(json.dumps, STOP_DECISIONS))
+        raise state_error(path, "stop_reason", state["stop_reason"], expected)
     last_epoch = state["scheduler"].get("last_epoch")
     check_field(path, "scheduler.last_epoch", last_epoch, "int", 0)
     return state

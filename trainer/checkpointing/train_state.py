@@ -38,6 +38,9 @@ class Progress:
     best_step: int | None = None
     validated_step: int | None = None  # the last step whose validation finished
     run_id: str = ""  # set once when a run starts fresh, kept by every resume: the lineage best/ belongs to
+    stage_end: int | None = None  # the step a validation decided the run ends at (None: train.max_steps)
+    evals_without_gain: int = 0  # validations in a row without a gain of eval.min_gain
+    stop_reason: str = ""  # why stage_end was decided: "plateau" or "budget" (trainer.training.stage_end)
 
 
 def weights_digest(model) -> str:

@@ -55,6 +55,29 @@ def scst_baseline_has_its_samples(config: Any) -> None:
                          "samples per image (or scst.baseline=greedy)")
 
 
+def wsd_schedule_fits_the_run(config: Any) -> None:
+    schedule, max_steps = config.schedule, config.train.max_steps
+    if schedule.name != "wsd":
+        return
+    if schedule.decay_steps < 1:
+        raise ValueError(f"config key 'schedule.decay_steps' = {schedule.decay_steps!r}: schedule.name=wsd needs "
+                         "decay_steps >= 1 (the steps of its final decay)")
+    if schedule.warmup_steps + schedule.decay_steps > max_steps:
+        raise ValueError(f"config keys 'schedule.warmup_steps' + 'schedule.decay_steps' = {schedule.warmup_steps!r} + "
+                         f"{schedule.decay_steps!r} exceed train.max_steps = {max_steps!r}: wsd's warmup and decay "
+                         "must fit in the run")
+
+
+def early_end_has_validations(config: Any) -> None:
+    """The run's end is decided at validations: eval.patience and train.max_minutes need some."""
+    if config.eval.every_steps:
+        return
+    for key, value in (("eval.patience", config.eval.patience), ("train.max_minutes", config.train.max_minutes)):
+        if value:
+            raise ValueError(f"config key {key!r} = {value!r} needs eval.every_steps > 0: the run's end is decided "
+                             "after validations")
+
+
 def model_section_builds(config: Any) -> None:
     """The model section's own checks (sizes, dropout, choices), with a placeholder vocabulary."""
     try:
@@ -81,8 +104,8 @@ def data_root_is_set(config: Any) -> None:
 
 
 RULES = (numbers_are_finite, numbers_are_in_range, teacher_forcing_floor_below_start,
-         teacher_forcing_k_fits_the_schedule, scst_baseline_has_its_samples, model_section_builds,
-         eval_decoding_is_consistent, data_root_is_set)
+         teacher_forcing_k_fits_the_schedule, scst_baseline_has_its_samples, wsd_schedule_fits_the_run,
+         early_end_has_validations, model_section_builds, eval_decoding_is_consistent, data_root_is_set)
 
 
 def check_config(config: Any) -> None:

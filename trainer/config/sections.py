@@ -41,6 +41,11 @@ class TrainSection:
                                    AT_LEAST_0)
     stop_at_step: int = setting(0, "> 0: checkpoint and exit at this step (the schedules still span max_steps); "
                                 "continue with --resume", AT_LEAST_0)
+    max_minutes: float = setting(0.0, "wall-clock budget of this invocation in minutes (from its set-up on, "
+                                 "validations included): a validation ends the run (wsd: starts its decay) when the "
+                                 "main process estimates that the steps to the next validation (wsd: plus the decay) "
+                                 "would not fit; 0: none. Depends on the machine's speed: a budget-ended run can end "
+                                 "one evaluation earlier or later between runs", AT_LEAST_0)
     objective: Literal["xe", "scst"] = setting("xe", "cross-entropy, or self-critical sequence training (scst.*)")
     init_from: Optional[str] = setting(None, "a checkpoint directory: start from its weights with a fresh optimizer "
                                        "and schedule")
@@ -64,13 +69,19 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate multiplier: linear warmup, then cosine / step / constant (see trainer.training.schedules)."""
+    """Learning-rate multiplier: linear warmup, then cosine / step / constant / wsd (warmup-stable-decay; see
+    trainer.training.schedules)."""
 
-    name: Literal["cosine", "step", "constant"] = setting("cosine", "the shape after warmup")
+    name: Literal["cosine", "step", "constant", "wsd"] = setting(
+        "cosine", "the shape after warmup (wsd: constant until the run's end is decided, then a cosine decay over "
+        "decay_steps ending at that end)")
     warmup_steps: int = setting(0, "steps of linear warmup: (step + 1) / warmup_steps", AT_LEAST_0)
-    min_lr_ratio: float = setting(0.0, "cosine: the floor as a fraction of optim.lr", PROBABILITY)
+    min_lr_ratio: float = setting(0.0, "cosine, wsd: the floor as a fraction of optim.lr", PROBABILITY)
     step_size: int = setting(1000, "step: multiply by gamma every step_size steps after warmup", AT_LEAST_1)
     gamma: float = setting(0.8, "step: the decay factor", Range(0, 1, open_low=True))
+    decay_steps: int = setting(0, "wsd: steps of the final cosine decay to min_lr_ratio, ending at the run's end "
+                               "(train.max_steps, or earlier when eval.patience or train.max_minutes decide it); "
+                               "needs >= 1 with wsd", AT_LEAST_0)
 
 
 @dataclass
@@ -102,6 +113,10 @@ class EvalConfig:
     plain beam search) and CIDEr-D on eval.split."""
 
     every_steps: int = setting(500, "validate every this many steps; 0: only at the end", AT_LEAST_0)
+    patience: int = setting(0, "end the run (wsd: start its decay) after this many validations in a row without a "
+                            "gain of eval.min_gain in CIDEr-D; 0: never", AT_LEAST_0)
+    min_gain: float = setting(0.0, "the relative gain over the best val CIDEr-D so far that counts as improving "
+                              "(0.01: 1%); the first validation of a run always counts", AT_LEAST_0)
     beam_size: int = setting(3, "beams per image (1: greedy); ignored when sampling", AT_LEAST_1)
     max_len: int = setting(20, "words of a caption at most", AT_LEAST_1)
     length_penalty: float = setting(0.0, "finished captions rank by log-probability / length**length_penalty",

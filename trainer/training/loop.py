@@ -5,8 +5,10 @@ Per micro-batch ``train_step`` runs forward/backward (optimizer step when gradie
 the model's random draws (dropout, scheduled sampling) are seeded per (step, lane), so a step does not depend on how
 many processes share its lanes. After each optimizer step ``at_step_boundary`` logs the interval (``log_interval``),
 checkpoints (``maybe_checkpoint``) and validates (``maybe_validate``), in that order, so a failing validation never
-costs the step's checkpoint; stop requests are honoured only there. ``finish`` checkpoints and validates the last step
-once. Each step is a method, so tests drive them one by one without a subprocess.
+costs the step's checkpoint; stop requests are honoured only there. A validation can decide that the run ends before
+``train.max_steps`` (``training.stage_end``: ``eval.patience``, ``train.max_minutes``). ``finish`` checkpoints and
+validates the last step once and writes ``run_summary.json``. Each step is a method, so tests drive them one by one
+without a subprocess.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from trainer.inference.model_card import write_model_card
 from trainer.training.batch_plan import BatchPlan
 from trainer.training.losses import caption_loss
 from trainer.training.schedules import teacher_forcing_ratio
+from trainer.training.stage_end import EndOfRun
 from trainer.training.validation import validate
 
 logger = logging.getLogger("trainer.train")
@@ -65,8 +68,9 @@ class LoopState:
 
 
 class TrainingLoop:
-    """Trains a prepared ``model`` (DDP-wrapped or not) until ``train.max_steps``, a stop request or ``stop_at_step``.
-    This is the cross-entropy objective; trainer.scst.loop.ScstTrainingLoop overrides the loss and what it logs."""
+    """Trains a prepared ``model`` (DDP-wrapped or not) until the run's end (``train.max_steps`` or what a validation
+    decided), a stop request or ``stop_at_step``. This is the cross-entropy objective; trainer.scst.loop.ScstTrainingLoop
+    overrides the loss and what it logs."""
 
     stat_names = ("train/loss", "train/ce", "train/attention_reg")  # what micro_batch_loss reports, in order
 
@@ -81,6 +85,7 @@ class TrainingLoop:
                                                                            log, stop)
         resumed = progress.step if progress.step else None  # a resumed step is checkpointed already
         self.state = LoopState(progress, checkpointed_step=resumed, validated_step=progress.validated_step)
+        self.end_of_run = EndOfRun(config, run.run_end, first_step=progress.step, started=run.started)
         self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
         self.loader_options = config.train_loader_options(self.plan.micro_batch_size)
         self.data_order = data_order(config, self.plan)
@@ -108,11 +113,14 @@ class TrainingLoop:
         self.finish()
 
     def paused(self) -> bool:
-        """``train.stop_at_step`` reached before ``max_steps``: checkpoint and exit, to be resumed later."""
-        return 0 < self.config.train.stop_at_step <= self.progress.step < self.config.train.max_steps
+        """``train.stop_at_step`` reached before the run's end: checkpoint and exit, to be resumed later."""
+        return 0 < self.config.train.stop_at_step <= self.progress.step < self.end_step()
+
+    def end_step(self) -> int:
+        return self.end_of_run.step(self.progress)
 
     def finished(self) -> bool:
-        return self.progress.step >= self.config.train.max_steps or self.stop.requested or self.paused()
+        return self.progress.step >= self.end_step() or self.stop.requested or self.paused()
 
     def micro_batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy with (scheduled) teacher forcing: the loss to backpropagate and the values of
@@ -170,12 +178,12 @@ class TrainingLoop:
         self.maybe_checkpoint()
         self.maybe_validate()
         self.state.interval_start += time.perf_counter() - paused_at  # samples/s counts training time only
-        return self.progress.step >= self.config.train.max_steps or self.stop.poll(self.accelerator) or self.paused()
+        return self.progress.step >= self.end_step() or self.stop.poll(self.accelerator) or self.paused()
 
     def log_interval(self) -> None:
         """Every ``logging.every_steps`` (and at the last step): rank-averaged losses and grad norm, lr, samples/s."""
         step, every = self.progress.step, self.config.logging.every_steps
-        if step % every != 0 and step != self.config.train.max_steps:
+        if step % every != 0 and step != self.end_step():
             return
         state, device = self.state, self.accelerator.device
         norm = torch.as_tensor(state.grad_norm, dtype=torch.float32, device=device).reshape(1)
@@ -205,8 +213,10 @@ class TrainingLoop:
             self.checkpoint()
 
     def validate(self) -> None:
-        """Score the eval split, log it, keep ``output_dir/best`` when CIDEr-D improved, and record the result in
-        this step's checkpoint (every rank calls this). An exception is logged with its traceback; training goes on."""
+        """Score the eval split, log it, decide the run's end when it is due (``training.stage_end``), keep
+        ``output_dir/best`` when CIDEr-D improved, and record the result in this step's checkpoint (every rank calls
+        this, and decides on what the main process measured). An exception is logged with its traceback; training
+        goes on."""
         progress, accelerator = self.progress, self.accelerator
         try:
             result = validate(accelerator, self.unwrapped, self.vocab, self.config)
@@ -214,15 +224,20 @@ class TrainingLoop:
             logger.exception("validation at step %d failed; training goes on (its checkpoint is not affected)",
                              progress.step)
             result = None
-        cider = result.metrics.get("CIDEr") if result is not None and accelerator.is_main_process else None
-        failed_on_main, cider = broadcast_object_list([(result is None, cider)])[0]
+        main = accelerator.is_main_process
+        cider = result.metrics.get("CIDEr") if result is not None and main else None
+        elapsed = self.end_of_run.elapsed() if main else None
+        failed_on_main, cider, elapsed = broadcast_object_list([(result is None, cider, elapsed)])[0]
         if result is None or failed_on_main:
             return
-        if accelerator.is_main_process:
+        if main:
             self.log.validation(result, progress.step)
             logger.info("step %d validation on %d images: %s", progress.step, result.num_images,
                         {name: round(value, 4) for name, value in result.metrics.items()})
         self.state.validated_step = progress.validated_step = progress.step
+        decided = self.end_of_run.after_validation(progress, cider, elapsed)
+        if decided and main:
+            logger.info("%s", decided)
         if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
@@ -231,7 +246,8 @@ class TrainingLoop:
         if self.state.checkpointed_step == progress.step and accelerator.is_main_process:
             update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
                                     best_cider=progress.best_cider, best_step=progress.best_step,
-                                    validated_step=progress.step)
+                                    validated_step=progress.step, stage_end=progress.stage_end,
+                                    evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""
@@ -244,7 +260,8 @@ class TrainingLoop:
                                  self.config, position, self.data_order, keep_last)
 
     def finish(self) -> None:
-        """After the loop: checkpoint the last step once, then validate it unless stopping early."""
+        """After the loop: checkpoint the last step once, then validate it unless stopping early; the main process
+        writes ``run_summary.json``."""
         self.bar.close()
         step = self.progress.step
         if self.stop.requested:
@@ -256,3 +273,5 @@ class TrainingLoop:
             self.checkpoint()
         if not self.stop.requested and not self.paused() and self.state.validated_step != step:
             self.validate()
+        if self.accelerator.is_main_process:
+            self.end_of_run.report(self.progress, stopped=self.stop.requested, paused=self.paused())

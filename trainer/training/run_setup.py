@@ -10,7 +10,8 @@ feature cache is checked against the model's frozen backbone; the main process r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -37,7 +38,7 @@ from trainer.distributed.process_group import check_process_group
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.training.batch_plan import BatchPlan, plan_for
 from trainer.training.loop import TrainingLoop, data_order
-from trainer.training.schedules import lr_multiplier
+from trainer.training.schedules import RunEnd, scheduled_lr_multiplier
 from trainer.training.speed_options import apply_speed_options, build_optimizer
 from trainer.training.trackers import build_trackers
 
@@ -47,7 +48,9 @@ logger = logging.getLogger("trainer.train")
 @dataclass
 class TrainingRun:
     """A run ready to train. ``model`` is prepared (DDP-wrapped when there are several processes; for SCST a
-    ``CaptionSampler`` around the Captioner); ``lock`` holds ``output_dir`` (main process only, else None)."""
+    ``CaptionSampler`` around the Captioner); ``run_end`` is the end the LR schedule reads (the loop sets it);
+    ``lock`` holds ``output_dir`` (main process only, else None); ``started``: ``time.perf_counter()`` when the set-up
+    began (``train.max_minutes`` counts from there)."""
 
     accelerator: Accelerator
     config: TrainConfig
@@ -57,7 +60,9 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     progress: Progress
+    run_end: RunEnd
     lock: RunLock | None = None
+    started: float = field(default_factory=time.perf_counter)
 
     def release(self) -> None:
         """Let another run use ``output_dir``."""
@@ -85,6 +90,7 @@ def set_up_run(config: TrainConfig, accelerator: Accelerator, resume: str | None
     """The run ``config`` describes on ``accelerator``'s processes: fresh, or resumed as ``resume`` says (one of
     ``trainer.checkpointing.run_dir.RESUME_CHOICES`` or a checkpoint directory); ``overwrite`` moves an earlier run
     aside. Errors a user can fix are CheckpointError / FileNotFoundError / ValueError with one line."""
+    started = time.perf_counter()
     plan = plan_for(config.train, accelerator.num_processes)
     accelerator.gradient_accumulation_steps = plan.accumulation
     logger.info("%s", plan.describe())
@@ -92,7 +98,7 @@ def set_up_run(config: TrainConfig, accelerator: Accelerator, resume: str | None
     check_splits(config.data.root, ["train", config.eval.split], config.data.features)
     lock, checkpoint = claim_on_main_process(accelerator, config, resume, overwrite)
     run = TrainingRun(accelerator, config, plan, vocab, *build_training_state(
-        checkpoint, config, accelerator, vocab, plan, allow_data_change), lock=lock)
+        checkpoint, config, accelerator, vocab, plan, allow_data_change), lock=lock, started=started)
     if accelerator.is_main_process:
         record_run(run)
     return run
@@ -152,15 +158,17 @@ def claim_on_main_process(accelerator: Accelerator, config: TrainConfig, resume:
 
 def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerator: Accelerator, vocab: Vocabulary,
                          plan: BatchPlan, allow_data_change: bool = False):
-    """Prepared model and optimizer, LR scheduler and progress: fresh (weights from ``train.init_from`` when set), or
-    restored from ``checkpoint`` (chosen by ``trainer.checkpointing.run_dir.claim_output_dir``)."""
+    """Prepared model and optimizer, LR scheduler, progress and the run's end the scheduler reads: fresh (weights
+    from ``train.init_from`` when set), or restored from ``checkpoint`` (chosen by
+    ``trainer.checkpointing.run_dir.claim_output_dir``; the end it decided comes along)."""
     output_dir = Path(config.output_dir)
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
     apply_speed_options(config, model)
     optimizer = build_optimizer(config, model.trainable_parameters())
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_multiplier, max_steps=config.train.max_steps, config=config.schedule))
+    run_end = RunEnd()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
+        scheduled_lr_multiplier, max_steps=config.train.max_steps, config=config.schedule, end=run_end))
     if config.train.init_from and checkpoint is None:  # a new stage: another run's weights, this run's optimizer
         verify_checkpoint(config.train.init_from)  # names what is missing before the shapes are compared
         for note in check_compatible(config.train.init_from, model.config.to_dict(), vocab):
@@ -182,9 +190,13 @@ def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerat
         if best is not None and best.get("best_cider") is not None and (
                 progress.best_cider is None or best["best_cider"] > progress.best_cider):
             progress.best_cider, progress.best_step = best["best_cider"], best["best_step"]
+        run_end.step = progress.stage_end
         logger.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", checkpoint, progress.step,
                     progress.epoch, progress.step_in_epoch)
+        if progress.stage_end is not None:
+            logger.info("the run ends at step %d (decided by an earlier validation: %s)", progress.stage_end,
+                        progress.stop_reason)
     if config.data.features:  # cached features must come from this model's frozen backbone
         check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
                             config.data.root, backbone_fingerprint(unwrapped.encoder.backbone))
-    return model, optimizer, scheduler, progress
+    return model, optimizer, scheduler, progress, run_end

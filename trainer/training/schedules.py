@@ -6,16 +6,27 @@ schedules exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from trainer.config.sections import ScheduleConfig, TeacherForcingConfig
 
 
-def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig) -> float:
-    """Factor applied to ``optim.lr`` at ``step``.
+@dataclass
+class RunEnd:
+    """The step a run ends at once a validation has decided it (None: ``train.max_steps``). The loop sets it; the
+    run's LambdaLR reads it through ``scheduled_lr_multiplier`` (only wsd depends on it)."""
+
+    step: int | None = None
+
+
+def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig, end: int | None = None) -> float:
+    """Factor applied to ``optim.lr`` at ``step``; ``end``: the step the run ends at (None: ``max_steps``).
 
     Warmup: ``(step + 1) / warmup_steps`` for ``step < warmup_steps`` (reaches 1 on the last warmup step). After it,
     with ``i = step - warmup_steps`` and ``n = max(1, max_steps - warmup_steps)``:
-    cosine ``min + (1 - min) * (1 + cos(pi * min(i, n) / n)) / 2``; step ``gamma ** (i // step_size)``; constant 1.
+    cosine ``min + (1 - min) * (1 + cos(pi * min(i, n) / n)) / 2``; step ``gamma ** (i // step_size)``; constant 1;
+    wsd 1 until ``end - decay_steps``, then the cosine over ``decay_steps`` (reaching ``min`` at ``end``). Only wsd
+    reads ``end``.
     """
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -24,9 +35,21 @@ def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig) -> float:
         return 1.0
     if config.name == "step":
         return config.gamma ** (i // config.step_size)
-    n = max(1, max_steps - config.warmup_steps)
+    if config.name == "wsd":
+        i = step - ((max_steps if end is None else end) - config.decay_steps)
+        if i < 0:
+            return 1.0
+        n = max(1, config.decay_steps)
+    else:
+        n = max(1, max_steps - config.warmup_steps)
     progress = min(i, n) / n
     return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scheduled_lr_multiplier(step: int, max_steps: int, config: ScheduleConfig, end: RunEnd) -> float:
+    """``lr_multiplier`` towards the run's end as decided so far: a run's LambdaLR calls a partial of this (the
+    partial keeps ``end`` out of its ``__dict__``, so the scheduler's state_dict is the same as without it)."""
+    return lr_multiplier(step, max_steps, config, end.step)
 
 
 def teacher_forcing_ratio(step: int, config: TeacherForcingConfig) -> float:

@@ -1,0 +1,131 @@
+"""When a run (one stage: cross-entropy or SCST) ends: at ``train.max_steps``, or earlier once a validation decides it.
+
+After every validation each rank calls ``EndOfRun.after_validation`` with what the main process measured (CIDEr-D and
+the invocation's elapsed seconds, broadcast by the loop), so every rank decides the same. It counts the validations in
+a row without a gain of ``eval.min_gain`` over the best CIDEr-D so far, and decides the end once: after
+``eval.patience`` of them ("plateau"), or when the main process estimates that ``train.max_minutes`` would run out
+before the next validation could decide it ("budget"). The end is the step just validated, or for ``schedule.name:
+wsd`` that step + ``schedule.decay_steps`` (the lr decays over them, ``trainer.training.schedules``). The decision lives
+in ``Progress`` (``stage_end``, ``evals_without_gain``, ``stop_reason``), so ``--resume`` keeps it; with
+``train.max_minutes: 0`` it depends on the validation results only. At the end the main process writes
+``output_dir/run_summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from data_pipelines.atomic_dir import staging_path
+from trainer.checkpointing.train_state import Progress
+from trainer.training.schedules import RunEnd
+
+logger = logging.getLogger("trainer.train")
+
+SUMMARY_FILE = "run_summary.json"
+
+
+def counts_as_gain(cider: float | None, best_before: float | None, min_gain: float) -> bool:
+    """CIDEr-D above the best so far by the relative ``min_gain``; the first validation of a run always counts."""
+    return best_before is None or (cider is not None and cider > best_before * (1 + min_gain))
+
+
+def decided_end(config, step: int) -> int:
+    """Where a run whose end is decided at ``step`` ends: there, or for wsd after its decay (never started inside the
+    warmup)."""
+    schedule = config.schedule
+    if schedule.name != "wsd":
+        return step
+    return max(step, schedule.warmup_steps) + schedule.decay_steps
+
+
+def steps_if_not_ended(config, step: int) -> int:
+    """Steps still to train if the run's end is not decided at ``step``: to the next validation (wsd: and the decay
+    after it), at most to ``train.max_steps``."""
+    decay = config.schedule.decay_steps if config.schedule.name == "wsd" else 0
+    return min(config.eval.every_steps + decay, config.train.max_steps - step)
+
+
+def write_summary(output_dir: str | Path, summary: dict) -> Path:
+    """``output_dir/run_summary.json``, replaced atomically."""
+    path = Path(output_dir) / SUMMARY_FILE
+    tmp = staging_path(path)
+    tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+class EndOfRun:
+    """The run's end as decided so far; ``run_end`` is the holder the LR schedule reads. ``started``: when this
+    invocation started (``clock`` seconds); ``first_step``: the step it started from."""
+
+    def __init__(self, config, run_end: RunEnd, first_step: int, started: float, clock=time.perf_counter):
+        self.config, self.run_end, self.first_step, self.started, self.clock = (config, run_end, first_step, started,
+                                                                                clock)
+
+    def step(self, progress: Progress) -> int:
+        """``train.max_steps``, or the earlier end a validation decided."""
+        max_steps = self.config.train.max_steps
+        return max_steps if progress.stage_end is None else min(progress.stage_end, max_steps)
+
+    def elapsed(self) -> float:
+        """Wall seconds of this invocation so far."""
+        return self.clock() - self.started
+
+    def after_validation(self, progress: Progress, cider: float | None, elapsed: float) -> str | None:
+        """Count the validation at ``progress.step`` (``progress.best_cider``: the best before it) and decide the end
+        when it is due; returns the line to log when it was decided now."""
+        if counts_as_gain(cider, progress.best_cider, self.config.eval.min_gain):
+            progress.evals_without_gain = 0
+        else:
+            progress.evals_without_gain += 1
+        if progress.stage_end is not None:
+            return None
+        reason, why = self.reason_to_end(progress, elapsed)
+        end = decided_end(self.config, progress.step)
+        if reason is None or end >= self.config.train.max_steps:  # the run ends there anyway (wsd: already decaying)
+            return None
+        progress.stage_end, progress.stop_reason = end, reason
+        self.run_end.step = end
+        decay = f" (the lr decays over steps {end - self.config.schedule.decay_steps}-{end})" if end > progress.step \
+            else ""
+        return f"{why}: ending at step {end}{decay}"
+
+    def reason_to_end(self, progress: Progress, elapsed: float) -> tuple[str | None, str]:
+        """("plateau" | "budget", why) when the run should end now, else (None, "")."""
+        evaluation, train = self.config.eval, self.config.train
+        if evaluation.patience and progress.evals_without_gain >= evaluation.patience:
+            gained = f"gained {evaluation.min_gain * 100:g}%" if evaluation.min_gain else "improved"
+            count = progress.evals_without_gain
+            return "plateau", f"val CIDEr-D has not {gained} for {count} evaluation{'s' * (count != 1)}"
+        done = progress.step - self.first_step
+        if not train.max_minutes or done <= 0:
+            return None, ""
+        seconds_per_step = elapsed / done
+        if elapsed + seconds_per_step * steps_if_not_ended(self.config, progress.step) <= train.max_minutes * 60:
+            return None, ""
+        return "budget", (f"the time budget train.max_minutes={train.max_minutes:g} would run out before the next "
+                          f"validation ({elapsed / 60:.1f} min so far, {seconds_per_step:.2f} s per step)")
+
+    def stop_reason(self, progress: Progress, stopped: bool, paused: bool) -> str:
+        if stopped:
+            return "signal"
+        if paused:
+            return "paused"
+        if progress.stage_end is not None and progress.step >= progress.stage_end:
+            return progress.stop_reason
+        return "max_steps"
+
+    def report(self, progress: Progress, stopped: bool, paused: bool) -> dict:
+        """Main process, after the run's last checkpoint and validation: ``run_summary.json`` and one INFO line."""
+        summary = {"objective": self.config.train.objective, "steps": progress.step,
+                   "stop_reason": self.stop_reason(progress, stopped, paused), "stage_end": progress.stage_end,
+                   "best_step": progress.best_step, "best_cider": progress.best_cider,
+                   "wall_seconds": round(self.elapsed(), 1), "max_steps": self.config.train.max_steps}
+        write_summary(self.config.output_dir, summary)
+        best = "no val CIDEr-D yet" if progress.best_cider is None else \
+            f"best val CIDEr-D {progress.best_cider:.4f} at step {progress.best_step}"
+        logger.info("run ended at step %d (%s): %s", progress.step, summary["stop_reason"], best)
+        return summary
