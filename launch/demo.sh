@@ -11,6 +11,9 @@
 #   DEMO_NUM_IMAGES / DEMO_IMAGE_SIZE / DEMO_SHARD_SIZE size the data (defaults 3000 / 128 / 100; DEMO_IMAGE_SIZE
 #   also sets the drawn size of synthetic images, else each preset draws at its own size);
 #   DEMO_WEIGHTS=imagenet|PATH uses a real backbone (default none: random and frozen, offline).
+#   DEMO_MINUTES (default 15) is the whole run's wall-clock budget: cross-entropy trains while val CIDEr-D improves
+#   (configs/demo.yaml: eval.patience), within what the budget leaves after keeping some for SCST and the evaluations;
+#   SCST gets the rest (train.max_minutes of each stage).
 #
 # Idempotent: data, features and finished training are reused on a second run (training resumes from its latest
 # checkpoint), but only when they were built from the same inputs and settings (recorded in WORK/demo_inputs.json);
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
     --images) images="$(realpath "$2")"; shift 2 ;;
     --work) work="$(realpath -m "$2")"; shift 2 ;;
     --preset) preset="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -123,12 +126,16 @@ else
   export OMP_NUM_THREADS=1
   launcher=("$python" -m accelerate.commands.launch --config_file launch/cpu_2proc.yaml)
 fi
+# The budget: the evaluations after training keep tail_s, SCST at least scst_s; each stage gets what is left then.
+budget_s=$(( ${DEMO_MINUTES:-15} * 60 )); tail_s=90; scst_s=$([ "${DEMO_SCST:-1}" != 0 ] && echo 180 || echo 0)
+minutes_left() { "$python" -c 'import sys; print(f"{max(0.5, (int(sys.argv[1]) - int(sys.argv[2])) / 60):.2f}")' \
+  "$budget_s" "$((SECONDS + tail_s + $1))"; }
 train_dir="$work/train"
 stage "train: ${launcher[*]} trainer/train.py --config configs/demo.yaml --resume auto"
 # --resume auto: a rerun continues (or finds the run finished); a first run starts fresh
 "${launcher[@]}" trainer/train.py --config configs/demo.yaml --resume auto \
   output_dir="$train_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
-  model.encoder_weights="$weights" \
+  model.encoder_weights="$weights" train.max_minutes="$(minutes_left "$scst_s")" \
   "${overrides[@]}"
 checkpoint="$train_dir/best"
 [ -d "$checkpoint" ] || checkpoint="$train_dir/checkpoints/$(ls "$train_dir/checkpoints" | grep '^step_' | sort | tail -n 1)"
@@ -141,7 +148,7 @@ if [ "${DEMO_SCST:-1}" != 0 ]; then
   stage "self-critical training from $xe_checkpoint: trainer/train.py --config configs/demo_scst.yaml --resume auto"
   "${launcher[@]}" trainer/train.py --config configs/demo_scst.yaml --resume auto train.init_from="$xe_checkpoint" \
     output_dir="$scst_dir" data.root="$work/prepared" data.features="$work/features" data.image_size="$image_size" \
-    model.encoder_weights="$weights" "${overrides[@]}"
+    model.encoder_weights="$weights" train.max_minutes="$(minutes_left 0)" "${overrides[@]}"
   checkpoint="$scst_dir/best"
 fi
 unset OMP_NUM_THREADS
@@ -177,8 +184,9 @@ stage "baselines on the test split (python -m trainer.baselines)"
 results=("$work/results_test.json")
 [ -z "$xe_metrics" ] || results=("$work/results_test_xe.json" "${results[@]}")
 baselines="$("$python" -m trainer.baselines --data "$work/prepared" --split test --results "${results[@]}" | tail -n 1)"
-"$python" - "$metrics" "$baselines" "$xe_metrics" "${results[@]}" <<'PY'
+"$python" - "$metrics" "$baselines" "$xe_metrics" "$train_dir" "${scst_dir:-}" "${results[@]}" <<'PY'
 import json, sys
+from pathlib import Path
 model, baselines = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 stages = ["XE best (test)", "XE+SCST best (test)"] if sys.argv[3] else ["model (test)"]
 rows = dict(zip(stages, [json.loads(sys.argv[3]), model] if sys.argv[3] else [model]))
@@ -189,11 +197,16 @@ print(f"{'':24}" + "".join(f"{name:>9}" for name in names))
 for label, values in rows.items():
     print(f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in names))
 print(f"blind baseline caption: {baselines['blind_caption']!r}")
+for name, run in (("cross-entropy", sys.argv[4]), ("SCST", sys.argv[5])):
+    if run and (Path(run) / "run_summary.json").is_file():
+        ended = json.loads((Path(run) / "run_summary.json").read_text())
+        print(f"{name} stage: ended at step {ended['steps']} ({ended['stop_reason']}), best val CIDEr-D "
+              f"{ended['best_cider'] or 0:.3f} at step {ended['best_step']}, {ended['wall_seconds'] / 60:.1f} min")
 if sys.argv[3]:
     print(f"SCST stage: test CIDEr-D {rows[stages[0]]['CIDEr']:.3f} -> {model['CIDEr']:.3f} "
           f"({100 * (model['CIDEr'] / rows[stages[0]]['CIDEr'] - 1):+.1f}%)")
 print("gap to the best reference (CIDEr-D), on images captioned with one of their references | with another caption:")
-for stage, path in zip(stages, sys.argv[4:]):
+for stage, path in zip(stages, sys.argv[6:]):
     gap = baselines["results"][path]
     print(f"  {stage:22} {gap['gap_on_references']:.3f} | {gap['gap_on_other_captions']:.3f} "
           f"({100 * gap['share_of_captions_that_are_references']:.0f}% of captions are references)")
