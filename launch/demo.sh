@@ -197,10 +197,10 @@ print(f"{'':24}" + "".join(f"{name:>9}" for name in names))
 for label, values in rows.items():
     print(f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in names))
 print(f"blind baseline caption: {baselines['blind_caption']!r}")
-for name, run in (("cross-entropy", sys.argv[4]), ("SCST", sys.argv[5])):
+for name, run in (("XE", sys.argv[4]), ("SCST", sys.argv[5])):
     if run and (Path(run) / "run_summary.json").is_file():
         ended = json.loads((Path(run) / "run_summary.json").read_text())
-        print(f"{name} stage: ended at step {ended['steps']} ({ended['stop_reason']}), best val CIDEr-D "
+        print(f"{name}: ended at step {ended['steps']} ({ended['stop_reason']}), best val CIDEr-D "
               f"{ended['best_cider'] or 0:.3f} at step {ended['best_step']}, {ended['wall_seconds'] / 60:.1f} min")
 if sys.argv[3]:
     print(f"SCST stage: test CIDEr-D {rows[stages[0]]['CIDEr']:.3f} -> {model['CIDEr']:.3f} "
