@@ -22,6 +22,12 @@ def test_step_and_constant():
     assert lr_multiplier(123, 10, ScheduleConfig(name="constant")) == 1.0
 
 
+def test_wsd_in_a_run_shorter_than_warmup_and_decay_decays_after_warmup():
+    wsd = ScheduleConfig(name="wsd", warmup_steps=2, decay_steps=250, min_lr_ratio=0.2)
+    assert lr_multiplier(1, 6, wsd) == 1.0 and lr_multiplier(4, 6, wsd) == pytest.approx(0.2 + 0.8 * 0.5)
+    assert lr_multiplier(6, 6, wsd) == pytest.approx(0.2)
+
+
 def test_wsd_is_constant_then_a_cosine_decay_ending_at_the_end():
     wsd = ScheduleConfig(name="wsd", warmup_steps=2, decay_steps=4, min_lr_ratio=0.2)
     assert [lr_multiplier(s, 10, wsd) for s in range(7)] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # decay from 6

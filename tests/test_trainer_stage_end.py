@@ -147,7 +147,7 @@ def test_resume_after_the_decision_keeps_the_end_and_the_lr(tiny_prepared, tmp_p
 
 
 def test_defaults_keep_an_existing_config_unchanged(tiny_prepared, tmp_path, monkeypatch):
-    config = load_config(REPO / "configs" / "demo.yaml")
+    config = load_config(None, ["data.root=x", "train.max_steps=1000"])  # sets none of the new keys
     assert (config.train.max_minutes, config.eval.patience, config.eval.min_gain) == (0.0, 0, 0.0)
     ending = EndOfRun(config, RunEnd(), first_step=0, started=0.0, clock=lambda: 1e9)
     progress = Progress()
@@ -157,7 +157,7 @@ def test_defaults_keep_an_existing_config_unchanged(tiny_prepared, tmp_path, mon
         progress.best_cider = progress.best_cider or cider
     assert progress.stage_end is None and ending.step(progress) == 1000
     for name in ("cosine", "step", "constant"):
-        schedule = load_config(REPO / "configs" / "demo.yaml", [f"schedule.name={name}"]).schedule
+        schedule = load_config(None, ["data.root=x", f"schedule.name={name}"]).schedule
         for end in (RunEnd(), RunEnd(step=300)):  # only wsd reads the end
             assert [scheduled_lr_multiplier(step, 1000, schedule, end) for step in range(1001)] == \
                 [lr_multiplier(step, 1000, schedule) for step in range(1001)]

@@ -56,16 +56,12 @@ def scst_baseline_has_its_samples(config: Any) -> None:
 
 
 def wsd_schedule_fits_the_run(config: Any) -> None:
-    schedule, max_steps = config.schedule, config.train.max_steps
+    schedule = config.schedule
     if schedule.name != "wsd":
         return
     if schedule.decay_steps < 1:
         raise ValueError(f"config key 'schedule.decay_steps' = {schedule.decay_steps!r}: schedule.name=wsd needs "
                          "decay_steps >= 1 (the steps of its final decay)")
-    if schedule.warmup_steps + schedule.decay_steps > max_steps:
-        raise ValueError(f"config keys 'schedule.warmup_steps' + 'schedule.decay_steps' = {schedule.warmup_steps!r} + "
-                         f"{schedule.decay_steps!r} exceed train.max_steps = {max_steps!r}: wsd's warmup and decay "
-                         "must fit in the run")
 
 
 def early_end_has_validations(config: Any) -> None:

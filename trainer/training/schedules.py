@@ -25,7 +25,8 @@ def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig, end: int | 
     Warmup: ``(step + 1) / warmup_steps`` for ``step < warmup_steps`` (reaches 1 on the last warmup step). After it,
     with ``i = step - warmup_steps`` and ``n = max(1, max_steps - warmup_steps)``:
     cosine ``min + (1 - min) * (1 + cos(pi * min(i, n) / n)) / 2``; step ``gamma ** (i // step_size)``; constant 1;
-    wsd 1 until ``end - decay_steps``, then the cosine over ``decay_steps`` (reaching ``min`` at ``end``). Only wsd
+    wsd 1 until ``end - decay_steps``, then the cosine over ``decay_steps`` (reaching ``min`` at ``end``; a run too short
+    for warmup and decay decays over the steps after warmup). Only wsd
     reads ``end``.
     """
     if step < config.warmup_steps:
@@ -36,10 +37,11 @@ def lr_multiplier(step: int, max_steps: int, config: ScheduleConfig, end: int | 
     if config.name == "step":
         return config.gamma ** (i // config.step_size)
     if config.name == "wsd":
-        i = step - ((max_steps if end is None else end) - config.decay_steps)
+        end = max_steps if end is None else end
+        n = max(1, min(config.decay_steps, end - config.warmup_steps))  # a short run decays over what follows warmup
+        i = step - (end - n)
         if i < 0:
             return 1.0
-        n = max(1, config.decay_steps)
     else:
         n = max(1, max_steps - config.warmup_steps)
     progress = min(i, n) / n
