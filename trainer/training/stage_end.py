@@ -89,8 +89,9 @@ class EndOfRun:
             return None
         progress.stage_end, progress.stop_reason = end, reason
         self.run_end.step = end
-        decay = f" (the lr decays over steps {end - self.config.schedule.decay_steps}-{end})" if end > progress.step \
-            else ""
+        schedule = self.config.schedule  # a run too short for the whole decay decays after its warmup
+        start = max(end - schedule.decay_steps, schedule.warmup_steps)
+        decay = f" (the lr decays over steps {start}-{end})" if end > progress.step else ""
         return f"{why}: ending at step {end}{decay}"
 
     def reason_to_end(self, progress: Progress, elapsed: float) -> tuple[str | None, str]:
