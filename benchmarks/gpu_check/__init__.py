@@ -8,5 +8,5 @@ on, and the JSON is rewritten after every section, so a run cut short keeps what
 ``tests`` (pytest tests/gpu), ``train`` (decoder training captions/s, peak memory, MFU), ``beam`` (beam search
 images/s), ``features`` (ResNet-50 feature extraction from JPEG shards), ``xe_scst`` (the demo's two training stages
 on the shapes preset, test CIDEr-D), then ``epoch_estimate`` (COCO Karpathy train minutes per epoch, on paper).
-``--smoke`` runs the same code paths at toy sizes on the CPU (tests/test_gpu_check_smoke.py).
+``--smoke`` runs the same code paths at toy sizes on the CPU (tests/test_gpu_check.py).
 """
