@@ -140,16 +140,24 @@ class CaptionerConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist (expected a CaptionerConfig JSON)")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a JSON object of CaptionerConfig fields, got {type(values).__name__}")
+        values = read_json_object(path, "CaptionerConfig fields")
         try:
             return cls.from_dict(values)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def read_json_object(path: Path, holds: str) -> dict:
+    """The JSON object stored in the file ``path``; ValueError naming the file when it is not UTF-8 JSON or not an
+    object (``holds``: what the object should hold). A checkpoint's ``config.json`` and ``trainer_state.json`` are both
+    read with it, so a broken one fails with the same message."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a JSON object of {holds}, got {type(values).__name__}")
+    return values
 
 
 @functools.cache

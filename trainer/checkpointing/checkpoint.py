@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir, staging_path
-from modeling.config import CaptionerConfig
+from modeling.config import CaptionerConfig, read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +138,10 @@ def verify_checkpoint(directory: str | Path) -> dict:
     if not state_path.is_file():
         raise CheckpointError(f"{state_path}: missing (the checkpoint write did not finish)")
     try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{state_path}: corrupt, not valid JSON ({error})") from None
-    if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
+        state = read_json_object(state_path, "trainer state fields")
+    except ValueError as error:
+        raise CheckpointError(f"{error}; the checkpoint is corrupt") from None
+    if not isinstance(state.get("files"), dict):
         raise CheckpointError(f"{state_path}: no 'files' record; not a checkpoint written by trainer.checkpointing.checkpoint")
     for name in MODEL_FILES:
         path, expected = directory / name, state["files"].get(name)
