@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.scst_ablation import ROWS, demo_default, markdown
 from trainer.config.schema import load_config
@@ -24,12 +25,20 @@ def test_row_overrides_make_a_valid_scst_config_for_two_processes(name):
     assert plan_for(config.train, world_size=2).global_batch_size == config.train.global_batch_size
 
 
-@pytest.mark.parametrize("reason, reused", [("plateau", True), ("max_steps", True), ("budget", False),
-                                            ("signal", False)])
-def test_the_demo_run_is_the_default_row_only_when_no_budget_ended_it(tmp_path, reason, reused):
+@pytest.mark.parametrize("reason, recipe, reused", [("plateau", "", True), ("max_steps", "", True),
+                                                    ("budget", "", False), ("signal", "", False),
+                                                    ("plateau", "eval:\n  best_min_z: 0.0\n", False),
+                                                    ("plateau", "optim:\n  lr: 5.0e-5\n", False)])
+def test_the_demo_run_is_the_default_row_only_when_it_ran_this_recipe_and_no_budget_ended_it(tmp_path, reason,
+                                                                                          recipe, reused):
     (tmp_path / "train_scst").mkdir()
     summary = {"stop_reason": reason, "steps": 150, "best_step": 75, "wall_seconds": 90.0}
     (tmp_path / "train_scst" / "run_summary.json").write_text(json.dumps(summary))
+    ran = yaml.safe_load(REPO_CONFIG.read_text())
+    for section, values in (yaml.safe_load(recipe) or {}).items():
+        ran[section].update(values)
+    ran["train"].update(init_from=str(tmp_path / "xe"), max_minutes=3.5)  # what the demo sets differs, and may
+    (tmp_path / "train_scst" / "config.yaml").write_text(yaml.safe_dump(ran))
     (tmp_path / "evaluate.log").write_text("INFO something\n" + json.dumps({"CIDEr": 2.0, "Bleu_4": 0.5}) + "\n")
     row = demo_default(tmp_path)
     assert (row == {"summary": summary, "test": {"CIDEr": 2.0, "Bleu_4": 0.5}}) if reused else row is None

@@ -41,6 +41,9 @@ class Progress:
     stage_end: int | None = None  # the step a validation decided the run ends at (None: train.max_steps)
     evals_without_gain: int = 0  # validations in a row without a gain of eval.min_gain
     stop_reason: str = ""  # why stage_end was decided: "plateau" or "budget" (trainer.training.stage_end)
+    # per-image val CIDEr-D of the run's first validation, by image id, when eval.best_min_z is set (main process only;
+    # trainer.training.best_checkpoint)
+    reference_cider: dict[str, float] | None = None
 
 
 def weights_digest(model) -> str:

@@ -117,6 +117,9 @@ class EvalConfig:
                             "gain of eval.min_gain in CIDEr-D; 0: never", AT_LEAST_0)
     min_gain: float = setting(0.0, "the relative gain over the best val CIDEr-D so far that counts as improving "
                               "(0.01: 1%); the first validation of a run always counts", AT_LEAST_0)
+    best_min_z: float = setting(0.0, "a validation replaces best/ only when its per-image CIDEr-D beats the run's first "
+                                "validation's (its start) by this many standard errors of the paired difference, as "
+                                "well as the best's CIDEr-D; 0: any gain over the best", AT_LEAST_0)
     beam_size: int = setting(3, "beams per image (1: greedy); ignored when sampling", AT_LEAST_1)
     max_len: int = setting(20, "words of a caption at most", AT_LEAST_1)
     length_penalty: float = setting(0.0, "finished captions rank by log-probability / length**length_penalty",

@@ -28,6 +28,7 @@ from trainer.checkpointing.train_state import Progress, save_training_checkpoint
 from trainer.distributed.run_control import iterate_isolated
 from trainer.inference.model_card import write_model_card
 from trainer.training.batch_plan import BatchPlan
+from trainer.training.best_checkpoint import keeps_as_best
 from trainer.training.losses import caption_loss
 from trainer.training.schedules import teacher_forcing_ratio
 from trainer.training.stage_end import EndOfRun
@@ -214,9 +215,9 @@ class TrainingLoop:
 
     def validate(self) -> None:
         """Score the eval split, log it, decide the run's end when it is due (``training.stage_end``), keep
-        ``output_dir/best`` when CIDEr-D improved, and record the result in this step's checkpoint (every rank calls
-        this, and decides on what the main process measured). An exception is logged with its traceback; training
-        goes on."""
+        ``output_dir/best`` when CIDEr-D improved (``training.best_checkpoint``), and record the result in this step's
+        checkpoint (every rank calls this, and decides on what the main process measured). An exception is logged
+        with its traceback; training goes on."""
         progress, accelerator = self.progress, self.accelerator
         try:
             result = validate(accelerator, self.unwrapped, self.vocab, self.config)
@@ -227,7 +228,10 @@ class TrainingLoop:
         main = accelerator.is_main_process
         cider = result.metrics.get("CIDEr") if result is not None and main else None
         elapsed = self.end_of_run.elapsed() if main else None
-        failed_on_main, cider, elapsed = broadcast_object_list([(result is None, cider, elapsed)])[0]
+        new_best, why_not = (False, "") if cider is None else keeps_as_best(
+            progress, cider, result.cider_per_image, self.config.eval.best_min_z)
+        failed_on_main, cider, elapsed, new_best = broadcast_object_list(
+            [(result is None, cider, elapsed, new_best)])[0]
         if result is None or failed_on_main:
             return
         if main:
@@ -238,7 +242,9 @@ class TrainingLoop:
         decided = self.end_of_run.after_validation(progress, cider, elapsed)
         if decided and main:
             logger.info("%s", decided)
-        if cider is not None and (progress.best_cider is None or cider > progress.best_cider):
+        if why_not:
+            logger.info("%s", why_not)
+        if new_best:
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
             if accelerator.is_main_process:  # the folder meant to be shared carries a model card
@@ -247,7 +253,8 @@ class TrainingLoop:
             update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
                                     best_cider=progress.best_cider, best_step=progress.best_step,
                                     validated_step=progress.step, stage_end=progress.stage_end,
-                                    evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason)
+                                    evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason,
+                                    reference_cider=progress.reference_cider)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""

@@ -13,7 +13,8 @@ from trainer.config.schema import TrainConfig
 from trainer.distributed.run_control import iterate_isolated
 from trainer.evaluation.attention_maps import attention_figure, denormalize
 from trainer.evaluation.decoding import decode_batches, eval_decoding_options, gather_captions
-from trainer.evaluation.metrics import compute_caption_metrics, compute_meteor
+from trainer.evaluation.metrics import compute_meteor
+from trainer.evaluation.metrics.per_image import score_captions
 
 OVERLAY_WORDS = 8  # attention panels per logged image
 FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cached features (no pixels to overlay)
@@ -21,9 +22,11 @@ FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cac
 
 @dataclass
 class ValidationResult:
-    """Metrics (``Bleu_1``..``CIDEr``) and logging material; filled on the main process only."""
+    """Metrics (``Bleu_1``..``CIDEr``), each image's CIDEr-D (by ``str(image_id)``) and logging material; filled on
+    the main process only."""
 
     metrics: dict = field(default_factory=dict)
+    cider_per_image: dict[str, float] = field(default_factory=dict)
     samples_markdown: str = ""
     attention_image: torch.Tensor | None = None  # one row [image | word 1 | word 2 ...] per sample, (3, H, W)
     num_images: int = 0
@@ -78,7 +81,9 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
         return result
     result.num_images = len(predictions)
     if predictions:
-        result.metrics = compute_caption_metrics(predictions, references)
+        scores = score_captions(predictions, references, meteor=False)
+        result.metrics = scores.metrics
+        result.cider_per_image = {str(image_id): values["CIDEr"] for image_id, values in scores.per_image.items()}
         result.metrics.update(compute_meteor(predictions, references))  # {} without Java (logged once)
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
     result.samples_markdown = _markdown(rows[:config.eval.num_samples])

@@ -1,0 +1,91 @@
+"""best/ keeps the highest val CIDEr-D, and with eval.best_min_z only a validation whose per-image CIDEr-D beats the
+run's first (its start) by that many standard errors of the paired difference (trainer.training.best_checkpoint)."""
+import json
+import logging
+import math
+
+import pytest
+from test_scst_trainer import NoStop, RecordingLog, set_up
+
+from trainer.checkpointing.checkpoint import CheckpointError
+from trainer.checkpointing.state_checks import check_trainer_state
+from trainer.checkpointing.train_state import Progress
+from trainer.training import loop as loop_module
+from trainer.training.best_checkpoint import keeps_as_best, paired_z
+from trainer.training.validation import ValidationResult
+
+START = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}
+NOISY = {"a": 3.0, "b": 0.0, "c": 2.0, "d": 0.0}  # mean +0.25, sd 1.5: z = 0.25 / 0.75 = 0.33
+CLEAR = {"a": 2.1, "b": 1.9, "c": 2.0, "d": 2.0}  # mean +1.0, sd 0.08: z = 24.5
+
+
+def mean(scores: dict) -> float:
+    return sum(scores.values()) / len(scores)
+
+
+def test_paired_z_is_the_mean_difference_in_standard_errors():
+    assert paired_z(START, NOISY) == pytest.approx(0.25 / (1.5 / 2))
+    assert paired_z(START, CLEAR) == pytest.approx(1.0 / (math.sqrt(0.02 / 3) / 2))
+    assert paired_z(START, {key: 2.0 for key in START}) == math.inf
+    assert paired_z(START, START) == 0.0
+    assert paired_z(START, {"a": 1.0, "b": 1.0, "c": 1.0, "e": 1.0}) is None  # not the same images
+    assert paired_z({"a": 1.0}, {"a": 2.0}) is None
+
+
+def test_the_first_validation_is_the_reference_and_only_a_clear_gain_replaces_it():
+    progress = Progress()
+    assert keeps_as_best(progress, mean(START), START, 2.0) == (True, "")
+    assert progress.reference_cider == START
+    progress.best_cider, progress.best_step, progress.step = mean(START), 0, 25
+    kept, why = keeps_as_best(progress, mean(NOISY), NOISY, 2.0)
+    assert not kept and why == ("step 25: val CIDEr-D 1.2500 is above the best 1.0000 but not 2 standard errors above "
+                                "the run's start (paired z 0.33); best/ stays at step 0")
+    assert keeps_as_best(progress, mean(CLEAR), CLEAR, 2.0) == (True, "")
+    assert keeps_as_best(progress, 0.5, {key: 0.5 for key in START}, 2.0) == (False, "")  # lower: never
+    assert progress.reference_cider == START  # the reference stays the start
+
+
+def test_without_best_min_z_any_gain_counts_and_nothing_is_recorded():
+    progress = Progress(best_cider=1.0, best_step=0)
+    assert keeps_as_best(progress, mean(NOISY), NOISY, 0.0) == (True, "")
+    assert progress.reference_cider is None
+
+
+def test_another_val_split_becomes_the_reference():
+    progress = Progress(best_cider=1.0, best_step=0, reference_cider=dict(START))
+    other = {"x": 2.0, "y": 3.0}
+    assert keeps_as_best(progress, 2.5, other, 2.0) == (True, "")
+    assert progress.reference_cider == other
+
+
+@pytest.mark.parametrize("reference", [{"a": -1.0}, {"a": "1.0"}, {"a": None}, [1.0]])
+def test_a_checkpoint_with_a_bad_reference_is_refused(tmp_path, reference):
+    state = {"format_version": 2, "step": 5, "epoch": 0, "world_size": 1, "rng": [{}], "scheduler": {"last_epoch": 5},
+             "config_hash": "x", "train_config": {}, "reference_cider": reference}
+    with pytest.raises(CheckpointError, match="reference_cider"):
+        check_trainer_state(state, tmp_path / "trainer_state.json")
+
+
+def test_the_loop_keeps_the_start_in_best_until_a_clear_gain(tiny_prepared, tmp_path, monkeypatch, caplog):
+    """The loop's validations with scripted scores: start, a noisy gain (best/ stays), a clear gain (best/ moves);
+    the step checkpoint records the reference so that a resume decides the same."""
+    scripted = iter([START, NOISY, CLEAR])
+
+    def scripted_validate(*args):
+        scores = next(scripted)
+        return ValidationResult(metrics={"CIDEr": mean(scores)}, cider_per_image=scores, num_images=len(scores))
+
+    monkeypatch.setattr(loop_module, "validate", scripted_validate)
+    output = tmp_path / "run"
+    loop = loop_module.TrainingLoop(set_up(tiny_prepared, output, "eval.best_min_z=2"), RecordingLog(), NoStop())
+    caplog.set_level(logging.INFO, logger="trainer.train")
+    best_steps = []
+    for step in (0, 1, 2):
+        loop.progress.step = step
+        loop.checkpoint()
+        loop.validate()
+        best_steps.append(json.loads((output / "best" / "trainer_state.json").read_text())["step"])
+    assert best_steps == [0, 0, 2]
+    assert "step 1: val CIDEr-D 1.2500 is above the best 1.0000 but not 2 standard errors" in caplog.text
+    checkpoint_state = json.loads((output / "checkpoints" / "step_00000001" / "trainer_state.json").read_text())
+    assert checkpoint_state["reference_cider"] == START and checkpoint_state["best_step"] == 0
