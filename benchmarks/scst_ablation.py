@@ -2,7 +2,7 @@
 
     bash launch/demo.sh --preset toys --work runs/demo-toys          # first: data, features, the XE stage, SCST
     python -m benchmarks.scst_ablation --runs runs/demo-toys runs/demo-scenes [--rows default lr_5e-5 ...]
-                                       [--markdown runs/scst_ablation.md]
+                                       [--markdown runs/scst_ablation.md] [--table-only]
 
 Each row trains SCST from the demo's cross-entropy best (``WORK/train/best``) with 2 CPU processes as the demo does,
 without a time budget (the end is the step cap or ``eval.patience``, so a row is deterministic on one machine), then
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="demo work dirs (launch/demo.sh --work)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--table-only", action="store_true", help="the table of the rows measured so far; run nothing")
     args = parser.parse_args(argv)
     works = [path.resolve() for path in args.runs]
     for work in works:
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
             results_path = work / "scst_rows" / "results.jsonl"
             done = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
             result = next((r for r in done if r["row"] == name and r["overrides"] == ROWS[name][1]), None)
+            if result is None and args.table_only:
+                continue
             if result is None:
                 print(f"{work.name} / {name}: training", flush=True)
                 results_path.parent.mkdir(parents=True, exist_ok=True)
