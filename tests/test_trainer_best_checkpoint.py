@@ -17,6 +17,7 @@ from trainer.training.validation import ValidationResult
 START = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}
 NOISY = {"a": 3.0, "b": 0.0, "c": 2.0, "d": 0.0}  # mean +0.25, sd 1.5: z = 0.25 / 0.75 = 0.33
 CLEAR = {"a": 2.1, "b": 1.9, "c": 2.0, "d": 2.0}  # mean +1.0, sd 0.08: z = 24.5
+BELOW_NOISY = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.4}  # 1.1: above the kept start, below the noisy 1.25 seen
 
 
 def mean(scores: dict) -> float:
@@ -67,9 +68,10 @@ def test_a_checkpoint_with_a_bad_reference_is_refused(tmp_path, reference):
 
 
 def test_the_loop_keeps_the_start_in_best_until_a_clear_gain(tiny_prepared, tmp_path, monkeypatch, caplog):
-    """The loop's validations with scripted scores: start, a noisy gain (best/ stays), a clear gain (best/ moves);
-    the step checkpoint records the reference so that a resume decides the same."""
-    scripted = iter([START, NOISY, CLEAR])
+    """The loop's validations with scripted scores: start, a noisy gain (best/ stays), a lower one (no gain for
+    eval.patience: it counts from the best seen, 1.25, not the best kept), a clear gain (best/ moves); the step
+    checkpoints record the reference and the best seen, so that a resume decides the same."""
+    scripted = iter([START, NOISY, BELOW_NOISY, CLEAR])
 
     def scripted_validate(*args):
         scores = next(scripted)
@@ -77,15 +79,18 @@ def test_the_loop_keeps_the_start_in_best_until_a_clear_gain(tiny_prepared, tmp_
 
     monkeypatch.setattr(loop_module, "validate", scripted_validate)
     output = tmp_path / "run"
-    loop = loop_module.TrainingLoop(set_up(tiny_prepared, output, "eval.best_min_z=2"), RecordingLog(), NoStop())
+    loop = loop_module.TrainingLoop(set_up(tiny_prepared, output, "eval.best_min_z=2", "checkpoint.keep_last=4"),
+                                    RecordingLog(), NoStop())
     caplog.set_level(logging.INFO, logger="trainer.train")
-    best_steps = []
-    for step in (0, 1, 2):
+    best_steps, without_gain = [], []
+    for step in (0, 1, 2, 3):
         loop.progress.step = step
         loop.checkpoint()
         loop.validate()
         best_steps.append(json.loads((output / "best" / "trainer_state.json").read_text())["step"])
-    assert best_steps == [0, 0, 2]
+        without_gain.append(loop.progress.evals_without_gain)
+    assert best_steps == [0, 0, 0, 3] and without_gain == [0, 0, 1, 0]
     assert "step 1: val CIDEr-D 1.2500 is above the best 1.0000 but not 2 standard errors" in caplog.text
-    checkpoint_state = json.loads((output / "checkpoints" / "step_00000001" / "trainer_state.json").read_text())
+    checkpoint_state = json.loads((output / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
     assert checkpoint_state["reference_cider"] == START and checkpoint_state["best_step"] == 0
+    assert checkpoint_state["best_seen_cider"] == 1.25 and checkpoint_state["evals_without_gain"] == 1

@@ -23,6 +23,7 @@ FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
     "samples_seen": ("int", 0, False, False),
     "best_cider": ("number", 0, True, False),
     "best_step": ("int", 0, True, False),
+    "best_seen_cider": ("number", 0, True, False),
     "validated_step": ("int", 0, True, False),
     "run_id": ("str", None, False, False),
     "stage_end": ("int", 0, True, False),

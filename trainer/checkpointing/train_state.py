@@ -36,6 +36,7 @@ class Progress:
     samples_seen: int = 0
     best_cider: float | None = None
     best_step: int | None = None
+    best_seen_cider: float | None = None  # the highest val CIDEr-D so far, kept by best/ or not (eval.patience counts from it)
     validated_step: int | None = None  # the last step whose validation finished
     run_id: str = ""  # set once when a run starts fresh, kept by every resume: the lineage best/ belongs to
     stage_end: int | None = None  # the step a validation decided the run ends at (None: train.max_steps)

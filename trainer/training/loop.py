@@ -254,7 +254,7 @@ class TrainingLoop:
                                     best_cider=progress.best_cider, best_step=progress.best_step,
                                     validated_step=progress.step, stage_end=progress.stage_end,
                                     evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason,
-                                    reference_cider=progress.reference_cider)
+                                    reference_cider=progress.reference_cider, best_seen_cider=progress.best_seen_cider)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""

@@ -75,12 +75,16 @@ class EndOfRun:
         return self.clock() - self.started
 
     def after_validation(self, progress: Progress, cider: float | None, elapsed: float) -> str | None:
-        """Count the validation at ``progress.step`` (``progress.best_cider``: the best before it) and decide the end
-        when it is due; returns the line to log when it was decided now."""
-        if counts_as_gain(cider, progress.best_cider, self.config.eval.min_gain):
+        """Count the validation at ``progress.step`` against the best val CIDEr-D seen before it (which best/ may not
+        have kept: ``eval.best_min_z``) and decide the end when it is due; returns the line to log when it was decided
+        now."""
+        best_before = progress.best_cider if progress.best_seen_cider is None else progress.best_seen_cider
+        if counts_as_gain(cider, best_before, self.config.eval.min_gain):
             progress.evals_without_gain = 0
         else:
             progress.evals_without_gain += 1
+        if cider is not None and (best_before is None or cider > best_before):
+            progress.best_seen_cider = cider
         if progress.stage_end is not None:
             return None
         reason, why = self.reason_to_end(progress, elapsed)
