@@ -7,7 +7,8 @@
 Each row trains SCST from the demo's cross-entropy best (``WORK/train/best``) with 2 CPU processes as the demo does,
 without a time budget (the end is the step cap or ``eval.patience``, so a row is deterministic on one machine), then
 evaluates its best checkpoint on the test split. The ``default`` row is the demo's own ``WORK/train_scst`` when that
-run ended on a plateau or at its step cap (a budget never decided it, so it is the same run). Results go to
+run used today's configs/demo_scst.yaml settings and ended on a plateau or at its step cap (a budget never decided
+it, so it is the same run). Results go to
 ``WORK/scst_rows/results.jsonl`` (rows already there are not re-run) and one markdown table over every work dir.
 """
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 from benchmarks.ablation import REPO, run
 from trainer.config.schema import load_config
 
-# name -> (what changes, overrides on top of configs/demo_scst.yaml). "default" is the config as it is; the other
-# rows turn the paired check of best/ off (eval.best_min_z=0), as the recipe was before it, and change one thing.
 # what a reused run must share with configs/demo_scst.yaml (the demo sets paths and the time budget)
 RECIPE_SECTIONS = ("optim", "schedule", "scst", "loss", "eval")
 RECIPE_TRAIN_KEYS = ("objective", "global_batch_size", "max_steps", "max_grad_norm")
+# name -> (what changes, overrides on top of configs/demo_scst.yaml). "default" is the config as it is; the other
+# rows turn the paired check of best/ off (eval.best_min_z=0), as the recipe was before it, and change one thing.
 UNGUARDED = ["eval.best_min_z=0"]
 ROWS = {
     "default": ("configs/demo_scst.yaml as it is (lr 1e-4, 5 samples, mean of the others as baseline, best/ moves "

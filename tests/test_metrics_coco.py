@@ -10,7 +10,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
+from trainer.evaluation.metrics import METRIC_NAMES, caption_metrics_and_cider, compute_caption_metrics, tokenize_caption
 
 PREDICTIONS = {
     "exact": "A man riding a horse on a beach.",
@@ -52,6 +52,12 @@ def coco_reference_scores(predictions, references):
 def assert_equal_to_coco(predictions, references):
     ours = compute_caption_metrics(predictions, references)
     expected = coco_reference_scores(predictions, references)
+    same, per_image = caption_metrics_and_cider(predictions, references)  # what validation uses: per-image CIDEr-D too
+    res = {image_id: [tokenize_caption(caption)] for image_id, caption in predictions.items()}
+    gts = {image_id: [tokenize_caption(ref) for ref in refs] for image_id, refs in references.items()}
+    coco_per_image = dict(zip(gts, Cider().compute_score(gts, res)[1]))
+    assert same == ours and list(per_image) == list(predictions)
+    assert all(per_image[key] == pytest.approx(coco_per_image[key], abs=1e-9, rel=0) for key in predictions)
     assert set(ours) == set(METRIC_NAMES)
     for name in METRIC_NAMES:
         assert ours[name] == pytest.approx(expected[name], abs=1e-9, rel=0), name

@@ -13,8 +13,7 @@ from trainer.config.schema import TrainConfig
 from trainer.distributed.run_control import iterate_isolated
 from trainer.evaluation.attention_maps import attention_figure, denormalize
 from trainer.evaluation.decoding import decode_batches, eval_decoding_options, gather_captions
-from trainer.evaluation.metrics import compute_meteor
-from trainer.evaluation.metrics.per_image import score_captions
+from trainer.evaluation.metrics import caption_metrics_and_cider, compute_meteor
 
 OVERLAY_WORDS = 8  # attention panels per logged image
 FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cached features (no pixels to overlay)
@@ -81,9 +80,8 @@ def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult
         return result
     result.num_images = len(predictions)
     if predictions:
-        scores = score_captions(predictions, references, meteor=False)
-        result.metrics = scores.metrics
-        result.cider_per_image = {str(image_id): values["CIDEr"] for image_id, values in scores.per_image.items()}
+        result.metrics, cider_per_image = caption_metrics_and_cider(predictions, references)
+        result.cider_per_image = {str(image_id): score for image_id, score in cider_per_image.items()}
         result.metrics.update(compute_meteor(predictions, references))  # {} without Java (logged once)
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
     result.samples_markdown = _markdown(rows[:config.eval.num_samples])

@@ -18,8 +18,8 @@ from trainer.evaluation.metrics.tokenizer import ptb_tokenize, tokenize_caption
 METRIC_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L")
 OPTIONAL_METRIC_NAMES = (METEOR_NAME,)  # present only where their runtime (Java) is
 
-__all__ = ["METRIC_NAMES", "OPTIONAL_METRIC_NAMES", "compute_caption_metrics", "compute_meteor", "corpus_bleu", "cider_d",
-           "rouge_l", "ptb_tokenize", "tokenize_caption", "check_caption_inputs"]
+__all__ = ["METRIC_NAMES", "OPTIONAL_METRIC_NAMES", "compute_caption_metrics", "caption_metrics_and_cider", "compute_meteor",
+           "corpus_bleu", "cider_d", "rouge_l", "ptb_tokenize", "tokenize_caption", "check_caption_inputs"]
 
 
 def _preview(ids: list) -> str:
@@ -54,11 +54,17 @@ def compute_caption_metrics(predictions: Mapping[Hashable, str],
                             references: Mapping[Hashable, Sequence[str]]) -> dict[str, float]:
     """``{"Bleu_1".."Bleu_4", "CIDEr", "ROUGE_L"}`` of raw ``predictions`` {id: caption} against raw
     ``references`` {id: [captions]}, as pycocoevalcap 1.2 computes them (CIDEr is CIDEr-D)."""
+    return caption_metrics_and_cider(predictions, references)[0]
+
+
+def caption_metrics_and_cider(predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]
+                              ) -> tuple[dict[str, float], dict[Hashable, float]]:
+    """``compute_caption_metrics`` and each image's CIDEr-D (which the corpus score averages), by image id."""
     image_ids = check_caption_inputs(predictions, references)
     candidates = [tokenize_caption(predictions[image_id]) for image_id in image_ids]
     tokenized_refs = [[tokenize_caption(ref) for ref in references[image_id]] for image_id in image_ids]
     bleu = corpus_bleu(candidates, tokenized_refs)
     metrics = {f"Bleu_{order + 1}": score for order, score in enumerate(bleu)}
-    metrics["CIDEr"] = cider_d(candidates, tokenized_refs)[0]
+    metrics["CIDEr"], cider_per_image = cider_d(candidates, tokenized_refs)
     metrics["ROUGE_L"] = rouge_l(candidates, tokenized_refs)[0]
-    return metrics
+    return metrics, {image_id: float(score) for image_id, score in zip(image_ids, cider_per_image)}
