@@ -78,14 +78,15 @@ def test_existing_cache_is_refused_unless_overwrite(data_root, cache, capsys):
 
 
 def test_mismatched_cache_is_refused_naming_what_differs(data_root, cache, tmp_path):
-    fingerprint = backbone_fingerprint(build_backbone("none"))
-    assert check_feature_cache(cache, "none", IMAGE_SIZE, data_root, fingerprint)["image_size"] == IMAGE_SIZE
+    assert check_feature_cache(cache, "none", IMAGE_SIZE, data_root, build_backbone("none"))["image_size"] == IMAGE_SIZE
     with pytest.raises(ValueError, match="weights: cache has 'none', asked for 'imagenet'"):
         check_feature_cache(cache, "imagenet", IMAGE_SIZE, data_root)
     with pytest.raises(ValueError, match="image_size: cache has 64, asked for 224"):
         check_feature_cache(cache, "none", 224, data_root)
-    with pytest.raises(ValueError, match="backbone_fingerprint: cache has"):
-        check_feature_cache(cache, "none", IMAGE_SIZE, data_root, "0123456789abcdef")
+    changed = build_backbone("none")
+    torch.nn.init.zeros_(changed.layer4[0].conv1.weight)
+    with pytest.raises(ValueError, match="does not match checkpoint X .*backbone_fingerprint: cache has"):
+        check_feature_cache(cache, "none", IMAGE_SIZE, data_root, changed, "checkpoint X")
     other = write_dataset(tmp_path / "other", {"train": [2, 3, 3], "val": [2, 2]})
     with pytest.raises(ValueError, match=f"source.dataset_fingerprint: .*made from {data_root.resolve()}"):
         check_feature_cache(cache, "none", IMAGE_SIZE, other)

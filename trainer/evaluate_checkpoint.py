@@ -100,7 +100,6 @@ def main(argv=None) -> int:
 
     from data_pipelines.feature_cache import check_feature_cache
     from data_pipelines.stream import build_eval_loader
-    from modeling.encoder import backbone_fingerprint
     from trainer.distributed.process_group import check_process_group
     from trainer.evaluation.decoding import decode_batches, gather_captions
 
@@ -109,7 +108,8 @@ def main(argv=None) -> int:
     with exit_on_user_error():  # a missing split, checkpoint file or mismatched feature cache: one line, first
         model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
         if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
-            check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
+            check_feature_cache(args.features, None, image_size, args.data, model.encoder.backbone,
+                                f"checkpoint {args.checkpoint}")
         model.to(DECODE_DTYPES[args.dtype])
         if args.suppress_unk:
             options = options.replace(suppress_ids=(vocab.unk_id,))
