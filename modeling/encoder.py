@@ -59,6 +59,13 @@ class Backbone(nn.Sequential):
         return x
 
 
+def encoder_description(finetune_from: str) -> str:
+    """How a model's backbone was trained, as model cards and inference reports state it."""
+    if finetune_from == "none":
+        return "frozen ResNet-50"
+    return f"ResNet-50 fine-tuned from {finetune_from} (earlier stages frozen, BatchNorm statistics kept)"
+
+
 def _resnet50_skeleton() -> nn.Module:
     """A randomly initialised ResNet-50 from a fixed seed; the global RNG is neither used nor changed."""
     with torch.random.fork_rng(devices=[]):

@@ -100,6 +100,7 @@ def main(argv=None) -> int:
 
     from data_pipelines.feature_cache import check_feature_cache
     from data_pipelines.stream import build_eval_loader
+    from modeling.encoder import encoder_description
     from trainer.distributed.process_group import check_process_group
     from trainer.evaluation.decoding import decode_batches, gather_captions
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
                for image_id, caption in predictions.items()]
     out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
-          f"written to {out_path}")
+          f"written to {out_path} (encoder: {encoder_description(model.config.finetune_from)})")
     if args.report is not None:
         # Imported here: trainer.evaluation.report imports trainer.baselines, which imports this module (and matplotlib is slow).
         from trainer.evaluation.report import write_evaluation_report

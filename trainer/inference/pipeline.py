@@ -23,6 +23,7 @@ from data_pipelines.image_files import INPUT_FORMATS, to_rgb, upright
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, DecodingOptions
+from modeling.encoder import encoder_description
 
 DEFAULT_IMAGE_SIZE = 224
 DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -140,6 +141,11 @@ class CaptionPipeline:
     @property
     def device(self) -> torch.device:
         return self.model.decoder.output.weight.device
+
+    @property
+    def encoder(self) -> str:
+        """How the checkpoint's backbone was trained (frozen, or fine-tuned from a stage: its weights are used)."""
+        return encoder_description(self.model.config.finetune_from)
 
     def options(self, options: DecodingOptions | None = None, suppress_unk: bool = False,
                 **changes) -> DecodingOptions:
