@@ -169,6 +169,15 @@ class Encoder(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
         self.channels_last = False
 
+    def train(self, mode: bool = True) -> "Encoder":
+        """While the backbone trains, the BatchNorm of its channels keeps the statistics estimated on the frozen
+        backbone (stage 1) too: its input no longer has a fixed distribution, and frozen statistics normalise training
+        and evaluation alike (a batch-statistics estimate would lag the changing weights)."""
+        super().train(mode)
+        if self.backbone.trainable_stages() and isinstance(self.input_norm, nn.BatchNorm2d):
+            self.input_norm.train(False)
+        return self
+
     def use_channels_last(self) -> "Encoder":
         """Keep the backbone's weights and image inputs channels-last (NHWC): faster convolutions on GPU tensor cores,
         equal results up to rounding."""

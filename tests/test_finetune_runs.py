@@ -111,7 +111,8 @@ def test_a_frozen_cache_of_other_weights_is_refused_naming_checkpoint_and_cache(
     assert f"train.init_from {best}" in refused.stderr and str(layer4) in refused.stderr
     assert "backbone_fingerprint" in refused.stderr
     # while stage 2 itself cannot read the whole-backbone cache at all
-    refused = train(dataset, tmp_path / "stage2", *STAGE2, f"data.features={layer4}", check=False)
+    refused = train(dataset, tmp_path / "stage2", *STAGE2, f"train.init_from={best}", f"data.features={layer4}",
+                    check=False)
     assert refused.returncode != 0 and "whose encoder is fine-tuned from layer4" in refused.stderr
     # the cache through layer3 feeds the frozen fine-tuned backbone too
     train(dataset, tmp_path / "stage3_ok", "train.max_steps=1", f"train.init_from={best}", f"data.features={layer3}")

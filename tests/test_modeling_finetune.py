@@ -48,6 +48,7 @@ def test_gradients_reach_exactly_the_asked_stages_and_batchnorm_stats_stay(finet
     assert not backbone.training and all(not module.training for module in backbone.modules())
     for name, tensor in backbone.named_buffers():  # running means, variances, batch counts: untouched by train mode
         assert torch.equal(tensor, buffers_before[name]), name
+    assert model.training and not model.encoder.input_norm.training  # the channels' BatchNorm keeps stage 1's too
 
 
 def test_the_frozen_default_keeps_one_group_the_head_only_and_the_state_dict_keys():
@@ -111,8 +112,12 @@ def test_prefix_fingerprints_cover_the_stages_through_the_cached_one():
 
 
 def test_finetune_from_is_a_checked_model_setting():
-    assert load_config(None, ["data.root=x", "model.finetune_from=layer4"]).model.finetune_from == "layer4"
+    stage2 = ["data.root=x", "model.finetune_from=layer4", "train.init_from=runs/x/best"]
+    assert load_config(None, stage2).model.finetune_from == "layer4"
     with pytest.raises(ValueError, match="model.finetune_from"):
         load_config(None, ["data.root=x", "model.finetune_from=layer5"])
+    with pytest.raises(ValueError, match="'model.finetune_from' = 'layer4' needs train.init_from"):
+        load_config(None, stage2[:2])
+    assert load_config(None, [*stage2[:2], "model.feature_norm=layer"]).model.finetune_from == "layer4"
     with pytest.raises(ValueError, match="optim.encoder_lr_factor"):
         load_config(None, ["data.root=x", "optim.encoder_lr_factor=0"])
