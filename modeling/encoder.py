@@ -168,6 +168,7 @@ class Encoder(nn.Module):
         self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
         self.channels_last = False
+        self.train()  # a module starts in training mode: with this class's rule for the channels' BatchNorm
 
     def train(self, mode: bool = True) -> "Encoder":
         """While the backbone trains, the BatchNorm of its channels keeps the statistics estimated on the frozen

@@ -33,6 +33,7 @@ def backward_once(model: Captioner, inputs: torch.Tensor) -> None:
 @pytest.mark.parametrize("finetune_from", ["layer2", "layer3", "layer4"])
 def test_gradients_reach_exactly_the_asked_stages_and_batchnorm_stats_stay(finetune_from):
     model = tiny(finetune_from)
+    assert model.training and not model.encoder.input_norm.training  # from construction on, as the trainer uses it
     backbone = model.encoder.backbone
     buffers_before = {name: tensor.clone() for name, tensor in backbone.named_buffers()}
     backward_once(model, torch.randn(2, 3, 32, 32))
