@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from data_pipelines.features import extract_features
+from modeling import Captioner
 from modeling.encoder import build_backbone
 from trainer.checkpointing.checkpoint import step_checkpoint_dir
 from trainer.inference.pipeline import CaptionPipeline
@@ -68,27 +69,30 @@ def test_stage2_resumes_to_the_bytes_of_a_straight_run(data, stage1, straight, t
 def test_the_checkpoint_carries_the_trained_layer4_only(straight, stage1):
     checkpoint = step_checkpoint_dir(straight, 4)
     saved, start = load_file(str(checkpoint / "model.safetensors")), load_file(str(stage1 / "model.safetensors"))
-    backbone = build_backbone("none")
-    trained = {f"encoder.backbone.{name}" for name, _ in backbone.named_parameters() if name.startswith("layer4.")}
-    assert trained
+    model = Captioner.from_pretrained(checkpoint)
+    trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert {name for name in trained if name.startswith("encoder.backbone.")} == \
+        {name for name in saved if name.startswith("encoder.backbone.layer4.") and name in dict(model.named_parameters())}
     for name in start:
-        if name in trained or not name.startswith("encoder.backbone."):
-            assert not torch.equal(saved[name], start[name]), name  # trained: stage 2 changed it
+        if name in trained:
+            assert not torch.equal(saved[name], start[name]), name  # stage 2 changed it
         else:
             assert torch.equal(saved[name], start[name]), name  # frozen stages and every BatchNorm statistic
     with safe_open(str(checkpoint / "optimizer.safetensors"), framework="pt") as handle:
         groups = json.loads(handle.metadata()["optimizer"])["param_groups"]
     assert [group["initial_lr"] for group in groups] == pytest.approx([4e-4, 2e-4])
-    assert len(groups[1]["params"]) == len(trained)
+    assert len(groups[1]["params"]) == len(model.backbone_parameters())
 
 
 def test_inference_loads_the_trained_encoder_and_says_so(data, straight, tmp_path):
     dataset, layer3, layer4 = data
-    best = straight / "best"
-    pipe = CaptionPipeline.from_checkpoint(best)
-    saved = load_file(str(best / "model.safetensors"))
+    best, tuned = straight / "best", step_checkpoint_dir(straight, 4)
+    pipe = CaptionPipeline.from_checkpoint(tuned)
+    saved = load_file(str(tuned / "model.safetensors"))
     for name, tensor in pipe.model.encoder.backbone.state_dict().items():
         assert torch.equal(tensor, saved[f"encoder.backbone.{name}"]), name
+    assert not torch.equal(pipe.model.encoder.backbone.layer4[0].conv1.weight,
+                           build_backbone("none").layer4[0].conv1.weight)  # the trained layer4, not the starting one
     assert pipe.encoder.startswith("ResNet-50 fine-tuned from layer4")
     assert "Show, Attend and Tell: ResNet-50 fine-tuned from layer4" in (best / "README.md").read_text()
     evaluate = [PYTHON, "-m", "trainer.evaluate_checkpoint", "--checkpoint", str(best), "--data", str(dataset),
@@ -103,25 +107,25 @@ def test_inference_loads_the_trained_encoder_and_says_so(data, straight, tmp_pat
 
 def test_a_frozen_cache_of_other_weights_is_refused_naming_checkpoint_and_cache(data, straight, tmp_path):
     dataset, layer3, layer4 = data
-    best = straight / "best"
+    tuned = step_checkpoint_dir(straight, 4)  # best/ may hold the starting weights (validated first)
     # stage 3 keeps the fine-tuned backbone frozen: the whole-backbone cache holds the old layer4's features
-    refused = train(dataset, tmp_path / "stage3", "train.max_steps=1", f"train.init_from={best}",
+    refused = train(dataset, tmp_path / "stage3", "train.max_steps=1", f"train.init_from={tuned}",
                     f"data.features={layer4}", check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert f"train.init_from {best}" in refused.stderr and str(layer4) in refused.stderr
+    assert f"train.init_from {tuned}" in refused.stderr and str(layer4) in refused.stderr
     assert "backbone_fingerprint" in refused.stderr
     # while stage 2 itself cannot read the whole-backbone cache at all
-    refused = train(dataset, tmp_path / "stage2", *STAGE2, f"train.init_from={best}", f"data.features={layer4}",
+    refused = train(dataset, tmp_path / "stage2", *STAGE2, f"train.init_from={tuned}", f"data.features={layer4}",
                     check=False)
     assert refused.returncode != 0 and "whose encoder is fine-tuned from layer4" in refused.stderr
     # the cache through layer3 feeds the frozen fine-tuned backbone too
-    train(dataset, tmp_path / "stage3_ok", "train.max_steps=1", f"train.init_from={best}", f"data.features={layer3}")
+    train(dataset, tmp_path / "stage3_ok", "train.max_steps=1", f"train.init_from={tuned}", f"data.features={layer3}")
 
 
 def test_the_export_verifies_with_the_trained_encoder(data, straight, tmp_path):
     dataset = data[0]
     images = sorted((dataset.parent / "syn").rglob("*.jpg"))[:2]
-    completed = subprocess.run([sys.executable, "-m", "trainer.export", "--checkpoint", str(straight / "best"),
+    completed = subprocess.run([sys.executable, "-m", "trainer.export", "--checkpoint", str(step_checkpoint_dir(straight, 4)),
                                 "--out", str(tmp_path / "onnx"), "--verify", *map(str, images), "--max-len", "8"],
                                cwd=REPO, capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
