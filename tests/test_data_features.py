@@ -123,3 +123,17 @@ def test_feature_batches_give_the_image_batches_model_outputs(data_root, cache, 
     assert_close_fp16(cached.logits, exact.logits)
     assert_close_fp16(cached.alphas, exact.alphas)
     assert json.loads((cache / "manifest.json").read_text())["feature_cache"]["dtype"] == "float16"
+
+
+def test_a_cache_through_layer3_feeds_a_model_that_trains_layer4_only(data_root, tmp_path):
+    out = tmp_path / "layer3"
+    main(["--data", str(data_root), "--out", str(out), "--weights", "none", "--image-size", str(IMAGE_SIZE),
+          "--through", "layer3"])
+    info = read_manifest(out)["feature_cache"]
+    assert info["through"] == "layer3" and info["feature_shape"] == [1024, 4, 4]
+    assert info["backbone_fingerprint"] == backbone_fingerprint(build_backbone("none"), "layer3")
+    check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none", "layer4"), "stage 2")
+    check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none"), "a frozen model")
+    with pytest.raises(ValueError, match="through layer3 cannot feed stage 2, whose encoder is fine-tuned from layer3: "
+                                         "build a cache through layer2"):
+        check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none", "layer3"), "stage 2")
