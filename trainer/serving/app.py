@@ -57,6 +57,7 @@ class CaptionService:
         self.pipe: CaptionPipeline | None = None
         self.batcher: Batcher | None = None
         self.load_error: str | None = None
+        self.load_task: asyncio.Task | None = None
         self.on_load_error: Callable[[], None] = lambda: None  # the CLI stops the server: nothing to serve
 
     def decode(self, images: list, options: DecodingOptions) -> list:
@@ -65,8 +66,8 @@ class CaptionService:
                             seeds=[options.seed] * len(images))
         return [result.captions for result in results]
 
-    async def start(self, app: web.Application) -> None:
-        app["load_task"] = asyncio.get_running_loop().create_task(self.load_model())
+    async def start(self, _app: web.Application) -> None:
+        self.load_task = asyncio.get_running_loop().create_task(self.load_model())
 
     async def load_model(self) -> None:
         try:
@@ -81,9 +82,9 @@ class CaptionService:
                                self.metrics)
         self.metrics.ready = True
 
-    async def stop(self, app: web.Application) -> None:
+    async def stop(self, _app: web.Application) -> None:
         """After the in-flight requests are answered: decode what still waits, stop the model thread."""
-        app["load_task"].cancel()
+        self.load_task.cancel()
         if self.batcher is not None:
             await self.batcher.close()
 
