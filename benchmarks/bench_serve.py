@@ -7,7 +7,8 @@ after the other (closed loop: a client sends its next request when the last one 
 Captioner with a synthetic vocabulary of 10,000 words (beam 5, at most 20 words; random weights never end a caption
 early, so every request decodes all 20 steps); images of 64 px are captioned at 32 px, so the decoder, not the frozen
 ResNet-50, is what is measured. Reports requests/s, p50/p99 latency and failed requests of both servers, and the
-ratio (target: batching >= 4x with zero failed requests).
+ratio (target: batching >= 4x with zero failed requests). ``--threads``: torch threads of each server (default 1:
+on a shared machine, more threads than free cores make every matrix product wait for a descheduled thread).
 """
 from __future__ import annotations
 
@@ -71,6 +72,13 @@ def load(server, image: bytes, clients: int, requests: int, fields: dict) -> dic
             "failed": sum(status != 200 for status, _ in timings), "requests": len(timings), "seconds": seconds}
 
 
+def batch_totals(server) -> tuple[float, float]:
+    """(images, batches) decoded so far, from the server's /metrics."""
+    lines = dict(line.rsplit(" ", 1) for line in server.get("/metrics")[1].decode().splitlines()
+                 if line.startswith("showattend_batch_size_"))
+    return float(lines["showattend_batch_size_sum"]), float(lines["showattend_batch_size_count"])
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, "8 clients x 2 requests (a smoke run; the ratio is not meaningful)")
     parser.add_argument("--clients", type=int, default=32)
@@ -80,21 +88,26 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=20)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each server (showattend-serve --threads)")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.requests = 8, 2
     fields = {"beam_size": args.beam_size, "max_len": args.max_len}
     result = {"clients": args.clients, "requests_per_client": args.requests, "vocab_size": args.vocab_size,
-              "beam_size": args.beam_size, "max_len": args.max_len, "image_size": args.image_size,
+              "beam_size": args.beam_size, "max_len": args.max_len, "image_size": args.image_size, "threads": args.threads,
               "load_average_before": os.getloadavg()[0]}
     image = test_image()
     with tempfile.TemporaryDirectory(prefix="bench_serve-") as folder:
         checkpoint = random_checkpoint(Path(folder), args.vocab_size, args.image_size)
         for name, flags in (("batching_off", ("--max-batch", "1", "--max-wait-ms", "0")),
                             ("batching", ("--max-batch", str(args.clients), "--max-wait-ms", str(args.max_wait_ms)))):
-            with serving(checkpoint, "--max-queue", str(4 * args.clients), "--request-timeout-s", "600", *flags) as server:
+            with serving(checkpoint, "--threads", str(args.threads), "--max-queue", str(4 * args.clients),
+                         "--request-timeout-s", "600", *flags) as server:
                 load(server, image, min(args.clients, 4), 1, fields)  # warm-up
+                images_before, batches_before = batch_totals(server)
                 result[name] = load(server, image, args.clients, args.requests, fields)
+                images, batches = batch_totals(server)
+                result[name]["mean_batch"] = (images - images_before) / max(1.0, batches - batches_before)
             print(name, json.dumps(result[name]), flush=True)
     result["load_average_after"] = os.getloadavg()[0]
     result["speedup"] = result["batching"]["requests_per_s"] / result["batching_off"]["requests_per_s"]

@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=at_least(0), default=8000, help="0: any free port")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)
+    parser.add_argument("--threads", type=at_least(1), default=None,
+                        help="torch CPU threads (default: torch's choice, one per core); 1 per replica when several "
+                             "replicas share a machine")
     add_decoding_arguments(parser)
     group = parser.add_argument_group("batching and limits")
     group.add_argument("--max-batch", type=at_least(1), default=32, help="images decoded together (1: no batching)")
@@ -77,6 +80,10 @@ def main(argv=None) -> int:
         defaults = options_from_args(args)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels,
                          max_queue=args.max_queue, request_timeout_s=args.request_timeout_s,
                          read_timeout_s=args.read_timeout_s, max_beam_size=args.max_beam_size,

@@ -160,26 +160,35 @@ class CaptionPipeline:
 
     def __call__(self, images: Sequence[str | Path | Image.Image], options: DecodingOptions | None = None, *,
                  batch_size: int = 8, attention: bool = False, suppress_unk: bool = False,
-                 seeds: Sequence[int] | None = None, **changes) -> list[ImageCaptions]:
+                 **changes) -> list[ImageCaptions]:
         """One ``ImageCaptions`` per input, in order: ``options.n_best`` captions, best first (``attention``: with
         their attention weights). A path that cannot be read gets ``error`` instead; the others are captioned.
-        Image i samples with seed ``seeds[i]`` (default ``options.seed + i``): batching never changes a caption."""
+        Image i samples with seed ``options.seed + i``: batching never changes a caption."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         options = self.options(options, suppress_unk, **changes)
-        seeds = list(seeds) if seeds is not None else [options.seed + index for index in range(len(images))]
         results = [self.load(item) for item in images]
         loaded = [index for index, result in enumerate(results) if result.error is None]
         for start in range(0, len(loaded), batch_size):
             indices = loaded[start:start + batch_size]
-            pixels = torch.stack([self.transform(results[index].image) for index in indices]).to(self.device)
-            generation = self.model.generate(pixels, options, seeds=[seeds[index] for index in indices])
-            tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
-            for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
-                text = self.vocab.decode(tokens_row)
-                alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
-                results[indices[row // options.n_best]].captions.append(Caption(text, score, alphas))
+            pixels = torch.stack([self.transform(results[index].image) for index in indices])
+            captions = self.caption_pixels(pixels, options, [options.seed + index for index in indices], attention)
+            for index, image_captions in zip(indices, captions):
+                results[index].captions = image_captions
         return results
+
+    def caption_pixels(self, pixels: torch.Tensor, options: DecodingOptions, seeds: Sequence[int],
+                       attention: bool = False) -> list[list[Caption]]:
+        """The captions of each image of a batch already transformed (``self.transform``), image i sampling with
+        ``seeds[i]``; ``options`` as given (``self.options`` adds suppress_unk)."""
+        generation = self.model.generate(pixels.to(self.device), options, seeds=list(seeds))
+        tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
+        captions: list[list[Caption]] = [[] for _ in range(len(pixels))]
+        for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
+            text = self.vocab.decode(tokens_row)
+            alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
+            captions[row // options.n_best].append(Caption(text, score, alphas))
+        return captions
 
     @staticmethod
     def load(item: str | Path | Image.Image) -> ImageCaptions:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Callable
 
+import torch
 from aiohttp import web
 
 from modeling import DecodingOptions
@@ -60,11 +61,15 @@ class CaptionService:
         self.load_task: asyncio.Task | None = None
         self.on_load_error: Callable[[], None] = lambda: None  # the CLI stops the server: nothing to serve
 
-    def decode(self, images: list, options: DecodingOptions) -> list:
+    def decode(self, pixels: list, options: DecodingOptions) -> list:
         """Runs on the model thread: each image's captions, decoded together, each seeded as if it were alone."""
-        results = self.pipe(images, options, batch_size=len(images), attention=True,
-                            seeds=[options.seed] * len(images))
-        return [result.captions for result in results]
+        return self.pipe.caption_pixels(torch.stack(pixels), options, [options.seed] * len(pixels), attention=True)
+
+    def prepare(self, body: bytes):
+        """Off the event loop: the checked, decoded image's size and its model input (a few hundred KB, whatever
+        the image's size: what waits in the queue is small)."""
+        image = decode_image(body, self.limits)
+        return image.size, self.pipe.transform(image)
 
     async def start(self, _app: web.Application) -> None:
         self.load_task = asyncio.get_running_loop().create_task(self.load_model())
@@ -120,9 +125,9 @@ class CaptionService:
             raise RequestError(408, f"the body did not arrive within {self.limits.read_timeout_s:g} s") from None
         options, suppress_unk, attention = request_options(fields, self.defaults, self.limits)
         options = self.pipe.options(options, self.suppress_unk if suppress_unk is None else suppress_unk)
-        image = await asyncio.get_running_loop().run_in_executor(None, decode_image, body, self.limits)
+        (width, height), pixels = await asyncio.get_running_loop().run_in_executor(None, self.prepare, body)
         try:
-            captions = await asyncio.wait_for(self.batcher.submit(image, options),
+            captions = await asyncio.wait_for(self.batcher.submit(pixels, options),
                                               self.limits.request_timeout_s)
         except QueueFull:
             raise RequestError(503, "too many requests waiting; retry later",
@@ -131,7 +136,7 @@ class CaptionService:
             raise RequestError(504, f"not captioned within {self.limits.request_timeout_s:g} s") from None
         grid = self.pipe.model.config.grid_size
         return web.json_response({"captions": [caption_json(c, grid, attention) for c in captions],
-                                  "image": {"width": image.width, "height": image.height},
+                                  "image": {"width": width, "height": height},
                                   "image_size": self.pipe.image_size})
 
     @web.middleware
