@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument("--max-body-mb", type=real_in(0.0, 1024.0, low_open=True), default=LIMITS.max_body_bytes / 2**20)
     group.add_argument("--max-pixels", type=at_least(1), default=LIMITS.max_pixels, help="width x height at most")
     group.add_argument("--request-timeout-s", type=real_in(0.0, 3600.0, low_open=True), default=LIMITS.request_timeout_s,
-                       help="queue + decoding time of a request (504 after)")
+                       help="from a request's arrival to its captions (504 after)")
     group.add_argument("--read-timeout-s", type=real_in(0.0, 3600.0, low_open=True), default=LIMITS.read_timeout_s,
                        help="time for a request's body to arrive (408 after)")
     group.add_argument("--max-beam-size", type=at_least(1), default=LIMITS.max_beam_size)

@@ -1,8 +1,8 @@
 """The aiohttp application: ``POST /v1/captions``, ``GET /healthz``, ``/readyz``, ``/metrics`` and the page at ``/``.
 
 The model loads in the background once the server listens (``/readyz`` and captions answer 503 until then). Every
-error is JSON ``{"error": message}`` with its status. Bodies are read under ``read_timeout_s``, images are decoded off
-the event loop, and only complete, checked images reach the batcher's queue.
+error is JSON ``{"error": message}`` with its status. Bodies are read under ``read_timeout_s``, images are checked
+and decoded off the event loop, and only their model inputs wait in the batcher's queue.
 """
 from __future__ import annotations
 
@@ -114,6 +114,7 @@ class CaptionService:
                                 f"or multipart/form-data")
 
     async def captions(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
         if self.batcher is None:
             raise self.unavailable()
         length = request.content_length
@@ -128,7 +129,7 @@ class CaptionService:
         (width, height), pixels = await asyncio.get_running_loop().run_in_executor(None, self.prepare, body)
         try:
             captions = await asyncio.wait_for(self.batcher.submit(pixels, options),
-                                              self.limits.request_timeout_s)
+                                              self.limits.request_timeout_s - (time.monotonic() - started))
         except QueueFull:
             raise RequestError(503, "too many requests waiting; retry later",
                                {"Retry-After": str(self.limits.retry_after_s)}) from None

@@ -18,9 +18,10 @@ from trainer.inference.pipeline import load_image
 @dataclass(frozen=True)
 class ServeLimits:
     """max_body_bytes: request body (413 above). max_pixels: width x height of the image (413 above), checked from
-    its header. max_queue: requests waiting for the model (503 + Retry-After above). request_timeout_s: queue + decode
-    time (504 after). read_timeout_s: the whole body must arrive within it (408 after), so a slow client holds only
-    its own connection, never the model. max_beam_size, max_len: the largest decoding a request may ask for."""
+    its header. max_queue: requests waiting for the model (503 + Retry-After above). request_timeout_s: from a
+    request's arrival to its captions (504 after). read_timeout_s: the whole body must arrive within it (408 after),
+    so a slow client holds only its own connection, never the model. max_beam_size, max_len: the largest decoding a
+    request may ask for."""
 
     max_body_bytes: int = 8 * 2**20
     max_pixels: int = 40_000_000
