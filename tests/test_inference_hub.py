@@ -158,3 +158,17 @@ def test_an_export_is_pushed_with_its_own_files_only(tmp_path):
     plan = upload_plan(tmp_path, REPO_ID)
     assert [name for name, _ in plan] == list(EXPORT_FILES)
     assert all(source == tmp_path / name for name, source in plan)
+
+
+def test_evaluate_by_name_never_writes_into_the_hub_cache(tiny_checkpoint, tmp_path, monkeypatch, offline_hub):
+    import huggingface_hub.constants
+
+    from trainer.evaluate_checkpoint import main as evaluate_main
+
+    checkpoint, data, _ = tiny_checkpoint
+    add_snapshot(tmp_path, REPO_ID, COMMIT_A, checkpoint_files(checkpoint), refs=("main",))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(SystemExit, match="is a Hub snapshot: give --out"):
+        evaluate_main(["--checkpoint", REPO_ID, "--data", str(data)])
+    assert sorted(path.name for path in (tmp_path / "models--someone--tiny-captioner" / "snapshots" / COMMIT_A).iterdir()) \
+        == sorted(checkpoint_files(checkpoint))
