@@ -172,3 +172,17 @@ def test_evaluate_by_name_never_writes_into_the_hub_cache(tiny_checkpoint, tmp_p
         evaluate_main(["--checkpoint", REPO_ID, "--data", str(data)])
     assert sorted(path.name for path in (tmp_path / "models--someone--tiny-captioner" / "snapshots" / COMMIT_A).iterdir()) \
         == sorted(checkpoint_files(checkpoint))
+
+
+def test_serve_loads_a_checkpoint_by_name_offline(tiny_checkpoint, tmp_path):
+    from serve_process import serving
+
+    from trainer.inference import CaptionPipeline
+
+    checkpoint, _, images = tiny_checkpoint
+    add_snapshot(tmp_path, REPO_ID, COMMIT_A, checkpoint_files(checkpoint), refs=("main",))
+    image = sorted(images.glob("*.jpg"))[0]
+    with serving(REPO_ID, "--revision", COMMIT_A, env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path)}) as server:
+        status, answer, _ = server.caption(image.read_bytes(), "image/jpeg")
+    assert status == 200
+    assert answer["captions"][0]["text"] == CaptionPipeline.from_checkpoint(checkpoint)([image])[0].captions[0].text
