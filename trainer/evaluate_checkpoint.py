@@ -20,7 +20,8 @@ from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics.per_image import score_captions
-from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
+from trainer.inference.arguments import add_checkpoint_arguments, add_decoding_arguments, at_least, options_from_args
+from trainer.inference.hub import resolve_checkpoint
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
 from trainer.user_errors import exit_on_user_error
 
@@ -72,7 +73,7 @@ def argument_error(args: argparse.Namespace) -> str | None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data", required=True, help="prepared dataset: directory or URL (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")
     add_decoding_arguments(parser)
@@ -93,6 +94,11 @@ def main(argv=None) -> int:
         options = options_from_args(args)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    with exit_on_user_error():
+        given, args.checkpoint = Path(args.checkpoint), resolve_checkpoint(args.checkpoint, args.revision)
+    if args.checkpoint != given and args.out is None:
+        sys.exit(f"error: --checkpoint {args.checkpoint} is a Hub snapshot: give --out (results are never written "
+                 f"into the Hub cache)")
     if argument_error(args):
         sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator

@@ -46,6 +46,16 @@ def data_facts(data_root: str | None) -> dict:
         return {"root": str(data_root), "unavailable": str(error)}
 
 
+def train_config_of(checkpoint: Path) -> dict | None:
+    """The train config recorded in ``CKPT/trainer_state.json`` (None without one)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = state.get("train_config") if isinstance(state, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def card_facts(directory: Path, train_config: dict | None, metrics: dict | None, step: int | None,
                split: str | None) -> dict:
     """Everything a card states, from the folder's config.json/vocab.json and the run that wrote it."""

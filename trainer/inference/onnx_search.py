@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 ENCODER_FILE, STEP_FILE, EXPORT_CONFIG_FILE = "encoder.onnx", "decoder_step.onnx", "export.json"
+EXPORT_FILES = (ENCODER_FILE, ENCODER_FILE + ".data", STEP_FILE, STEP_FILE + ".data", EXPORT_CONFIG_FILE, "vocab.json",
+                "config.json", "README.md")  # everything an export folder holds (.data: the weights beside each graph)
 
 
 class OnnxCaptioner:

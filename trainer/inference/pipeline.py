@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 import torch
@@ -99,9 +99,10 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
     return model, vocab, resolve_image_size(checkpoint, image_size)
 
 
-def load_image(path: Path) -> Image.Image:
-    """Upright RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
-    if not path.is_file():
+def load_image(path: Path | BinaryIO) -> Image.Image:
+    """Upright RGB image of ``path`` (or of an open binary file, e.g. a request body); OSError/ValueError with the
+    reason when it is missing or not a readable image."""
+    if isinstance(path, Path) and not path.is_file():
         raise FileNotFoundError("no such file")
     try:
         with Image.open(path, formats=INPUT_FORMATS) as image:
@@ -137,6 +138,14 @@ class CaptionPipeline:
         model, vocab, size = load_for_inference(checkpoint, image_size, device)
         return cls(model.to(DECODE_DTYPES[dtype]), vocab, size)
 
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path, revision: str | None = None, **kwargs) -> "CaptionPipeline":
+        """``from_checkpoint`` of a local folder or, when no such folder exists, of a Hugging Face Hub repository
+        ``ORG/NAME`` at ``revision`` (``trainer.inference.hub``: its cache, HF_HUB_OFFLINE, checked files)."""
+        from trainer.inference.hub import resolve_checkpoint
+
+        return cls.from_checkpoint(resolve_checkpoint(name_or_dir, revision), **kwargs)
+
     @property
     def device(self) -> torch.device:
         return self.model.decoder.output.weight.device
@@ -162,14 +171,24 @@ class CaptionPipeline:
         loaded = [index for index, result in enumerate(results) if result.error is None]
         for start in range(0, len(loaded), batch_size):
             indices = loaded[start:start + batch_size]
-            pixels = torch.stack([self.transform(results[index].image) for index in indices]).to(self.device)
-            generation = self.model.generate(pixels, options, seeds=[options.seed + index for index in indices])
-            tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
-            for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
-                text = self.vocab.decode(tokens_row)
-                alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
-                results[indices[row // options.n_best]].captions.append(Caption(text, score, alphas))
+            pixels = torch.stack([self.transform(results[index].image) for index in indices])
+            captions = self.caption_pixels(pixels, options, [options.seed + index for index in indices], attention)
+            for index, image_captions in zip(indices, captions):
+                results[index].captions = image_captions
         return results
+
+    def caption_pixels(self, pixels: torch.Tensor, options: DecodingOptions, seeds: Sequence[int],
+                       attention: bool = False) -> list[list[Caption]]:
+        """The captions of each image of a batch already transformed (``self.transform``), image i sampling with
+        ``seeds[i]``; ``options`` as given (``self.options`` adds suppress_unk)."""
+        generation = self.model.generate(pixels.to(self.device), options, seeds=list(seeds))
+        tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
+        captions: list[list[Caption]] = [[] for _ in range(len(pixels))]
+        for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
+            text = self.vocab.decode(tokens_row)
+            alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
+            captions[row // options.n_best].append(Caption(text, score, alphas))
+        return captions
 
     @staticmethod
     def load(item: str | Path | Image.Image) -> ImageCaptions:
