@@ -26,6 +26,7 @@ from .atomic_dir import install_dir, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_conversion import WorkerDiedError, converted_images, start_pool
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
+from .safe_write import write_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -91,7 +92,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _write_json(path: Path, payload: object) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
 
 
 def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, options: PrepareOptions,

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from data_pipelines.atomic_dir import staging_path
+from data_pipelines.safe_write import write_file
 from trainer.checkpointing.checkpoint import STATE_FILE, CheckpointError, list_step_checkpoints, verify_checkpoint
 from trainer.checkpointing.run_lock import LOCK_FILE, RunLock
 from trainer.training.run_log import LOG_FILE
@@ -227,9 +228,7 @@ def truncate_log(output_dir: str | Path, step: int) -> int:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if _logged_step(line) <= step]
     if len(kept) != len(lines):
-        tmp = staging_path(path)
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_file(path, "".join(kept))
     return len(lines) - len(kept)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
 from trainer.config.checks import check_config
@@ -93,7 +94,7 @@ class TrainConfig:
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        write_file(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def hash(self) -> str:
         """Short sha256 of the canonical JSON of the whole config."""

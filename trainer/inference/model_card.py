@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from data_pipelines.safe_write import write_file
 
 CARD_FILE = "README.md"
 _DATA_BLOCK = re.compile(r"## Card data\n\n```json\n(.*?)\n```", re.DOTALL)
@@ -94,12 +95,10 @@ def write_model_card(directory: str | Path, train_config, metrics: dict | None =
     split = ((config or {}).get("eval") or {}).get("split")
     facts = card_facts(directory, config, metrics, step, split)
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_CHECKPOINT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(facts, LOAD_CHECKPOINT.format(folder=directory)))
 
 
 def write_export_card(directory: Path, facts: dict) -> Path:
     """``directory/README.md`` of an ONNX export, from the checkpoint's card facts."""
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_EXPORT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(facts, LOAD_EXPORT.format(folder=directory)))
