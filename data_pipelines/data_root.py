@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_pipelines.redact import redact
+
 logger = logging.getLogger(__name__)
 
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
@@ -92,7 +94,7 @@ def _filesystem(url: str, policy: RetryPolicy):
         return fsspec.filesystem(scheme, **options)
     except ImportError as error:
         extra = {"s3": "s3", "gs": "gcs"}.get(scheme, "")
-        raise RemoteDataError(f"{url}: reading {scheme}:// needs an fsspec backend ({error}); "
+        raise RemoteDataError(f"{redact(url)}: reading {scheme}:// needs an fsspec backend ({error}); "
                               f"pip install 'showattend[{extra}]'") from None
 
 
@@ -105,7 +107,9 @@ def _fatal(error: BaseException) -> bool:
 
 
 def _with_retries(url: str, policy: RetryPolicy, action):
-    """``action()``, retried on transient errors; ``RemoteDataError`` naming ``url`` when attempts run out."""
+    """``action()``, retried on transient errors; ``RemoteDataError`` naming ``url`` (without its secrets) when
+    attempts run out."""
+    shown = redact(url)
     for attempt in range(1, policy.attempts + 1):
         try:
             return action()
@@ -113,14 +117,14 @@ def _with_retries(url: str, policy: RetryPolicy, action):
             raise
         except Exception as error:  # noqa: BLE001 - network stacks raise many types; sorted out here
             if _fatal(error):
-                raise RemoteDataError(f"{url}: {type(error).__name__}: {error}") from None
+                raise RemoteDataError(redact(f"{shown}: {type(error).__name__}: {error}")) from None
             if attempt == policy.attempts and _is_truncation(error):
-                raise TruncatedDownload(f"{url}: download cut short after {attempt} attempt(s) ({error})") from None
+                raise TruncatedDownload(f"{shown}: download cut short after {attempt} attempt(s) ({error})") from None
             if attempt == policy.attempts:
-                raise RemoteDataError(f"{url}: unreadable after {attempt} attempt(s) "
-                                      f"({type(error).__name__}: {error})") from None
+                raise RemoteDataError(redact(f"{shown}: unreadable after {attempt} attempt(s) "
+                                             f"({type(error).__name__}: {error})")) from None
             delay = policy.delay_s(attempt)
-            logger.warning("%s: %s: %s; retry %d/%d in %.1f s", url, type(error).__name__, error, attempt,
+            logger.warning("%s: %s: %s; retry %d/%d in %.1f s", shown, type(error).__name__, redact(error), attempt,
                            policy.attempts - 1, delay)
             time.sleep(delay)
 

@@ -26,6 +26,7 @@ from .atomic_dir import install_dir, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_conversion import WorkerDiedError, converted_images, start_pool
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
+from .redact import redact_logs
 from .safe_write import write_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
@@ -239,6 +240,7 @@ def run(argv: Iterable[str] | None = None) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> None:
     logging.basicConfig(format="%(levelname)s: %(message)s")
+    redact_logs()
     try:
         manifest = run(argv)
     except (ValueError, OSError, WorkerDiedError) as error:  # bad input, full disk, a killed worker: OUT as it was

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from data_pipelines.redact import redacted
 from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
@@ -85,6 +86,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_record(self) -> dict:
+        """``to_dict`` as written where others read it (config.yaml, checkpoints, trackers): no secrets."""
+        return redacted(self.to_dict())
+
     def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
         """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
         data = self.data
@@ -94,7 +99,7 @@ class TrainConfig:
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
-        write_file(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_file(path, yaml.safe_dump(self.to_record(), sort_keys=False))
 
     def hash(self) -> str:
         """Short sha256 of the canonical JSON of the whole config."""

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from data_pipelines.redact import redacted
 from data_pipelines.safe_write import write_file
 
 CARD_FILE = "README.md"
@@ -53,9 +54,9 @@ def card_facts(directory: Path, train_config: dict | None, metrics: dict | None,
     model = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     data = (train_config or {}).get("data")
     data = data if isinstance(data, dict) else {}
-    return {"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
-            "validation": {"split": split, "step": step, "metrics": metrics or {}},
-            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return redacted({"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
+                     "validation": {"split": split, "step": step, "metrics": metrics or {}},
+                     "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 
 
 def render_card(facts: dict, how_to_load: str) -> str:
