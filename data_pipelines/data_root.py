@@ -6,8 +6,13 @@ backoff (each retry logged) and reopens the file at the byte it had reached; a s
 so a server that goes away ends the read with ``RemoteDataError`` naming the URL, never a hang. A download that ends
 before the file's size raises ``TruncatedDownload``, which the stream counts as a broken sample.
 
+What is read is bounded, because a server may lie about a size or stream forever: a small file (manifest, vocabulary,
+stats: ``read_location``) at ``SMALL_FILE_MAX_BYTES``, a shard at ``SHOWATTEND_MAX_SHARD_BYTES`` (default
+``SHARD_MAX_BYTES``); past the bound the read stops with ``RemoteDataError`` naming the URL (without its secrets).
+A server that sends no size (no Content-Length) is read up to the bound.
+
 Tuning (environment): ``SHOWATTEND_REMOTE_ATTEMPTS`` (default 5), ``SHOWATTEND_REMOTE_TIMEOUT_S`` (socket connect
-and read timeout, default 30), ``SHOWATTEND_REMOTE_BACKOFF_S`` (first delay, doubled per retry up to 16x; default
+and read timeout, > 0, default 30), ``SHOWATTEND_REMOTE_BACKOFF_S`` (first delay, doubled per retry up to 16x; default
 0.5). Endpoints and credentials come from fsspec's own configuration (e.g. ``FSSPEC_S3_ENDPOINT_URL``, AWS_* vars).
 """
 from __future__ import annotations
@@ -25,6 +30,8 @@ from data_pipelines.redact import redact
 logger = logging.getLogger(__name__)
 
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
+SMALL_FILE_MAX_BYTES = 256 << 20  # manifest.json, vocab.json, stats.json: a COCO vocabulary is ~0.3 MB
+SHARD_MAX_BYTES = 64 << 30  # webdataset shards are typically 0.1-4 GB
 
 
 class RemoteDataError(OSError):
@@ -66,13 +73,34 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls) -> "RetryPolicy":
-        return cls(attempts=max(1, int(os.environ.get("SHOWATTEND_REMOTE_ATTEMPTS", cls.attempts))),
-                   timeout_s=float(os.environ.get("SHOWATTEND_REMOTE_TIMEOUT_S", cls.timeout_s)),
-                   backoff_s=float(os.environ.get("SHOWATTEND_REMOTE_BACKOFF_S", cls.backoff_s)))
+        return cls(attempts=int(_setting("SHOWATTEND_REMOTE_ATTEMPTS", cls.attempts, 1)),
+                   timeout_s=_setting("SHOWATTEND_REMOTE_TIMEOUT_S", cls.timeout_s, 0.001),
+                   backoff_s=_setting("SHOWATTEND_REMOTE_BACKOFF_S", cls.backoff_s, 0.0))
 
     def delay_s(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): doubling, capped at 16x the first delay."""
         return self.backoff_s * 2 ** min(attempt - 1, 4)
+
+
+def _setting(name: str, default: float, least: float) -> float:
+    """A number from the environment variable ``name`` (``default`` when unset); ValueError naming it when it is not
+    a finite number >= ``least`` (a timeout of 0 would mean no timeout: wait forever)."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not least <= value < float("inf") or (isinstance(default, int) and value != int(value)):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"environment variable {name}={text!r}: expected {kind} >= {least:g}")
+    return value
+
+
+def shard_max_bytes() -> int:
+    """The most bytes read from one remote shard (``SHOWATTEND_MAX_SHARD_BYTES``)."""
+    return int(_setting("SHOWATTEND_MAX_SHARD_BYTES", SHARD_MAX_BYTES, 1))
 
 
 def _filesystem(url: str, policy: RetryPolicy):
@@ -98,9 +126,19 @@ def _filesystem(url: str, policy: RetryPolicy):
                               f"pip install 'showattend[{extra}]'") from None
 
 
+def _client_error(error: BaseException | None) -> bool:
+    """An HTTP answer that says the request itself is wrong (4xx: not found, forbidden, ...), which no retry mends;
+    408 (timeout) and 429 (too many requests) are transient."""
+    status = getattr(error, "status", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+
+
 def _fatal(error: BaseException) -> bool:
     """Errors a retry cannot mend: the file is missing, access is refused, a bug (fsspec's HTTP backend also says
-    FileNotFoundError when the server cannot be reached: then the cause it chains is a connection error)."""
+    FileNotFoundError when the server cannot be reached: then the cause it chains is a connection error; when the
+    server answered 404 it chains the HTTP error)."""
+    if _client_error(error) or _client_error(error.__cause__):
+        return True
     if isinstance(error, FileNotFoundError):
         return error.__cause__ is None or isinstance(error.__cause__, FileNotFoundError)
     return isinstance(error, (PermissionError, IsADirectoryError, TypeError, AttributeError, ImportError))
@@ -133,12 +171,19 @@ class RemoteReader(io.RawIOBase):
     """A read-only stream of one remote file that survives dropped connections: after a transient error it reopens
     the file and continues at the byte it had reached (a seek, or reading up to it where the server cannot seek)."""
 
-    def __init__(self, url: str, policy: RetryPolicy | None = None):
+    def __init__(self, url: str, policy: RetryPolicy | None = None, max_bytes: int | None = None):
         super().__init__()
         self.url, self.policy = url, policy or RetryPolicy.from_environment()
+        self.max_bytes = shard_max_bytes() if max_bytes is None else max_bytes
         self.fs = _filesystem(url, self.policy)
         self.size = _with_retries(url, self.policy, lambda: self.fs.size(url))
+        if self.size is not None and self.size > self.max_bytes:
+            raise self._too_large(f"says it has {self.size} bytes")
         self.position, self._file = 0, None
+
+    def _too_large(self, what: str) -> RemoteDataError:
+        return RemoteDataError(f"{redact(self.url)}: {what}, more than the {self.max_bytes} bytes read from one "
+                               f"file of this kind; not read further")
 
     def readable(self) -> bool:
         return True
@@ -172,7 +217,11 @@ class RemoteReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self.size is not None and self.position >= self.size:
             return 0
-        data = _with_retries(self.url, self.policy, lambda: self._read_some(len(buffer)))
+        if self.position >= self.max_bytes:  # a server that sends no size, or more than it said
+            self._drop()
+            raise self._too_large(f"sent {self.position} bytes and goes on")
+        wanted = min(len(buffer), self.max_bytes - self.position + 1)
+        data = _with_retries(self.url, self.policy, lambda: self._read_some(wanted))
         buffer[:len(data)] = data
         self.position += len(data)
         return len(data)
@@ -190,17 +239,24 @@ class RemoteReader(io.RawIOBase):
         super().close()
 
 
-def open_location(location: str) -> io.BufferedIOBase:
-    """A binary stream of a local file or a remote URL (``RemoteReader``, buffered)."""
+def open_location(location: str, max_bytes: int | None = None) -> io.BufferedIOBase:
+    """A binary stream of a local file or a remote URL (``RemoteReader``, buffered, reading at most ``max_bytes``:
+    default ``shard_max_bytes()``)."""
     if is_remote(location):
-        return io.BufferedReader(RemoteReader(location), buffer_size=1 << 20)
+        return io.BufferedReader(RemoteReader(location, max_bytes=max_bytes), buffer_size=1 << 20)
     return open(location, "rb")
 
 
-def read_location(location: str | Path) -> bytes:
-    """The whole content of a (small) local file or remote URL."""
-    with open_location(str(location)) as stream:
-        return stream.read()
+def read_location(location: str | Path, max_bytes: int | None = None) -> bytes:
+    """The whole content of a small local file or remote URL; RemoteDataError naming it when it holds more than
+    ``max_bytes`` (default ``SMALL_FILE_MAX_BYTES``; a stream that never ends stops there)."""
+    max_bytes = SMALL_FILE_MAX_BYTES if max_bytes is None else max_bytes
+    with open_location(str(location), max_bytes) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RemoteDataError(f"{redact(location)}: more than {max_bytes} bytes, the most read from a file of this "
+                              f"kind (manifest, vocabulary, stats); not read further")
+    return data
 
 
 class DataRoot:
@@ -239,12 +295,14 @@ class DataRoot:
         found = _with_retries(url, policy, info)
         return found is not None and found.get("type") == "file"
 
-    def size(self, name: str) -> int:
+    def size(self, name: str) -> int | None:
+        """The file's size in bytes; None when a server does not say (no Content-Length)."""
         if not self.remote:
             return Path(self.join(name)).stat().st_size
         url, policy = self.join(name), RetryPolicy.from_environment()
         fs = _filesystem(url, policy)
-        return int(_with_retries(url, policy, lambda: fs.size(url)))
+        size = _with_retries(url, policy, lambda: fs.size(url))
+        return None if size is None else int(size)
 
     def read_bytes(self, name: str) -> bytes:
         return read_location(self.join(name))
