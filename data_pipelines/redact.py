@@ -16,7 +16,7 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]+@")
 # query parameters that carry credentials: AWS / GCS signed URLs, Azure SAS, generic tokens and keys
 _SECRET_PARAMETER = re.compile(
     r"(?P<name>[?&;](?:x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)|sig|signature|"
-    r"token|access_token|id_token|auth|api_key|apikey|key|password|passwd|secret|client_secret)=)[^&#\s'\"]*",
+    r"token|access_token|id_token|auth|api_key|apikey|key|password|passwd|secret|client_secret)=)[^&#\s:'\"]*",
     re.IGNORECASE)
 
 
