@@ -22,7 +22,7 @@ from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
 from trainer.config.checks import check_config
-from trainer.config.fields import AT_LEAST_0, section_fields
+from trainer.config.fields import SEED_RANGE, section_fields
 from trainer.config.sections import (
     CheckpointConfig,
     DataConfig,
@@ -67,7 +67,7 @@ class TrainConfig:
 
     output_dir: str = setting("runs/default", "the run's directory: checkpoints, best/, train_log.jsonl, TensorBoard "
                               "events and the effective config.yaml")
-    seed: int = setting(0, "seeds the weights, the data order and the sampling", AT_LEAST_0)
+    seed: int = setting(0, "seeds the weights, the data order and the sampling (numpy takes 32 bits)", SEED_RANGE)
     mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", "autocast dtype of the forward pass (fp16 needs a "
                                                              "CUDA device)")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -166,7 +166,11 @@ def parse_overrides(overrides: list[str]) -> dict:
             node = node.setdefault(section, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {section!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:  # e.g. a control character: one line naming the override
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"override {item!r}: the value is not a plain YAML value ({problem})") from None
     return nested
 
 
