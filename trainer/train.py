@@ -32,6 +32,7 @@ from trainer.distributed.run_control import StopRequest
 from trainer.training.loop import TrainingLoop
 from trainer.training.run_log import RunLog
 from trainer.training.run_setup import build_accelerator, build_loop, set_up_run
+from trainer.training.trackers import start_trackers
 from trainer.user_errors import exit_on_user_error
 
 logger = logging.getLogger("trainer.train")
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = start_watchdog(config, accelerator)
     with exit_on_user_error():
         run = set_up_run(config, accelerator, args.resume, args.overwrite, args.allow_data_change)
-    accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_record()))
+    with exit_on_user_error():
+        start_trackers(accelerator, config.logging.trackers, flatten_scalars(config.to_record()))
     stop = StopRequest()
     with exit_on_user_error():
         loop = build_loop(run, RunLog(accelerator, Path(config.output_dir)), stop)
