@@ -24,6 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir
 from data_pipelines.safe_write import write_file
 from modeling.config import CaptionerConfig, read_json_object
+from trainer.checkpointing.folder_links import link_leading_out
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def verify_checkpoint(directory: str | Path) -> dict:
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    if problem := link_leading_out(directory):
+        raise CheckpointError(problem)
     state_path = directory / STATE_FILE
     if not state_path.is_file():
         raise CheckpointError(f"{state_path}: missing (the checkpoint write did not finish)")

@@ -23,6 +23,9 @@ from data_pipelines.image_files import INPUT_FORMATS, to_rgb, upright
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, DecodingOptions
+from modeling.captioner import WEIGHTS_NAME
+from trainer.checkpointing.folder_links import link_leading_out
+from trainer.inference.weight_checks import check_weights
 
 DEFAULT_IMAGE_SIZE = 224
 # A checkpoint's image size is read from a file we did not write. Memory grows with its square (ResNet-50's largest
@@ -88,6 +91,8 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected config.json, "
                                 f"model.safetensors, vocab.json)")
+    if problem := link_leading_out(checkpoint):
+        raise ValueError(problem)
     vocab_path = checkpoint / "vocab.json"
     if not vocab_path.is_file():
         raise FileNotFoundError(f"{vocab_path} does not exist (a checkpoint dir must contain vocab.json)")
@@ -98,6 +103,7 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
         raise
     except Exception as error:  # noqa: BLE001 - e.g. a config.json missing a field, a truncated safetensors file
         raise ValueError(f"checkpoint {checkpoint} cannot be loaded: {type(error).__name__}: {error}") from None
+    check_weights(checkpoint / WEIGHTS_NAME, model)
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"{vocab_path} has {len(vocab)} words but {checkpoint}/config.json says vocab_size="
                          f"{model.config.vocab_size}")
