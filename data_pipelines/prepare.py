@@ -9,6 +9,7 @@ same for any ``--workers``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from .atomic_dir import install_dir, staging_dir
+from .atomic_dir import install_dir, remove_stale_staging, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_conversion import WorkerDiedError, converted_images, start_pool
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
@@ -116,6 +117,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     train_words = count_words((c for r in records if r.split == "train" for c in r.captions), options.max_caption_len)
     _check_vocabulary(train_words, any(r.split == "train" for r in records), options.min_word_freq,
                       "the train captions")  # before any image is converted
+    remove_stale_staging(out.parent)  # left by a prepare that was killed
     tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
     duplicates = DuplicateImages()
@@ -173,9 +175,10 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         install_dir(tmp, out)
         return manifest
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: closing a shard on a full disk may fail too
         for writer in writers.values():
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                writer.abort()
         raise
     finally:
         if executor is not None:
