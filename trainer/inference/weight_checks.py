@@ -15,15 +15,16 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 def check_weights(weights_file: Path, model: torch.nn.Module) -> None:
-    """ValueError naming ``weights_file`` and the tensor when a stored tensor is not floating point or a loaded
-    parameter or buffer of ``model`` holds NaN or infinity."""
+    """ValueError naming ``weights_file`` and the tensor when a stored tensor of a floating parameter or buffer is not
+    floating point, or when a loaded one of ``model`` holds NaN or infinity."""
+    expected = model.state_dict()
     with safe_open(str(weights_file), framework="pt") as handle:
         for name in handle.keys():
             dtype = handle.get_slice(name).get_dtype()
-            if dtype not in FLOAT_DTYPES:
+            if name in expected and expected[name].is_floating_point() and dtype not in FLOAT_DTYPES:
                 raise ValueError(f"{weights_file}: tensor {name!r} is {dtype}, expected a floating type "
                                  f"({', '.join(FLOAT_DTYPES)})")
-    for name, tensor in model.state_dict().items():
+    for name, tensor in expected.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{weights_file}: tensor {name!r} holds NaN or infinite values; the checkpoint is "
                              f"broken (a diverged run?)")
