@@ -89,7 +89,7 @@ def test_a_link_leading_out_of_a_checkpoint_is_refused(tiny_checkpoint, tmp_path
     os.replace(outside, checkpoint / "vocab.real.json")
     (checkpoint / "vocab.json").unlink()
     (checkpoint / "vocab.json").symlink_to("vocab.real.json")  # a link inside the folder is fine
-    assert load_for_inference(checkpoint, None)[1].words
+    assert len(load_for_inference(checkpoint, None)[1]) > 4
 
 
 @pytest.mark.parametrize("controls, message", [
