@@ -35,7 +35,6 @@ from test_data_prepare import make_images, write_karpathy
 from data_pipelines import prepare
 from data_pipelines.atomic_dir import this_host
 from data_pipelines.image_conversion import start_pool
-from data_pipelines.parent_death import die_with_parent
 from data_pipelines.shard_writer import ShardWriter
 from trainer.caption import main as caption_main
 from trainer.checkpointing.checkpoint import CheckpointError, verify_checkpoint
@@ -150,6 +149,8 @@ def test_a_worker_dies_with_its_killed_parent():
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the worker outlived its SIGKILLed parent")
+    from data_pipelines.parent_death import die_with_parent
+
     pool = start_pool(2)
     try:
         assert pool._initializer is die_with_parent and pool._initargs == (os.getpid(),)

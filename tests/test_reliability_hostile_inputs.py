@@ -34,7 +34,8 @@ from data_pipelines.transforms import eval_transform
 from modeling.encoder import build_backbone
 from trainer.config.schema import load_config
 from trainer.inference.pipeline import CaptionPipeline, load_for_inference
-from trainer.training.trackers import build_trackers, start_trackers
+from trainer.training import trackers
+from trainer.training.trackers import build_trackers
 from trainer.user_errors import exit_on_user_error
 
 
@@ -157,7 +158,7 @@ def test_a_tracker_that_cannot_start_is_one_line_naming_the_setting(tmp_path, mo
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
     accelerator = RecordingAccelerator(log_with=build_trackers(["tensorboard", "wandb"], tmp_path / "w"))
     with pytest.raises(SystemExit) as stopped, exit_on_user_error():
-        start_trackers(accelerator, ["tensorboard", "wandb"], {"seed": 0})
+        trackers.start_trackers(accelerator, ["tensorboard", "wandb"], {"seed": 0})
     assert "wandb could not start" in stopped.value.code and "WANDB_MODE=offline" in stopped.value.code
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
@@ -166,7 +167,7 @@ def test_a_tracker_that_cannot_start_is_one_line_naming_the_setting(tmp_path, mo
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     accelerator = RecordingAccelerator(log_with=build_trackers(["tensorboard", "mlflow"], tmp_path / "m"))
     with pytest.raises(ValueError) as refused:
-        start_trackers(accelerator, ["tensorboard", "mlflow"], {"seed": 0})
+        trackers.start_trackers(accelerator, ["tensorboard", "mlflow"], {"seed": 0})
     assert str(refused.value).startswith(f"config key 'logging.trackers': mlflow: MLFLOW_TRACKING_URI=http://***@"
                                          f"127.0.0.1:{port} cannot be reached within 5 s")
 
@@ -175,7 +176,7 @@ def test_an_mlflow_file_store_is_accepted(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "store").as_uri())
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     accelerator = RecordingAccelerator(log_with=build_trackers(["tensorboard", "mlflow"], tmp_path / "run"))
-    start_trackers(accelerator, ["tensorboard", "mlflow"], {"seed": 0})
+    trackers.start_trackers(accelerator, ["tensorboard", "mlflow"], {"seed": 0})
     import mlflow
 
     mlflow.end_run()
