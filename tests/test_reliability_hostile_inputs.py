@@ -4,7 +4,7 @@ user would, and the test that pins the fix (docs/reliability.md, "Sizes, repeats
 | case | input | what happened | what happens now | test |
 |---|---|---|---|---|
 | thin image | a 16 KB JPEG of 1 x 65000 pixels to `caption` | killed above 6 GB (the bomb check counts decoded pixels, not the resized size) | the resize target is checked before any allocation (`EvalTransform.resize_problem`: at most 2^25 pixels); `caption` names the image, the others are captioned | `test_an_extreme_aspect_ratio_is_refused_before_resizing` |
-| image size | a checkpoint whose `trainer_state.json` says `image_size: 20000` | above 6 GB (only `>= 1` was checked) | refused: an integer in [1, 2048], naming the file and key | `test_a_checkpoint_image_size_is_bounded` |
+| image size | a checkpoint whose `trainer_state.json` says `image_size: 20000` | above 6 GB (only `>= 1` was checked) | refused: a positive integer at most 2048, naming the file and key | `test_a_checkpoint_image_size_is_bounded` |
 | braces | `prepare webdataset --shards 'DIR/{0..99999999}.tar'` | 6 GB in 15 s: the names were listed before the cap was checked | ranges are counted before they are listed: refused in microseconds | `test_brace_ranges_are_counted_before_they_are_listed` |
 | duplicate YAML | a config with two `train:` sections, or one key twice | the first was dropped without a word | one line naming the file, line, key and the first line | `test_duplicate_config_keys_are_refused_naming_key_and_lines` |
 | duplicate key | one key twice in an img2dataset shard | the second image was stored with the first's caption | the later sample is skipped and counted in `stats.json` (`key repeated in the shard`) | `test_a_key_repeated_in_a_shard_skips_the_later_sample` |
@@ -68,7 +68,7 @@ def test_a_checkpoint_image_size_is_bounded(tiny_checkpoint, tmp_path):
     for size in (20000, 0, 2049):
         (checkpoint / "trainer_state.json").write_text(json.dumps({"train_config": {"data": {"image_size": size}}}))
         with pytest.raises(ValueError, match=rf"trainer_state.json: key 'train_config.data.image_size' = {size}, "
-                                             r"expected an integer in \[1, 2048\]"):
+                                             r"expected a positive integer at most 2048"):
             load_for_inference(checkpoint, None)
     (checkpoint / "trainer_state.json").write_text(json.dumps({"train_config": {"data": {"image_size": 2048}}}))
     assert load_for_inference(checkpoint, None)[2] == 2048

@@ -73,8 +73,8 @@ def checkpoint_image_size(checkpoint: Path) -> int | None:
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
-        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected an integer in "
-                         f"[1, {MAX_IMAGE_SIZE}] (a larger side only costs memory: the encoder pools to a fixed grid)")
+        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer "
+                         f"at most {MAX_IMAGE_SIZE} (a larger side only costs memory: the encoder pools to a fixed grid)")
     return size
 
 
