@@ -102,4 +102,4 @@ def write_model_card(directory: str | Path, train_config, metrics: dict | None =
 def write_export_card(directory: Path, facts: dict) -> Path:
     """``directory/README.md`` of an ONNX export, from the checkpoint's card facts."""
     path = directory / CARD_FILE
-    return write_file(path, render_card(facts, LOAD_EXPORT.format(folder=directory)))
+    return write_file(path, render_card(redacted(facts), LOAD_EXPORT.format(folder=directory)))  # older cards too
