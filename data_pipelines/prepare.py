@@ -9,6 +9,7 @@ same for any ``--workers``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,10 +23,12 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from .atomic_dir import install_dir, staging_dir
+from .atomic_dir import install_dir, remove_stale_staging, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_conversion import WorkerDiedError, converted_images, start_pool
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
+from .redact import redact_logs
+from .safe_write import write_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -91,7 +94,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _write_json(path: Path, payload: object) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
 
 
 def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, options: PrepareOptions,
@@ -114,6 +117,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     train_words = count_words((c for r in records if r.split == "train" for c in r.captions), options.max_caption_len)
     _check_vocabulary(train_words, any(r.split == "train" for r in records), options.min_word_freq,
                       "the train captions")  # before any image is converted
+    remove_stale_staging(out.parent)  # left by a prepare that was killed
     tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
     duplicates = DuplicateImages()
@@ -171,9 +175,10 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         install_dir(tmp, out)
         return manifest
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: closing a shard on a full disk may fail too
         for writer in writers.values():
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                writer.abort()
         raise
     finally:
         if executor is not None:
@@ -238,6 +243,7 @@ def run(argv: Iterable[str] | None = None) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> None:
     logging.basicConfig(format="%(levelname)s: %(message)s")
+    redact_logs()
     try:
         manifest = run(argv)
     except (ValueError, OSError, WorkerDiedError) as error:  # bad input, full disk, a killed worker: OUT as it was

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -73,6 +74,15 @@ def write_new_png(figure, directory: Path, stem: str) -> Path:
     raise FileExistsError(f"{directory}: {stem}.png .. {stem}-{MAX_NAME_TRIES}.png all exist")
 
 
+def caption_record(caption) -> dict:
+    """A caption as JSON: a score JSON cannot hold (-inf when no caption met the decoding controls, NaN) is null,
+    with the reason."""
+    if math.isfinite(caption.score):
+        return {"text": caption.text, "score": caption.score}
+    return {"text": caption.text, "score": None,
+            "score_note": f"{caption.score} (no caption met the decoding controls, e.g. --min-len above --max-len)"}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -87,7 +97,7 @@ def main(argv=None) -> int:
                    suppress_unk=args.suppress_unk)
     failures = 0
     for result in results:
-        line: dict = {"path": result.source, "captions": [{"text": c.text, "score": c.score} for c in result.captions]}
+        line: dict = {"path": result.source, "captions": [caption_record(c) for c in result.captions]}
         if result.error is None and args.attention_dir is not None:
             best = result.captions[0]
             figure = attention_figure(crop_like_model(result.image, pipe.image_size), best.text.split(), best.alphas,
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
             if not args.json:
                 print(f"error: {result.source}: {result.error}", file=sys.stderr)
         if args.json:
-            print(json.dumps(line, ensure_ascii=False), flush=True)
+            print(json.dumps(line, ensure_ascii=False, allow_nan=False), flush=True)
         else:
             for caption in result.captions:
                 print(f"{result.source}\t{caption.text}", flush=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from data_pipelines.data_root import DataRoot, is_remote
+from data_pipelines.safe_write import write_file
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics.per_image import score_captions
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
     results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id],
                 **({"n_best": n_best[image_id]} if image_id in n_best else {})}
                for image_id, caption in predictions.items()]
-    out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_file(out_path, json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
           f"written to {out_path}")
     if args.report is not None:

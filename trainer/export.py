@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from data_pipelines.safe_write import replaced_on_success, write_file
 from trainer.inference.arguments import at_least
 from trainer.inference.model_card import card_facts, read_card_data, train_config_of, write_export_card
 from trainer.inference.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, EXPORT_FILES, STEP_FILE
@@ -76,22 +76,24 @@ def export(checkpoint: Path, out: Path, image_size: int | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(2, 3, size, size)
     rows = torch.export.Dim("rows")
-    torch.onnx.export(EncoderGraph(model).eval(), (pixels,), str(out / ENCODER_FILE), dynamo=True, opset_version=OPSET,
-                      input_names=["pixels"], output_names=["features", "projected", "hidden", "cell"],
-                      dynamic_shapes={"pixels": {0: torch.export.Dim("images")}}, verbose=False)
+    with replaced_on_success(out / ENCODER_FILE) as temporary:
+        torch.onnx.export(EncoderGraph(model).eval(), (pixels,), str(temporary), dynamo=True, opset_version=OPSET,
+                          input_names=["pixels"], output_names=["features", "projected", "hidden", "cell"],
+                          dynamic_shapes={"pixels": {0: torch.export.Dim("images")}}, verbose=False)
     with torch.no_grad():
         features, projected, hidden, cell = EncoderGraph(model)(pixels)
     words = torch.full((2,), vocab.bos_id, dtype=torch.long)
-    torch.onnx.export(StepGraph(model).eval(), (words, hidden, cell, features, projected), str(out / STEP_FILE),
-                      dynamo=True, opset_version=OPSET, verbose=False,
-                      input_names=["words", "hidden", "cell", "features", "projected"],
-                      output_names=["log_probs", "hidden_out", "cell_out", "alpha"],
-                      dynamic_shapes={"words": {0: rows}, "hidden": {0: rows}, "cell": {0: rows},
-                                      "features": {0: rows}, "projected": {0: rows}})
-    shutil.copyfile(checkpoint / "vocab.json", out / "vocab.json")
-    shutil.copyfile(checkpoint / "config.json", out / "config.json")
+    with replaced_on_success(out / STEP_FILE) as temporary:
+        torch.onnx.export(StepGraph(model).eval(), (words, hidden, cell, features, projected), str(temporary),
+                          dynamo=True, opset_version=OPSET, verbose=False,
+                          input_names=["words", "hidden", "cell", "features", "projected"],
+                          output_names=["log_probs", "hidden_out", "cell_out", "alpha"],
+                          dynamic_shapes={"words": {0: rows}, "hidden": {0: rows}, "cell": {0: rows},
+                                          "features": {0: rows}, "projected": {0: rows}})
+    for name in ("vocab.json", "config.json"):
+        write_file(out / name, (checkpoint / name).read_bytes())
     config = model.config
-    (out / EXPORT_CONFIG_FILE).write_text(json.dumps({
+    write_file(out / EXPORT_CONFIG_FILE, json.dumps({
         "format": "showattend-onnx", "opset": OPSET, "image_size": size, "bos_id": config.bos_id,
         "eos_id": config.eos_id, "pad_id": config.pad_id, "grid_size": config.grid_size}, indent=2) + "\n")
     facts = read_card_data(checkpoint) or card_facts(out, train_config_of(checkpoint), None, None, None)

@@ -77,7 +77,7 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "rank_weight_digests": digests,
             "rng": [entry["rng"] for entry in per_rank],
             "config_hash": config.hash(),
-            "train_config": config.to_dict(),
+            "train_config": config.to_record(),
             "dataset_fingerprint": dataset_fingerprint(config.data.root),
         }
         try:
@@ -109,7 +109,7 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
         logger.warning("resuming %s with a changed setting: %s", directory, note)
     check_same_dataset(directory, state, config.data.root, allow_data_change)
     if accelerator.is_main_process:
-        changes = config_changes(state["train_config"], config.to_dict())
+        changes = config_changes(state["train_config"], config.to_record())
         if changes:
             logger.warning("resuming %s with %d changed config field(s): %s", directory, len(changes),
                            "; ".join(changes))

@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 import yaml
 
+from data_pipelines.redact import redacted
+from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
 from trainer.config.checks import check_config
-from trainer.config.fields import AT_LEAST_0, section_fields
+from trainer.config.fields import SEED_RANGE, section_fields
 from trainer.config.sections import (
     CheckpointConfig,
     DataConfig,
@@ -65,7 +67,7 @@ class TrainConfig:
 
     output_dir: str = setting("runs/default", "the run's directory: checkpoints, best/, train_log.jsonl, TensorBoard "
                               "events and the effective config.yaml")
-    seed: int = setting(0, "seeds the weights, the data order and the sampling", AT_LEAST_0)
+    seed: int = setting(0, "seeds the weights, the data order and the sampling (numpy takes 32 bits)", SEED_RANGE)
     mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", "autocast dtype of the forward pass (fp16 needs a "
                                                              "CUDA device)")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,6 +86,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_record(self) -> dict:
+        """``to_dict`` as written where others read it (config.yaml, checkpoints, trackers): no secrets."""
+        return redacted(self.to_dict())
+
     def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
         """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
         data = self.data
@@ -93,7 +99,7 @@ class TrainConfig:
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        write_file(path, yaml.safe_dump(self.to_record(), sort_keys=False))
 
     def hash(self) -> str:
         """Short sha256 of the canonical JSON of the whole config."""
@@ -160,7 +166,11 @@ def parse_overrides(overrides: list[str]) -> dict:
             node = node.setdefault(section, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {section!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:  # e.g. a control character: one line naming the override
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"override {item!r}: the value is not a plain YAML value ({problem})") from None
     return nested
 
 

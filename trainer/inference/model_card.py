@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from data_pipelines.redact import redacted
+from data_pipelines.safe_write import write_file
 
 CARD_FILE = "README.md"
 _DATA_BLOCK = re.compile(r"## Card data\n\n```json\n(.*?)\n```", re.DOTALL)
@@ -62,9 +64,9 @@ def card_facts(directory: Path, train_config: dict | None, metrics: dict | None,
     model = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     data = (train_config or {}).get("data")
     data = data if isinstance(data, dict) else {}
-    return {"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
-            "validation": {"split": split, "step": step, "metrics": metrics or {}},
-            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return redacted({"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
+                     "validation": {"split": split, "step": step, "metrics": metrics or {}},
+                     "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 
 
 def render_card(facts: dict, how_to_load: str) -> str:
@@ -104,12 +106,10 @@ def write_model_card(directory: str | Path, train_config, metrics: dict | None =
     split = ((config or {}).get("eval") or {}).get("split")
     facts = card_facts(directory, config, metrics, step, split)
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_CHECKPOINT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(facts, LOAD_CHECKPOINT.format(folder=directory)))
 
 
 def write_export_card(directory: Path, facts: dict) -> Path:
     """``directory/README.md`` of an ONNX export, from the checkpoint's card facts."""
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_EXPORT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(redacted(facts), LOAD_EXPORT.format(folder=directory)))  # older cards too

@@ -23,8 +23,15 @@ from data_pipelines.image_files import INPUT_FORMATS, to_rgb, upright
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, DecodingOptions
+from modeling.captioner import WEIGHTS_NAME
+from trainer.checkpointing.folder_links import link_leading_out
+from trainer.inference.weight_checks import check_weights
 
 DEFAULT_IMAGE_SIZE = 224
+# A checkpoint's image size is read from a file we did not write. Memory grows with its square (ResNet-50's largest
+# activation is 64 x S/2 x S/2 floats: 268 MB an image at 2048) while the encoder pools to a fixed grid anyway, so
+# sides past 2048 (9x the usual 224) are refused rather than allocated.
+MAX_IMAGE_SIZE = 2048
 DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DECODE_DTYPE_HELP = ("float32 (default) | bfloat16: matrix products in bfloat16, scores in float32; ~2x faster batched "
                      "beam search on CPUs with AMX and on GPUs, captions may differ slightly (docs/results.md, Decoding in bfloat16)")
@@ -65,8 +72,9 @@ def checkpoint_image_size(checkpoint: Path) -> int | None:
     size = data.get("image_size") if isinstance(data, dict) else None
     if size is None:
         return None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer "
+                         f"at most {MAX_IMAGE_SIZE} (a larger side only costs memory: the encoder pools to a fixed grid)")
     return size
 
 
@@ -83,6 +91,8 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected config.json, "
                                 f"model.safetensors, vocab.json)")
+    if problem := link_leading_out(checkpoint):
+        raise ValueError(problem)
     vocab_path = checkpoint / "vocab.json"
     if not vocab_path.is_file():
         raise FileNotFoundError(f"{vocab_path} does not exist (a checkpoint dir must contain vocab.json)")
@@ -93,6 +103,7 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
         raise
     except Exception as error:  # noqa: BLE001 - e.g. a config.json missing a field, a truncated safetensors file
         raise ValueError(f"checkpoint {checkpoint} cannot be loaded: {type(error).__name__}: {error}") from None
+    check_weights(checkpoint / WEIGHTS_NAME, model)
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"{vocab_path} has {len(vocab)} words but {checkpoint}/config.json says vocab_size="
                          f"{model.config.vocab_size}")
@@ -168,6 +179,9 @@ class CaptionPipeline:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         options = self.options(options, suppress_unk, **changes)
         results = [self.load(item) for item in images]
+        for result in results:  # the resize target too, before any pixel is allocated
+            if result.error is None:
+                result.error = self.transform.resize_problem(*result.image.size)
         loaded = [index for index, result in enumerate(results) if result.error is None]
         for start in range(0, len(loaded), batch_size):
             indices = loaded[start:start + batch_size]
