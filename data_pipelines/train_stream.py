@@ -21,7 +21,8 @@ A mixture of several prepared datasets (``data_pipelines.data_sources``) is read
 ``(j, w)`` reads its share of every source's shards (each source's own shard order), and draws the source of each
 sample position from a generator seeded by ``(seed, epoch, j, w)`` with probabilities proportional to the weights; each
 source's samples then come from its own buffer, pass after pass, so a source runs out and restarts independently of
-the others. An epoch is ``sum of the sources' images // global_batch_size`` steps. A resume replays the source draws of
+the others. An epoch is ``sum of the sources' images // global_batch_size`` steps. A mixture's image ids are
+``<source name>/<image id>`` (two datasets may use the same ids; SCST looks references up by id). A resume replays the source draws of
 the positions it skips (no sample read) and drops as many raw samples of each source. The first source is read with
 the seeds of a one-source stream (``source_seed``), so a run on one dataset trains the batches it trained before.
 """
@@ -64,6 +65,7 @@ class LaneStream(IterableDataset):
 
     sources: tuple[list[str], ...]
     weights: tuple[float, ...]
+    names: tuple[str, ...]  # a mixture's image ids are prefixed "<name>/"
     vocab: object
     decoder: SampleDecoder
     piece_size: int
@@ -113,6 +115,12 @@ class LaneStream(IterableDataset):
         last = len(bounds) - 1
         return (min(last, bisect.bisect_right(bounds, rng.random() * bounds[-1])) for _ in itertools.count())
 
+    def _decoded(self, raw: dict, generator: torch.Generator, source: int) -> dict:
+        sample = self.decoder(raw, generator)
+        if len(self.sources) > 1:
+            sample["image_id"] = f"{self.names[source]}/{sample['image_id']}"
+        return sample
+
     def _pieces(self, lane: int, reader: int) -> Iterator[dict]:
         seed = stream_seed(self.seed, self.epoch, "lane", lane, reader)
         raws = [self._raw_samples(lane, reader, source, source_seed(seed, source)) for source in range(len(self.sources))]
@@ -134,7 +142,7 @@ class LaneStream(IterableDataset):
                 generator = torch.Generator().manual_seed(stream_seed(seed, "transform", position))
                 position += 1
                 try:
-                    samples.append(self.decoder(sample, generator))
+                    samples.append(self._decoded(sample, generator, source))
                     good_pass[source] = number
                 except Exception as error:  # noqa: BLE001 - an undecodable sample is skipped, never fatal
                     self.broken(error)
@@ -244,6 +252,7 @@ def build_lane_loader(data: str | Path | Sequence[DataSource], vocab, options: T
         raise ValueError(f"start_step {start_step} is outside the epoch's {steps_per_epoch} steps")
     transform = train_transform(options.image_size, options.augment)
     stream = LaneStream(sources=tuple(source_shards), weights=tuple(float(source.weight) for source in sources),
+                        names=tuple(source.name or str(index) for index, source in enumerate(sources)),
                         vocab=vocab, decoder=sample_decoder(features_root, transform),
                         piece_size=micro_batch_size // readers, steps_per_epoch=steps_per_epoch, start_step=start_step,
                         my_lanes=tuple(lanes), lanes=total_lanes, readers=readers,

@@ -1,10 +1,7 @@
 """The lane-ordered training stream over a weighted mixture of prepared datasets: each source's share of an epoch
 matches its weight, a small source restarts on its own, and the order is the same for any split of the lanes over
 processes and after a resume at any step."""
-import json
-
 import pytest
-import webdataset as wds
 from test_data_stream import WORDS, captions_for, write_dataset
 from test_data_train_stream import assert_same_batches
 
@@ -16,23 +13,12 @@ from data_pipelines.vocab import Vocabulary
 OPTIONS = dict(batch_size=4, image_size=32, captions_per_image=2, seed=5)
 
 
-def write_source(root, prefix: str, shard_sizes: list[int]):
-    """A prepared train split whose image ids start with ``prefix`` (so a batch tells its sources apart)."""
-    write_dataset(root, {"train": shard_sizes})
-    for shard in root.glob("train-*.tar"):
-        samples = list(wds.WebDataset(str(shard), shardshuffle=False))
-        with wds.TarWriter(str(shard)) as writer:
-            for sample in samples:
-                meta = {**json.loads(sample["json"]), "image_id": f"{prefix}{sample['__key__']}"}
-                writer.write({"__key__": sample["__key__"], "jpg": sample["jpg"], "json": json.dumps(meta).encode()})
-    return root
-
-
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     base = tmp_path_factory.mktemp("mixture")
-    return [DataSource(str(write_source(base / "big", "a", [6] * 8)), weight=1.0, name="big"),
-            DataSource(str(write_source(base / "small", "b", [2] * 8)), weight=3.0, name="small")]
+    # the same image ids in both: the stream tells them apart as "<source name>/<image id>"
+    return [DataSource(str(write_dataset(base / "big", {"train": [6] * 8})), weight=1.0, name="big"),
+            DataSource(str(write_dataset(base / "small", {"train": [2] * 8})), weight=3.0, name="small")]
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +38,14 @@ def image_ids(got):
 def test_each_source_gets_its_weights_share_within_binomial_tolerance(sources, vocab):
     ids = [i for epoch in range(6) for i in image_ids(batches(sources, vocab, range(0, 2), epoch=epoch))]
     assert len(ids) == 6 * (48 + 16) // 8 * 8  # an epoch: the sources' images together, in global batches
-    share, n = sum(i.startswith("b") for i in ids) / len(ids), len(ids)
+    share, n = sum(i.startswith("small/") for i in ids) / len(ids), len(ids)
     expected = 3 / 4
     assert abs(share - expected) <= 4 * (expected * (1 - expected) / n) ** 0.5, share
 
 
 def test_a_source_runs_out_and_restarts_on_its_own(sources, vocab):
     ids = image_ids(batches(sources, vocab, range(0, 1), num_workers=0))
-    small, big = [i for i in ids if i.startswith("b")], [i for i in ids if i.startswith("a")]
+    small, big = [i for i in ids if i.startswith("small/")], [i for i in ids if i.startswith("big/")]
     assert len(small) > 16 and len(set(small)) == 8  # lane 0's 8 small images, pass after pass
     for start in range(0, len(small) - 8, 8):  # every pass shows each image once before any comes round again
         assert len(set(small[start:start + 8])) == 8

@@ -94,11 +94,12 @@ class TrainConfig:
                               for source in data.sources])
 
     def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
-        """How this run's training stream reads its sources (the same for every epoch and rank)."""
+        """How this run's training stream reads its sources (the same for every epoch and rank); the sources
+        (``data_sources``) carry their feature caches."""
         data = self.data
         return TrainLoaderOptions(batch_size=micro_batch_size, seed=self.seed, num_workers=data.num_workers,
                                   captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
-                                  image_size=data.image_size, features_root=data.features, augment=data.augment,
+                                  image_size=data.image_size, augment=data.augment,
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
