@@ -47,7 +47,9 @@ def test_mixture_runs_resume_on_any_world_size_and_validate_each_source(mixture,
         per_source = {name: record[f"val/{name}/CIDEr"] for name in WEIGHTS}
         expected = sum(WEIGHTS[name] * cider for name, cider in per_source.items()) / sum(WEIGHTS.values())
         assert record["val/CIDEr"] == pytest.approx(expected)
-        assert record["val/CIDEr"] == pytest.approx(logged(two)[step]["val/CIDEr"], abs=1e-6)
+    for step in (1, 2, 3, 4):  # the same images, so the same losses up to the order of the gradient sums
+        assert logged(two)[step]["train/loss"] == pytest.approx(logged(one)[step]["train/loss"], abs=1e-5)
+        assert logged(resumed)[step]["train/loss"] == pytest.approx(logged(one)[step]["train/loss"], abs=1e-5)
     state = json.loads((resumed / "best" / "trainer_state.json").read_text())
     assert state["best_cider"] == max(logged(resumed)[step]["val/CIDEr"] for step in (2, 4))
     assert (resumed / "best" / "vocab.json").read_text() == vocab.read_text()
