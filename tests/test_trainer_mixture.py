@@ -53,6 +53,8 @@ def test_mixture_runs_resume_on_any_world_size_and_validate_each_source(mixture,
     state = json.loads((resumed / "best" / "trainer_state.json").read_text())
     assert state["best_cider"] == max(logged(resumed)[step]["val/CIDEr"] for step in (2, 4))
     assert (resumed / "best" / "vocab.json").read_text() == vocab.read_text()
+    card = (resumed / "best" / "README.md").read_text()
+    assert "### syna (weight 3.0)" in card and f"Prepared dataset `{roots[1]}`" in card
 
     changed = [item.replace("weight: 1.0", "weight: 2.0") for item in overrides]
     refused = train(roots[0], resumed, *changed, "train.max_steps=6", resume="latest", check=False, seconds=120)
