@@ -21,10 +21,10 @@ A mixture of several prepared datasets (``data_pipelines.data_sources``) is read
 ``(j, w)`` reads its share of every source's shards (each source's own shard order), and draws the source of each
 sample position from a generator seeded by ``(seed, epoch, j, w)`` with probabilities proportional to the weights; each
 source's samples then come from its own buffer, pass after pass, so a source runs out and restarts independently of
-the others. An epoch is ``sum of the sources' images // global_batch_size`` steps. A mixture's image ids are
-``<source name>/<image id>`` (two datasets may use the same ids; SCST looks references up by id). A resume replays the source draws of
-the positions it skips (no sample read) and drops as many raw samples of each source. The first source is read with
-the seeds of a one-source stream (``source_seed``), so a run on one dataset trains the batches it trained before.
+the others. An epoch is ``sum of the sources' images // global_batch_size`` steps. A resume replays the source draws of
+the positions it skips (no sample read) and drops as many raw samples of each source. A mixture's image ids are
+``<source name>/<image id>`` (two datasets may use the same ids; SCST looks references up by id). The first source is
+read with the seeds of a one-source stream (``source_seed``), so a run on one dataset trains the batches it did before.
 """
 from __future__ import annotations
 
