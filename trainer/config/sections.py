@@ -30,7 +30,7 @@ class DataConfig:
     features: Optional[str] = setting(None, "a feature cache of root (data_pipelines.features): train on stored "
                                       "backbone features instead of images; null: images")
     sources: list[SourceConfig] = setting([], "several prepared datasets trained together instead of root: a list of "
-                                          "{root, weight, name, features} (docs/data.md, "Several datasets at once")")
+                                          "{root, weight, name, features} (docs/data.md, 'Several datasets at once')")
     vocab: Optional[str] = setting(None, "the run's vocabulary file (showattend-prepare vocab --from ...); null: the "
                                    "vocab.json of root, or of the sources when they all hold the same one")
     image_size: int = setting(224, "side of the square training and validation images in pixels (ResNet-50 "
