@@ -1,6 +1,8 @@
 """The lane-ordered training stream over a weighted mixture of prepared datasets: each source's share of an epoch
 matches its weight, a small source restarts on its own, and the order is the same for any split of the lanes over
 processes and after a resume at any step."""
+from pathlib import Path
+
 import pytest
 from test_data_stream import WORDS, captions_for, write_dataset
 from test_data_train_stream import assert_same_batches
@@ -9,6 +11,7 @@ from data_pipelines.data_sources import DataSource
 from data_pipelines.stream import TrainLoaderOptions
 from data_pipelines.train_stream import build_lane_loader
 from data_pipelines.vocab import Vocabulary
+from tests.remote_servers import http_server
 
 OPTIONS = dict(batch_size=4, image_size=32, captions_per_image=2, seed=5)
 
@@ -82,3 +85,9 @@ def test_a_source_with_too_few_shards_is_named(sources, vocab):
         batches(sources, vocab, range(0, 4), batch_size=2, num_workers=2, global_batch_size=16)
     with pytest.raises(ValueError, match="either every source of a mixture has a feature cache or none"):
         batches([sources[0], DataSource(sources[1].root, features="/x")], vocab, range(0, 2))
+
+
+def test_a_source_at_a_url_mixes_as_on_disk(sources, vocab):
+    with http_server(Path(sources[1].root)) as (url, _):
+        remote = [sources[0], DataSource(url, sources[1].weight, sources[1].name)]
+        assert_same_batches(batches(remote, vocab, range(0, 2), start_step=2), batches(sources, vocab, range(0, 2))[4:])
