@@ -58,7 +58,7 @@ def _source(work: Path, preset: str, num_images: int, image_size: int, shard_siz
     return prepared, features
 
 
-def _mixture_overrides(work: Path, sources: dict[str, tuple[Path, Path]]) -> list[str]:
+def mixture_overrides(work: Path, sources: dict[str, tuple[Path, Path]]) -> list[str]:
     """The data.* overrides of a 1:1 mixture of ``sources`` (name -> (prepared, features)), with their vocabulary."""
     vocab = work / "mixture_vocab.json"
     build_mixture_vocabulary([str(prepared) for prepared, _ in sources.values()]).save(vocab)
@@ -75,7 +75,7 @@ def run(work: Path, deadline: float, smoke: bool, mixture: bool = False) -> dict
     per_source = num_images // len(presets)
     sources = {preset: _source(work / preset if mixture else work, preset, per_source, image_size, shard_size, smoke)
                for preset in presets}
-    data = [*(_mixture_overrides(work, sources) if mixture else
+    data = [*(mixture_overrides(work, sources) if mixture else
               [f"data.root={sources['shapes'][0]}", f"data.features={sources['shapes'][1]}"]),
             f"data.image_size={image_size}", "model.encoder_weights=none"]
     stages, result = {}, {"preset": "+".join(presets), "images": per_source * len(presets),
