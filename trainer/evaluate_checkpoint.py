@@ -28,13 +28,14 @@ from trainer.user_errors import exit_on_user_error
 
 
 def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
-    """A warning when ``data/vocab.json`` (the words of the data's train split) differs from the checkpoint's: the
-    model can only say its own words, so scores on data it was not trained on are lower. None when they agree."""
+    """A warning when ``data/vocab.json`` (the words of the data's train split) holds words the checkpoint's lacks:
+    the model can only say its own words, so scores on data it was not trained on are lower. None when the
+    checkpoint knows every word of the data (its own data, or one source of the mixture it was trained on)."""
     path = DataRoot(data).join("vocab.json")
     if not DataRoot(data).is_file("vocab.json"):
         return None
     ours, theirs = set(vocab.itos) - set(SPECIALS), set(Vocabulary.load(path).itos) - set(SPECIALS)
-    if ours == theirs:
+    if theirs <= ours:
         return None
     shared = len(ours & theirs)
     return (f"warning: the checkpoint's vocabulary is not the one of {path}: {shared} of the data's {len(theirs)} words "

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from data_pipelines.data_sources import DataSource, named_sources
 from data_pipelines.redact import redacted
 from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
@@ -90,12 +91,21 @@ class TrainConfig:
         """``to_dict`` as written where others read it (config.yaml, checkpoints, trackers): no secrets."""
         return redacted(self.to_dict())
 
+    def data_sources(self) -> list[DataSource]:
+        """The prepared datasets this run reads: ``data.sources`` (names filled in), else ``data.root`` alone."""
+        data = self.data
+        if not data.sources:
+            return named_sources([DataSource(data.root, 1.0, "", data.features)], "data.root")
+        return named_sources([DataSource(source.root, source.weight, source.name, source.features)
+                              for source in data.sources])
+
     def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
-        """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
+        """How this run's training stream reads its sources (the same for every epoch and rank); the sources
+        (``data_sources``) carry their feature caches."""
         data = self.data
         return TrainLoaderOptions(batch_size=micro_batch_size, seed=self.seed, num_workers=data.num_workers,
                                   captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
-                                  image_size=data.image_size, features_root=data.features, augment=data.augment,
+                                  image_size=data.image_size, augment=data.augment,
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
@@ -115,6 +125,8 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         if value not in args:
             raise ValueError(f"config key {key!r}: {value!r} is not one of {list(args)}")
         return value
+    if dataclasses.is_dataclass(annotation):  # a list item that is a small section (data.sources[i])
+        return _build(annotation, value, f"{key}.")
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"config key {key!r}: expected a list, got {value!r} ({type(value).__name__})")

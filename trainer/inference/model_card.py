@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from data_pipelines.data_sources import default_source_name
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
 from data_pipelines.redact import redacted
 from data_pipelines.safe_write import write_file
@@ -64,7 +65,11 @@ def card_facts(directory: Path, train_config: dict | None, metrics: dict | None,
     model = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     data = (train_config or {}).get("data")
     data = data if isinstance(data, dict) else {}
-    return redacted({"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
+    sources = [source for source in data.get("sources") or [] if isinstance(source, dict)]
+    facts = ({"sources": [{"name": source.get("name") or default_source_name(source.get("root") or ""),
+                           "weight": source.get("weight"), **data_facts(source.get("root"))} for source in sources]}
+             if sources else data_facts(data.get("root")))
+    return redacted({"model": model, "image_size": data.get("image_size"), "data": facts,
                      "validation": {"split": split, "step": step, "metrics": metrics or {}},
                      "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 
@@ -76,12 +81,12 @@ def render_card(facts: dict, how_to_load: str) -> str:
              "decoder.", "", "## Model", "", "| field | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in model.items()]
     lines += ["", f"Input images: {facts.get('image_size') or 'see trainer_state.json'} px.", "", "## Training data", ""]
-    if data.get("splits"):
-        lines += [f"Prepared dataset `{data['root']}`, fingerprint `{data['fingerprint']}`.", "",
-                  "| split | images | captions |", "|---|---|---|"]
-        lines += [f"| {name} | {sizes['images']} | {sizes['captions']} |" for name, sizes in data["splits"].items()]
+    if data.get("sources"):
+        lines += ["A weighted mixture of prepared datasets (sampling rate: weight / sum of the weights).", ""]
+        for source in data["sources"]:
+            lines += [f"### {source.get('name')} (weight {source.get('weight')})", "", *_dataset_lines(source), ""]
     else:
-        lines.append(f"Not recorded ({data.get('unavailable', 'no data root in the train config')}).")
+        lines += _dataset_lines(data)
     lines += ["", "## Last validation", ""]
     if validation.get("metrics"):
         lines += [f"Split `{validation['split']}` at step {validation['step']}.", "", "| metric | value |", "|---|---|"]
@@ -90,6 +95,14 @@ def render_card(facts: dict, how_to_load: str) -> str:
         lines.append("Not recorded.")
     lines += ["", "## How to load", "", how_to_load, "", "## Card data", "", "```json", json.dumps(facts), "```", ""]
     return "\n".join(lines)
+
+
+def _dataset_lines(data: dict) -> list[str]:
+    if not data.get("splits"):
+        return [f"Not recorded ({data.get('unavailable', 'no data root in the train config')})."]
+    lines = [f"Prepared dataset `{data['root']}`, fingerprint `{data['fingerprint']}`.", "",
+             "| split | images | captions |", "|---|---|---|"]
+    return lines + [f"| {name} | {sizes['images']} | {sizes['captions']} |" for name, sizes in data["splits"].items()]
 
 
 def read_card_data(directory: Path) -> dict | None:

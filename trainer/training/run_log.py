@@ -35,7 +35,9 @@ class RunLog:
 
     def validation(self, result, step: int) -> None:
         """``val/*`` scalars, the sample captions (text) and attention overlays (image) of one validation."""
-        self.scalars({f"val/{name}": value for name, value in result.metrics.items()}, step)
+        per_source = {f"val/{source}/{name}": value for source, metrics in result.source_metrics.items()
+                      for name, value in metrics.items()}
+        self.scalars({**{f"val/{name}": value for name, value in result.metrics.items()}, **per_source}, step)
         if self.accelerator.is_main_process:
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
             writer.add_text("val/samples", result.samples_markdown, step)
