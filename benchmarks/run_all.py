@@ -27,6 +27,7 @@ BENCHMARKS = {
     "bench_prepare.py": "prepare --workers 2 vs --workers 1",
     "bench_resume.py": "Resume at 90% of an epoch: tar-member skip vs decode-and-skip",
     "bench_data_scale.py": "Data pipeline time and peak RSS per sample, 10x more samples",
+    "bench_mixture.py": "Training loader on a 1:1 mixture of two datasets vs on one holding the same images",
 }
 
 

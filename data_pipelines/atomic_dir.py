@@ -119,7 +119,9 @@ def install_dir(staging: str | Path, target: str | Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """``with atomic_dir(out) as staging:`` write into ``staging``; on success it becomes ``out``, on error it goes."""
+    """``with atomic_dir(out) as staging:`` write into ``staging``; on success it becomes ``out``, on error it goes.
+    What killed writers left beside ``out`` is cleaned up first (``remove_stale_staging``)."""
+    remove_stale_staging(Path(target).parent)
     staging = staging_dir(target)
     try:
         yield staging

@@ -6,71 +6,41 @@ backoff (each retry logged) and reopens the file at the byte it had reached; a s
 so a server that goes away ends the read with ``RemoteDataError`` naming the URL, never a hang. A download that ends
 before the file's size raises ``TruncatedDownload``, which the stream counts as a broken sample.
 
+What is read is bounded, because a server may lie about a size or stream forever: a small file (manifest, vocabulary,
+stats: ``read_location``) at ``SMALL_FILE_MAX_BYTES``, a shard at ``SHOWATTEND_MAX_SHARD_BYTES`` (default
+``SHARD_MAX_BYTES``); past the bound the read stops with ``RemoteDataError`` naming the URL (without its secrets).
+A server that sends no size (no Content-Length) is read up to the bound.
+
 Tuning (environment): ``SHOWATTEND_REMOTE_ATTEMPTS`` (default 5), ``SHOWATTEND_REMOTE_TIMEOUT_S`` (socket connect
-and read timeout, default 30), ``SHOWATTEND_REMOTE_BACKOFF_S`` (first delay, doubled per retry up to 16x; default
+and read timeout, > 0, default 30), ``SHOWATTEND_REMOTE_BACKOFF_S`` (first delay, doubled per retry up to 16x; default
 0.5). Endpoints and credentials come from fsspec's own configuration (e.g. ``FSSPEC_S3_ENDPOINT_URL``, AWS_* vars).
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from data_pipelines.redact import redact
+from data_pipelines.remote_retries import (  # noqa: F401 - RemoteDataError, TruncatedDownload: imported from here
+    EarlyEnd,
+    RemoteDataError,
+    RetryPolicy,
+    TruncatedDownload,
+    is_fatal,
+    shard_max_bytes,
+    with_retries,
+)
 
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
-
-
-class RemoteDataError(OSError):
-    """A remote file could not be read after the allowed attempts (or is missing / forbidden): the run must stop."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:  # webdataset appends context to ``args``; the message stays the one line we wrote
-        return self.message
-
-
-class TruncatedDownload(OSError):
-    """A remote file ended before its size: the samples it held are broken, the read goes on with the next shard."""
-
-
-class _EarlyEnd(OSError):
-    """The connection ended before the file's size (retried; ``TruncatedDownload`` when it keeps happening)."""
-
-
-def _is_truncation(error: BaseException) -> bool:
-    """A transfer cut short by a server that still answers (as opposed to one that cannot be reached)."""
-    return isinstance(error, _EarlyEnd) or type(error).__name__ in ("ClientPayloadError", "IncompleteReadError",
-                                                                     "ContentLengthError")
+SMALL_FILE_MAX_BYTES = 256 << 20  # manifest.json, vocab.json, stats.json: a COCO vocabulary is ~0.3 MB
 
 
 def is_remote(location: object) -> bool:
     """True for an ``http(s)://``, ``s3://`` or ``gs://`` URL."""
     scheme, separator, _ = str(location).partition("://")
     return bool(separator) and scheme.lower() in REMOTE_SCHEMES
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    timeout_s: float = 30.0
-    backoff_s: float = 0.5
-
-    @classmethod
-    def from_environment(cls) -> "RetryPolicy":
-        return cls(attempts=max(1, int(os.environ.get("SHOWATTEND_REMOTE_ATTEMPTS", cls.attempts))),
-                   timeout_s=float(os.environ.get("SHOWATTEND_REMOTE_TIMEOUT_S", cls.timeout_s)),
-                   backoff_s=float(os.environ.get("SHOWATTEND_REMOTE_BACKOFF_S", cls.backoff_s)))
-
-    def delay_s(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based): doubling, capped at 16x the first delay."""
-        return self.backoff_s * 2 ** min(attempt - 1, 4)
 
 
 def _filesystem(url: str, policy: RetryPolicy):
@@ -92,49 +62,27 @@ def _filesystem(url: str, policy: RetryPolicy):
         return fsspec.filesystem(scheme, **options)
     except ImportError as error:
         extra = {"s3": "s3", "gs": "gcs"}.get(scheme, "")
-        raise RemoteDataError(f"{url}: reading {scheme}:// needs an fsspec backend ({error}); "
+        raise RemoteDataError(f"{redact(url)}: reading {scheme}:// needs an fsspec backend ({error}); "
                               f"pip install 'showattend[{extra}]'") from None
-
-
-def _fatal(error: BaseException) -> bool:
-    """Errors a retry cannot mend: the file is missing, access is refused, a bug (fsspec's HTTP backend also says
-    FileNotFoundError when the server cannot be reached: then the cause it chains is a connection error)."""
-    if isinstance(error, FileNotFoundError):
-        return error.__cause__ is None or isinstance(error.__cause__, FileNotFoundError)
-    return isinstance(error, (PermissionError, IsADirectoryError, TypeError, AttributeError, ImportError))
-
-
-def _with_retries(url: str, policy: RetryPolicy, action):
-    """``action()``, retried on transient errors; ``RemoteDataError`` naming ``url`` when attempts run out."""
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return action()
-        except (RemoteDataError, TruncatedDownload):
-            raise
-        except Exception as error:  # noqa: BLE001 - network stacks raise many types; sorted out here
-            if _fatal(error):
-                raise RemoteDataError(f"{url}: {type(error).__name__}: {error}") from None
-            if attempt == policy.attempts and _is_truncation(error):
-                raise TruncatedDownload(f"{url}: download cut short after {attempt} attempt(s) ({error})") from None
-            if attempt == policy.attempts:
-                raise RemoteDataError(f"{url}: unreadable after {attempt} attempt(s) "
-                                      f"({type(error).__name__}: {error})") from None
-            delay = policy.delay_s(attempt)
-            logger.warning("%s: %s: %s; retry %d/%d in %.1f s", url, type(error).__name__, error, attempt,
-                           policy.attempts - 1, delay)
-            time.sleep(delay)
 
 
 class RemoteReader(io.RawIOBase):
     """A read-only stream of one remote file that survives dropped connections: after a transient error it reopens
     the file and continues at the byte it had reached (a seek, or reading up to it where the server cannot seek)."""
 
-    def __init__(self, url: str, policy: RetryPolicy | None = None):
+    def __init__(self, url: str, policy: RetryPolicy | None = None, max_bytes: int | None = None):
         super().__init__()
         self.url, self.policy = url, policy or RetryPolicy.from_environment()
+        self.max_bytes = shard_max_bytes() if max_bytes is None else max_bytes
         self.fs = _filesystem(url, self.policy)
-        self.size = _with_retries(url, self.policy, lambda: self.fs.size(url))
+        self.size = with_retries(url, self.policy, lambda: self.fs.size(url))
+        if self.size is not None and self.size > self.max_bytes:
+            raise self._too_large(f"says it has {self.size} bytes")
         self.position, self._file = 0, None
+
+    def _too_large(self, what: str) -> RemoteDataError:
+        return RemoteDataError(f"{redact(self.url)}: {what}, more than the {self.max_bytes} bytes read from one "
+                               f"file of this kind; not read further")
 
     def readable(self) -> bool:
         return True
@@ -159,7 +107,7 @@ class RemoteReader(io.RawIOBase):
         try:
             data = self._file.read(size)
             if not data and self.size is not None and self.position < self.size:
-                raise _EarlyEnd(f"connection ended at byte {self.position} of {self.size}")
+                raise EarlyEnd(f"connection ended at byte {self.position} of {self.size}")
             return data
         except BaseException:
             self._drop()
@@ -168,7 +116,11 @@ class RemoteReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self.size is not None and self.position >= self.size:
             return 0
-        data = _with_retries(self.url, self.policy, lambda: self._read_some(len(buffer)))
+        if self.position >= self.max_bytes:  # a server that sends no size, or more than it said
+            self._drop()
+            raise self._too_large(f"sent {self.position} bytes and goes on")
+        wanted = min(len(buffer), self.max_bytes - self.position + 1)
+        data = with_retries(self.url, self.policy, lambda: self._read_some(wanted))
         buffer[:len(data)] = data
         self.position += len(data)
         return len(data)
@@ -186,17 +138,24 @@ class RemoteReader(io.RawIOBase):
         super().close()
 
 
-def open_location(location: str) -> io.BufferedIOBase:
-    """A binary stream of a local file or a remote URL (``RemoteReader``, buffered)."""
+def open_location(location: str, max_bytes: int | None = None) -> io.BufferedIOBase:
+    """A binary stream of a local file or a remote URL (``RemoteReader``, buffered, reading at most ``max_bytes``:
+    default ``shard_max_bytes()``)."""
     if is_remote(location):
-        return io.BufferedReader(RemoteReader(location), buffer_size=1 << 20)
+        return io.BufferedReader(RemoteReader(location, max_bytes=max_bytes), buffer_size=1 << 20)
     return open(location, "rb")
 
 
-def read_location(location: str | Path) -> bytes:
-    """The whole content of a (small) local file or remote URL."""
-    with open_location(str(location)) as stream:
-        return stream.read()
+def read_location(location: str | Path, max_bytes: int | None = None) -> bytes:
+    """The whole content of a small local file or remote URL; RemoteDataError naming it when it holds more than
+    ``max_bytes`` (default ``SMALL_FILE_MAX_BYTES``; a stream that never ends stops there)."""
+    max_bytes = SMALL_FILE_MAX_BYTES if max_bytes is None else max_bytes
+    with open_location(str(location), max_bytes) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RemoteDataError(f"{redact(location)}: more than {max_bytes} bytes, the most read from a file of this "
+                              f"kind (manifest, vocabulary, stats); not read further")
+    return data
 
 
 class DataRoot:
@@ -228,19 +187,21 @@ class DataRoot:
             try:
                 return fs.info(url)
             except FileNotFoundError as error:
-                if _fatal(error):  # truly missing; an unreachable server is retried
+                if is_fatal(error):  # truly missing; an unreachable server is retried
                     return None
                 raise
 
-        found = _with_retries(url, policy, info)
+        found = with_retries(url, policy, info)
         return found is not None and found.get("type") == "file"
 
-    def size(self, name: str) -> int:
+    def size(self, name: str) -> int | None:
+        """The file's size in bytes; None when a server does not say (no Content-Length)."""
         if not self.remote:
             return Path(self.join(name)).stat().st_size
         url, policy = self.join(name), RetryPolicy.from_environment()
         fs = _filesystem(url, policy)
-        return int(_with_retries(url, policy, lambda: fs.size(url)))
+        size = with_retries(url, policy, lambda: fs.size(url))
+        return None if size is None else int(size)
 
     def read_bytes(self, name: str) -> bytes:
         return read_location(self.join(name))

@@ -16,6 +16,7 @@ from typing import Iterator
 from PIL import Image, UnidentifiedImageError
 
 from .image_files import INPUT_FORMATS, to_rgb, upright, upright_size
+from .parent_death import die_with_parent
 from .sources import Record
 
 CHUNK = 8  # images per worker task: fewer, larger messages between processes
@@ -81,7 +82,8 @@ def start_pool(workers: int) -> ProcessPoolExecutor | None:
     if workers <= 1:
         return None
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    executor = ProcessPoolExecutor(workers, mp_context=get_context(method))
+    executor = ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
     for future in [executor.submit(int) for _ in range(workers)]:
         future.result()
     return executor

@@ -9,6 +9,7 @@ same for any ``--workers``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,10 +23,14 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from .atomic_dir import install_dir, staging_dir
+from .atomic_dir import install_dir, remove_stale_staging, staging_dir
 from .duplicates import DuplicateImages, split_conflict_warning
 from .image_conversion import WorkerDiedError, converted_images, start_pool
+from .mixture_vocab import add_arguments as add_vocab_arguments
+from .mixture_vocab import write_mixture_vocabulary
 from .output_paths import check_output_apart_from_inputs, check_output_holds_no_file, check_replaceable
+from .redact import redact_logs
+from .safe_write import write_file
 from .shard_writer import ShardWriter
 from .sources import READERS, DataFormatError, Record, clean_records
 from .sources.common import issue
@@ -91,7 +96,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _write_json(path: Path, payload: object) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
 
 
 def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, options: PrepareOptions,
@@ -114,6 +119,7 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
     train_words = count_words((c for r in records if r.split == "train" for c in r.captions), options.max_caption_len)
     _check_vocabulary(train_words, any(r.split == "train" for r in records), options.min_word_freq,
                       "the train captions")  # before any image is converted
+    remove_stale_staging(out.parent)  # left by a prepare that was killed
     tmp = staging_dir(out)
     writers: dict[str, ShardWriter] = {}
     duplicates = DuplicateImages()
@@ -171,9 +177,10 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
         install_dir(tmp, out)
         return manifest
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: closing a shard on a full disk may fail too
         for writer in writers.values():
-            writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                writer.abort()
         raise
     finally:
         if executor is not None:
@@ -211,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     for name, reader in READERS.items():
         reader.add_arguments(subparsers.add_parser(name, parents=[common], help=_SOURCE_HELP[name]))
+    add_vocab_arguments(subparsers.add_parser("vocab", help="one vocabulary of several prepared datasets' train "
+                                              "captions, for a mixture (data.vocab)"))
     return parser
 
 
@@ -222,8 +231,12 @@ def copy_small_jpegs(args: argparse.Namespace) -> bool:
 
 
 def run(argv: Iterable[str] | None = None) -> dict:
-    """Parse arguments, read the source, prepare; errors propagate (see ``main`` for the CLI behaviour)."""
+    """Parse arguments, read the source, prepare (or write a mixture's vocabulary); errors propagate (see ``main``
+    for the CLI behaviour)."""
     args = build_parser().parse_args(None if argv is None else [str(arg) for arg in argv])
+    if args.source == "vocab":
+        vocab = write_mixture_vocabulary(args)
+        return {"vocab_size": len(vocab), "splits": {}, "vocab_file": str(args.out)}
     options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
                              args.jpeg_quality, args.seed, args.overwrite, copy_small_jpegs(args))
     check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
@@ -238,10 +251,14 @@ def run(argv: Iterable[str] | None = None) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> None:
     logging.basicConfig(format="%(levelname)s: %(message)s")
+    redact_logs()
     try:
         manifest = run(argv)
     except (ValueError, OSError, WorkerDiedError) as error:  # bad input, full disk, a killed worker: OUT as it was
         sys.exit(f"error: {error}")
+    if "vocab_file" in manifest:
+        print(f"wrote {manifest['vocab_file']}: vocabulary {manifest['vocab_size']} words")
+        return
     counts = ", ".join(f"{split} {entry['images']} images / {len(entry['shards'])} shards"
                        for split, entry in manifest["splits"].items())
     print(f"prepared {counts}; vocabulary {manifest['vocab_size']} words")

@@ -16,17 +16,30 @@ Resume at step ``s`` of an epoch: every reader drops its first ``s * piece_size`
 before any JPEG decode or feature load, and the random choices that follow (captions per piece, augmentation per
 sample) are seeded by position, so the batches after the resume point are those of a straight run (exact unless a
 dropped sample was undecodable: a broken sample is counted and replaced by the next one, shifting its reader by one).
+
+A mixture of several prepared datasets (``data_pipelines.data_sources``) is read the same way, source by source: reader
+``(j, w)`` reads its share of every source's shards (each source's own shard order), and draws the source of each
+sample position from a generator seeded by ``(seed, epoch, j, w)`` with probabilities proportional to the weights; each
+source's samples then come from its own buffer, pass after pass, so a source runs out and restarts independently of
+the others. An epoch is ``sum of the sources' images // global_batch_size`` steps. A resume replays the source draws of
+the positions it skips (no sample read) and drops as many raw samples of each source. A mixture's image ids are
+``<source name>/<image id>`` (two datasets may use the same ids; SCST looks references up by id). The first source is
+read with the seeds of a one-source stream (``source_seed``), so a run on one dataset trains the batches it did before.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
+from data_pipelines.data_sources import DataSource
 from data_pipelines.stream import TrainLoaderOptions, sample_decoder, split_shards, worker_index
 from data_pipelines.stream_samples import BrokenSampleCounter, SampleDecoder, collate_train, read_tar_samples, stream_seed
 from data_pipelines.transforms import train_transform
@@ -40,11 +53,19 @@ def _cycle_shards(shards: list[str], resampled: bool, rng: random.Random) -> Ite
         yield [rng.choice(shards) for _ in shards] if resampled else shards
 
 
+def source_seed(seed: int, source: int) -> int:
+    """The seed of source ``source``'s shard order and buffer: the first source's is the one-source stream's seed."""
+    return seed if source == 0 else stream_seed(seed, "source", source)
+
+
 @dataclass(eq=False)
 class LaneStream(IterableDataset):
-    """Pieces of this process's lanes from ``start_step`` to the end of the epoch; see the module docstring."""
+    """Pieces of this process's lanes from ``start_step`` to the end of the epoch; see the module docstring.
+    ``sources[k]``: the shard locations of source ``k``, sampled at the rate ``weights[k] / sum(weights)``."""
 
-    shards: list[str]
+    sources: tuple[list[str], ...]
+    weights: tuple[float, ...]
+    names: tuple[str, ...]  # a mixture's image ids are prefixed "<name>/"
     vocab: object
     decoder: SampleDecoder
     piece_size: int
@@ -64,19 +85,20 @@ class LaneStream(IterableDataset):
     def __post_init__(self) -> None:
         super().__init__()
 
-    def reader_shards(self, lane: int, reader: int) -> list[str]:
+    def reader_shards(self, lane: int, reader: int, source: int = 0) -> list[str]:
         if self.resampled:
-            return list(self.shards)
-        order = list(self.shards)
-        random.Random(stream_seed(self.seed, self.epoch, "shards")).shuffle(order)
+            return list(self.sources[source])
+        order = list(self.sources[source])
+        random.Random(source_seed(stream_seed(self.seed, self.epoch, "shards"), source)).shuffle(order)
         return order[lane * self.readers + reader::self.lanes * self.readers]
 
-    def _raw_samples(self, lane: int, reader: int, seed: int) -> Iterator[tuple[int, dict]]:
-        """(pass number, undecoded sample), pass after pass over the reader's shards (the buffer drains at the end of
-        each pass, so no image comes round again before all were seen)."""
+    def _raw_samples(self, lane: int, reader: int, source: int, seed: int) -> Iterator[tuple[int, dict]]:
+        """(pass number, undecoded sample) of ``source``, pass after pass over the reader's shards (the buffer drains
+        at the end of each pass, so no image comes round again before all were seen)."""
         shard_rng, buffer_rng = random.Random(stream_seed(seed, "shards")), random.Random(stream_seed(seed, "buffer"))
         shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=buffer_rng)
-        for number, shard_pass in enumerate(_cycle_shards(self.reader_shards(lane, reader), self.resampled, shard_rng)):
+        shards = self.reader_shards(lane, reader, source)
+        for number, shard_pass in enumerate(_cycle_shards(shards, self.resampled, shard_rng)):
             yielded = 0
             for raw in shuffle(read_tar_samples(shard_pass, self.broken)):
                 yielded += 1
@@ -85,26 +107,43 @@ class LaneStream(IterableDataset):
                 raise RuntimeError(f"lane {lane} reader {reader}: shards {sorted(set(shard_pass))} hold no readable "
                                    f"sample")
 
+    def _source_choices(self, seed: int) -> Iterator[int]:
+        """The source of each sample position of a reader: drawn with probabilities proportional to the weights."""
+        if len(self.weights) == 1:
+            return itertools.repeat(0)
+        rng, bounds = random.Random(stream_seed(seed, "sources")), list(itertools.accumulate(self.weights))
+        last = len(bounds) - 1
+        return (min(last, bisect.bisect_right(bounds, rng.random() * bounds[-1])) for _ in itertools.count())
+
+    def _decoded(self, raw: dict, generator: torch.Generator, source: int) -> dict:
+        sample = self.decoder(raw, generator)
+        if len(self.sources) > 1:
+            sample["image_id"] = f"{self.names[source]}/{sample['image_id']}"
+        return sample
+
     def _pieces(self, lane: int, reader: int) -> Iterator[dict]:
         seed = stream_seed(self.seed, self.epoch, "lane", lane, reader)
-        raw = self._raw_samples(lane, reader, seed)
+        raws = [self._raw_samples(lane, reader, source, source_seed(seed, source)) for source in range(len(self.sources))]
+        choices = self._source_choices(seed)
         position = self.start_step * self.piece_size
         for _ in range(position):  # resume: skip consumed samples as tar members, never decoded
-            next(raw)
-        good_pass = None  # the last pass in which a sample decoded (at first: the pass reading starts in)
+            next(raws[next(choices)])
+        good_pass: list[int | None] = [None] * len(raws)  # per source: the last pass in which a sample decoded
         for step in range(self.start_step, self.steps_per_epoch):
             samples = []
             while len(samples) < self.piece_size:
-                number, sample = next(raw)
-                good_pass = number if good_pass is None else good_pass
-                if number > good_pass + 1:
+                source = next(choices)
+                number, sample = next(raws[source])
+                good_pass[source] = number if good_pass[source] is None else good_pass[source]
+                if number > good_pass[source] + 1:
                     raise RuntimeError(f"lane {lane} reader {reader}: a whole pass over shards "
-                                       f"{self.reader_shards(lane, reader)} decoded nothing (see the broken-sample log)")
+                                       f"{self.reader_shards(lane, reader, source)} decoded nothing (see the "
+                                       f"broken-sample log)")
                 generator = torch.Generator().manual_seed(stream_seed(seed, "transform", position))
                 position += 1
                 try:
-                    samples.append(self.decoder(sample, generator))
-                    good_pass = number
+                    samples.append(self._decoded(sample, generator, source))
+                    good_pass[source] = number
                 except Exception as error:  # noqa: BLE001 - an undecodable sample is skipped, never fatal
                     self.broken(error)
             yield collate_train(samples, self.vocab, self.captions_per_image, self.max_caption_len,
@@ -159,16 +198,32 @@ class LaneLoader:
         return self.stream.broken.count
 
 
-def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_size: int, lanes: range, epoch: int = 0,
-                      start_step: int = 0, broken: BrokenSampleCounter | None = None) -> LaneLoader:
+def _as_sources(data, features_root) -> list[DataSource]:
+    """``data`` as a list of sources: a root (folder or URL; ``features_root`` its cache) or a sequence of
+    ``DataSource`` (each with its own cache; ``features_root`` must then be None)."""
+    if isinstance(data, (str, Path)):
+        return [DataSource(str(data), features=None if features_root is None else str(features_root))]
+    if features_root is not None:
+        raise ValueError("options.features_root is for one dataset; a mixture's sources carry their own features")
+    sources = list(data)
+    if len({source.features is None for source in sources}) > 1:
+        raise ValueError("either every source of a mixture has a feature cache or none has")
+    return sources
+
+
+def build_lane_loader(data: str | Path | Sequence[DataSource], vocab, options: TrainLoaderOptions,
+                      global_batch_size: int, lanes: range, epoch: int = 0, start_step: int = 0,
+                      broken: BrokenSampleCounter | None = None) -> LaneLoader:
     """Loader of ``lanes`` (this process's, from ``trainer.training.batch_plan.BatchPlan.lanes_of``) for one epoch, with
-    micro-batches of ``options.batch_size`` images; ``broken`` may be shared between the epochs of a run.
+    micro-batches of ``options.batch_size`` images; ``broken`` may be shared between the epochs of a run. ``data``: a
+    prepared dataset's root, or the sources of a mixture (``data_pipelines.data_sources``).
 
     Batches: ``{"image_id": list[str], "pixels" (B,3,S,S) | "features" (B,2048,h,w), "captions": (B,K,T)}``; for each
     step from ``start_step``, one batch per lane in lane order.
     """
     micro_batch_size, num_workers, split = options.batch_size, options.num_workers, options.split
-    features_root, resampled = options.features_root, options.resampled
+    sources, resampled = _as_sources(data, options.features_root), options.resampled
+    features_root = sources[0].features
     if micro_batch_size < 1 or global_batch_size % micro_batch_size:
         raise ValueError(f"global batch {global_batch_size} is not a multiple of the micro-batch {micro_batch_size}")
     total_lanes, readers = global_batch_size // micro_batch_size, max(1, num_workers)
@@ -179,19 +234,26 @@ def build_lane_loader(root, vocab, options: TrainLoaderOptions, global_batch_siz
         raise ValueError(f"lanes {list(lanes)} are not within the {total_lanes} lanes of a global batch")
     if options.augment and features_root is not None:
         raise ValueError("augment=True needs images: a feature cache holds fixed, unaugmented backbone features")
-    shards, entry = split_shards(root, split, features_root)
-    if not resampled and len(shards) < total_lanes * readers:
-        raise ValueError(f"{split}: {len(shards)} shard(s) cannot feed {total_lanes} lane(s) (global batch "
-                         f"{global_batch_size} / micro-batch {micro_batch_size}) x {readers} worker(s) = "
-                         f"{total_lanes * readers} readers; re-run prepare with a smaller --shard-size, use fewer "
-                         f"workers or a larger micro-batch, or resampled=True")
-    steps_per_epoch = int(entry["images"]) // global_batch_size
+    source_shards, images = [], 0
+    for source in sources:
+        shards, entry = split_shards(source.root, split, source.features)
+        where = split if len(sources) == 1 else f"{source.root}: {split}"
+        if not resampled and len(shards) < total_lanes * readers:
+            raise ValueError(f"{where}: {len(shards)} shard(s) cannot feed {total_lanes} lane(s) (global batch "
+                             f"{global_batch_size} / micro-batch {micro_batch_size}) x {readers} worker(s) = "
+                             f"{total_lanes * readers} readers; re-run prepare with a smaller --shard-size, use fewer "
+                             f"workers or a larger micro-batch, or resampled=True")
+        source_shards.append(shards)
+        images += int(entry["images"])
+    steps_per_epoch = images // global_batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{split}: {entry['images']} image(s) do not fill one global batch of {global_batch_size}")
+        raise ValueError(f"{split}: {images} image(s) do not fill one global batch of {global_batch_size}")
     if not 0 <= start_step < steps_per_epoch:
         raise ValueError(f"start_step {start_step} is outside the epoch's {steps_per_epoch} steps")
     transform = train_transform(options.image_size, options.augment)
-    stream = LaneStream(shards=shards, vocab=vocab, decoder=sample_decoder(features_root, transform),
+    stream = LaneStream(sources=tuple(source_shards), weights=tuple(float(source.weight) for source in sources),
+                        names=tuple(source.name or str(index) for index, source in enumerate(sources)),
+                        vocab=vocab, decoder=sample_decoder(features_root, transform),
                         piece_size=micro_batch_size // readers, steps_per_epoch=steps_per_epoch, start_step=start_step,
                         my_lanes=tuple(lanes), lanes=total_lanes, readers=readers,
                         captions_per_image=options.captions_per_image, max_caption_len=options.max_caption_len,

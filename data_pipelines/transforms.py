@@ -17,6 +17,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_SCALE = (0.8, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
+# The shorter side is resized to image_size first: a 1 x 65000 image at 224 would become 224 x 14.6 million pixels
+# (10 GB). The resized image may hold at most this many pixels (~100 MB as RGB): aspect ratios up to ~650:1 at 224.
+MAX_RESIZED_PIXELS = 1 << 25
 
 
 def _to_normalised_tensor(image: Image.Image) -> torch.Tensor:
@@ -31,7 +34,20 @@ class EvalTransform:
             raise ValueError(f"image_size must be >= 1, got {image_size}")
         self.image_size = image_size
 
+    def resize_problem(self, width: int, height: int) -> str | None:
+        """Why an image of ``width`` x ``height`` must not be resized (checked before any allocation), or None."""
+        short, long = sorted((width, height))
+        resized_long = math.ceil(long * self.image_size / max(short, 1))
+        if short < 1 or self.image_size * resized_long > MAX_RESIZED_PIXELS:
+            return (f"image of {width} x {height} pixels: resizing its shorter side to {self.image_size} would make "
+                    f"{self.image_size} x {resized_long} pixels, more than {MAX_RESIZED_PIXELS} (aspect ratio too "
+                    f"extreme)")
+        return None
+
     def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
+        problem = self.resize_problem(image.width, image.height)
+        if problem:
+            raise ValueError(problem)
         image = F.resize(image, self.image_size, interpolation=InterpolationMode.BILINEAR, antialias=True)
         return _to_normalised_tensor(F.center_crop(image, self.image_size))
 

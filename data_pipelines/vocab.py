@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from data_pipelines.data_root import is_remote, read_location
+from data_pipelines.safe_write import write_file
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_FORMAT = "showattend-vocab"
@@ -105,7 +106,7 @@ class Vocabulary:
         """Write ``vocab.json`` (words in id order, their training counts, min_freq)."""
         payload = {"format": VOCAB_FORMAT, "version": VOCAB_VERSION, "min_freq": self.min_freq,
                    "specials": list(SPECIALS), "words": self.itos[len(SPECIALS):], "counts": self.counts}
-        Path(path).write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        write_file(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

@@ -77,9 +77,10 @@ def _imagenet_state_dict() -> dict:
     try:
         return ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False, check_hash=True)
     except Exception as error:  # offline machines fail in many ways (URLError, socket errors, ...)
-        raise RuntimeError(
-            "could not download the torchvision ImageNet ResNet-50 weights "
-            f"({ResNet50_Weights.IMAGENET1K_V2.url}): {error}. On an offline machine, download that file elsewhere "
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(  # a setting to change, not a crash: the command line says it in one line
+            "encoder_weights='imagenet': could not download the torchvision ImageNet ResNet-50 weights "
+            f"({ResNet50_Weights.IMAGENET1K_V2.url}): {reason}. On an offline machine, download that file elsewhere "
             "and pass its local path as encoder_weights (a .pth or .safetensors ResNet-50 state dict), or use "
             "encoder_weights='none' for a frozen random backbone."
         ) from error

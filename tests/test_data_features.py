@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_data_stream import captions_for, write_dataset
 
+from data_pipelines.data_sources import DataSource
 from data_pipelines.feature_cache import check_feature_cache
 from data_pipelines.features import extract_features, main
 from data_pipelines.manifest import read_manifest
@@ -105,6 +106,19 @@ def test_train_stream_on_features_matches_the_image_stream(data_root, cache, voc
     for a, b in zip(images, features):
         assert a["image_id"] == b["image_id"] and torch.equal(a["captions"], b["captions"])
         assert b["features"].shape == (2, 2048, 2, 2) and b["features"].dtype == torch.float32
+
+
+def test_mixture_of_feature_caches_matches_the_mixture_of_images(data_root, cache, vocab):
+    options = TrainLoaderOptions(batch_size=2, num_workers=0, captions_per_image=2, image_size=IMAGE_SIZE)
+    images, features = (list(build_lane_loader([DataSource(str(data_root), 3.0, "a", root),
+                                                DataSource(str(data_root), 1.0, "b", root)], vocab, options,
+                                               global_batch_size=4, lanes=range(2), epoch=1))
+                        for root in (None, str(cache)))
+    assert len(images) == len(features) == 2 * 4  # (8 + 8 images) // 4 steps of 2 lanes
+    for a, b in zip(images, features):
+        assert a["image_id"] == b["image_id"] and torch.equal(a["captions"], b["captions"])
+        assert b["features"].shape == (2, 2048, 2, 2)
+    assert {image_id.split("/")[0] for batch in features for image_id in batch["image_id"]} == {"a", "b"}
 
 
 def test_feature_batches_give_the_image_batches_model_outputs(data_root, cache, vocab):

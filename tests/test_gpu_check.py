@@ -8,13 +8,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_stream import write_dataset
 
 from benchmarks.gpu_check.device import parse_peak_overrides, table_peaks
 from benchmarks.gpu_check.report import epoch_estimate
 from benchmarks.gpu_check.training import SMOKE_SHAPES, coco_like_batch, training_flops
+from benchmarks.gpu_check.xe_scst import mixture_overrides
+from data_pipelines.data_sources import DataSource
+from data_pipelines.vocab import Vocabulary
 from modeling import CaptionerConfig
+from trainer.config.schema import load_config
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def test_mixture_stages_train_both_presets_with_their_caches_and_one_vocabulary(tmp_path):
+    sources = {name: (write_dataset(tmp_path / name / "prepared", {"train": [2]}), tmp_path / name / "features")
+               for name in ("shapes", "toys")}
+    config = load_config(REPO / "configs" / "demo.yaml", mixture_overrides(tmp_path, sources))
+    assert config.data_sources() == [DataSource(str(prepared), 1.0, name, str(features))
+                                     for name, (prepared, features) in sources.items()]
+    assert config.data.vocab == str(tmp_path / "mixture_vocab.json") and len(Vocabulary.load(config.data.vocab)) > 4
 
 
 def test_training_flops_follow_the_documented_formula():

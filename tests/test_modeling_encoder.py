@@ -110,7 +110,7 @@ def test_offline_imagenet_failure_says_how_to_pass_a_local_file(monkeypatch):
         raise URLError("no network")
 
     monkeypatch.setattr(ResNet50_Weights, "get_state_dict", offline)
-    with pytest.raises(RuntimeError, match="pass its local path as encoder_weights"):
+    with pytest.raises(ValueError, match="pass its local path as encoder_weights"):
         build_backbone("imagenet")
 
 

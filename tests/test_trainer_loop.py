@@ -50,7 +50,7 @@ def make_loop(data: Path, output_dir: Path, *overrides: str, resume: str | None 
 
 
 def first_batch(loop: TrainingLoop) -> dict:
-    loader = build_lane_loader(loop.config.data.root, loop.vocab, loop.loader_options, loop.plan.global_batch_size,
+    loader = build_lane_loader(loop.sources, loop.vocab, loop.loader_options, loop.plan.global_batch_size,
                                loop.lanes)
     loop.state.steps_per_epoch = loader.stream.steps_per_epoch
     return next(iter(loader))

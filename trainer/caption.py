@@ -1,6 +1,7 @@
 """Caption image files with a checkpoint; optionally save each caption's attention maps as one PNG per image.
 
     python -m trainer.caption --checkpoint CKPT IMAGE [IMAGE ...] [--beam-size 3] [--attention-dir DIR] [--json]
+    python -m trainer.caption --checkpoint ORG/NAME [--revision REV] IMAGE ...   # a Hugging Face Hub repository
 
 Prints ``path<TAB>caption`` per image (``--n-best K``: K lines per image, best first), or with ``--json`` one JSON
 object per image: ``{"path": ..., "captions": [{"text": ..., "score": ...}, ...]}`` (plus ``"attention"``: the PNG
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 from trainer.evaluation.attention_maps import attention_figure, crop_like_model
-from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
+from trainer.inference.arguments import add_checkpoint_arguments, add_decoding_arguments, at_least, options_from_args
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, CaptionPipeline, load_image
 
 __all__ = ["load_image", "main"]
@@ -31,7 +33,7 @@ MAX_NAME_TRIES = 1000  # STEM.png, STEM-2.png, ...: a folder this full of one st
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.caption", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
+    add_checkpoint_arguments(parser)
     add_decoding_arguments(parser)
     parser.add_argument("--batch-size", type=at_least(1), default=8)
     parser.add_argument("--image-size", type=at_least(1), default=None,
@@ -72,20 +74,30 @@ def write_new_png(figure, directory: Path, stem: str) -> Path:
     raise FileExistsError(f"{directory}: {stem}.png .. {stem}-{MAX_NAME_TRIES}.png all exist")
 
 
+def caption_record(caption) -> dict:
+    """A caption as JSON: a score JSON cannot hold (-inf when no caption met the decoding controls, NaN) is null,
+    with the reason."""
+    if math.isfinite(caption.score):
+        return {"text": caption.text, "score": caption.score}
+    return {"text": caption.text, "score": None,
+            "score_note": f"{caption.score} (no caption met the decoding controls, e.g. --min-len above --max-len)"}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         options = options_from_args(args)
         if args.attention_dir is not None and attention_dir_error(args.attention_dir, args.images):
             raise ValueError(attention_dir_error(args.attention_dir, args.images))
-        pipe = CaptionPipeline.from_checkpoint(args.checkpoint, dtype=args.dtype, image_size=args.image_size)
+        pipe = CaptionPipeline.from_pretrained(args.checkpoint, args.revision, dtype=args.dtype,
+                                               image_size=args.image_size)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     results = pipe(args.images, options, batch_size=args.batch_size, attention=args.attention_dir is not None,
                    suppress_unk=args.suppress_unk)
     failures = 0
     for result in results:
-        line: dict = {"path": result.source, "captions": [{"text": c.text, "score": c.score} for c in result.captions]}
+        line: dict = {"path": result.source, "captions": [caption_record(c) for c in result.captions]}
         if result.error is None and args.attention_dir is not None:
             best = result.captions[0]
             figure = attention_figure(crop_like_model(result.image, pipe.image_size), best.text.split(), best.alphas,
@@ -100,7 +112,7 @@ def main(argv=None) -> int:
             if not args.json:
                 print(f"error: {result.source}: {result.error}", file=sys.stderr)
         if args.json:
-            print(json.dumps(line, ensure_ascii=False), flush=True)
+            print(json.dumps(line, ensure_ascii=False, allow_nan=False), flush=True)
         else:
             for caption in result.captions:
                 print(f"{result.source}\t{caption.text}", flush=True)

@@ -17,22 +17,25 @@ from pathlib import Path
 import torch
 
 from data_pipelines.data_root import DataRoot, is_remote
+from data_pipelines.safe_write import write_file
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.evaluation.coco_results import results_image_id
 from trainer.evaluation.metrics.per_image import score_captions
-from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args
+from trainer.inference.arguments import add_checkpoint_arguments, add_decoding_arguments, at_least, options_from_args
+from trainer.inference.hub import resolve_checkpoint
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
 from trainer.user_errors import exit_on_user_error
 
 
 def vocabulary_warning(vocab: Vocabulary, data) -> str | None:
-    """A warning when ``data/vocab.json`` (the words of the data's train split) differs from the checkpoint's: the
-    model can only say its own words, so scores on data it was not trained on are lower. None when they agree."""
+    """A warning when ``data/vocab.json`` (the words of the data's train split) holds words the checkpoint's lacks:
+    the model can only say its own words, so scores on data it was not trained on are lower. None when the
+    checkpoint knows every word of the data (its own data, or one source of the mixture it was trained on)."""
     path = DataRoot(data).join("vocab.json")
     if not DataRoot(data).is_file("vocab.json"):
         return None
     ours, theirs = set(vocab.itos) - set(SPECIALS), set(Vocabulary.load(path).itos) - set(SPECIALS)
-    if ours == theirs:
+    if theirs <= ours:
         return None
     shared = len(ours & theirs)
     return (f"warning: the checkpoint's vocabulary is not the one of {path}: {shared} of the data's {len(theirs)} words "
@@ -72,7 +75,7 @@ def argument_error(args: argparse.Namespace) -> str | None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_checkpoint", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint dir (model + config + vocab.json)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data", required=True, help="prepared dataset: directory or URL (shards + manifest.json)")
     parser.add_argument("--split", default="test", help="split to decode (default test)")
     add_decoding_arguments(parser)
@@ -93,6 +96,11 @@ def main(argv=None) -> int:
         options = options_from_args(args)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    with exit_on_user_error():
+        given, args.checkpoint = Path(args.checkpoint), resolve_checkpoint(args.checkpoint, args.revision)
+    if args.checkpoint != given and args.out is None:
+        sys.exit(f"error: --checkpoint {args.checkpoint} is a Hub snapshot: give --out (results are never written "
+                 f"into the Hub cache)")
     if argument_error(args):
         sys.exit(f"error: {argument_error(args)}")
     from accelerate import Accelerator
@@ -152,7 +160,7 @@ def main(argv=None) -> int:
     results = [{"image_id": results_image_id(image_id), "caption": caption, "scores": scores.per_image[image_id],
                 **({"n_best": n_best[image_id]} if image_id in n_best else {})}
                for image_id, caption in predictions.items()]
-    out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_file(out_path, json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
           f"written to {out_path} (encoder: {encoder_description(model.config.finetune_from)})")
     if args.report is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch.distributed as dist
 from accelerate import Accelerator
 
+from data_pipelines.redact import redact_logs
 from trainer.checkpointing.run_dir import RESUME_CHOICES, check_output_dir_name
 from trainer.config.help import config_help
 from trainer.config.schema import TrainConfig, flatten_scalars, load_config
@@ -31,6 +32,7 @@ from trainer.distributed.run_control import StopRequest
 from trainer.training.loop import TrainingLoop
 from trainer.training.run_log import RunLog
 from trainer.training.run_setup import build_accelerator, build_loop, set_up_run
+from trainer.training.trackers import start_trackers
 from trainer.user_errors import exit_on_user_error
 
 logger = logging.getLogger("trainer.train")
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         accelerator = build_accelerator(config)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format=f"[rank {accelerator.process_index}] %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     if accelerator.device.type == "cpu" and config.mixed_precision != "no":
         logger.warning("mixed_precision=%s on a CPU: bf16/fp16 autocast is far slower than fp32 here",
                        config.mixed_precision)
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = start_watchdog(config, accelerator)
     with exit_on_user_error():
         run = set_up_run(config, accelerator, args.resume, args.overwrite, args.allow_data_change)
-    accelerator.init_trackers("tensorboard", config=flatten_scalars(config.to_dict()))
+    with exit_on_user_error():
+        start_trackers(accelerator, config.logging.trackers, flatten_scalars(config.to_record()))
     stop = StopRequest()
     with exit_on_user_error():
         loop = build_loop(run, RunLog(accelerator, Path(config.output_dir)), stop)

@@ -6,6 +6,7 @@ import sys
 from typing import Iterator
 
 from data_pipelines.data_root import RemoteDataError
+from data_pipelines.redact import redact
 from trainer.checkpointing.checkpoint import CheckpointError
 
 USER_ERRORS = (CheckpointError, FileNotFoundError, ValueError)
@@ -18,6 +19,6 @@ def exit_on_user_error(errors: tuple[type[BaseException], ...] = USER_ERRORS) ->
     try:
         yield
     except RemoteDataError as error:  # raised again by a DataLoader worker: the message's last line is the cause
-        sys.exit(f"error: {str(error).strip().splitlines()[-1]}")
+        sys.exit(f"error: {redact(str(error).strip().splitlines()[-1])}")
     except errors as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {redact(error)}")

@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-scale", type=float, default=1.0,
                         help="multiply every section's time budget (a slower GPU, a loaded machine)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {list(SECTIONS)}")
+    parser.add_argument("--mixture", action="store_true",
+                        help="xe_scst trains on a 1:1 mixture of two synthetic presets (data.sources), one feature "
+                             "cache each, and reports each source's test CIDEr-D")
     args = parser.parse_args(argv)
     unknown = [name for name in args.only.split(",") if name not in SECTIONS]
     if unknown:
@@ -43,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_section(name: str, budget_s: float, work: Path, device: torch.device, peaks: dict, smoke: bool):
+def run_section(name: str, budget_s: float, work: Path, device: torch.device, peaks: dict, smoke: bool,
+                mixture: bool = False):
     deadline = time.monotonic() + budget_s
     if name == "tests":
         return gpu_tests.run(work, budget_s)
@@ -55,7 +59,7 @@ def run_section(name: str, budget_s: float, work: Path, device: torch.device, pe
         return features.run(device, deadline, smoke)
     section_work = work / "xe_scst"
     section_work.mkdir()
-    return xe_scst.run(section_work, deadline, smoke)
+    return xe_scst.run(section_work, deadline, smoke, mixture)
 
 
 def _finite(value):
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             section_started = time.monotonic()
             print(f"gpu_check: {name} (budget {budget:.0f} s)", flush=True)
             try:
-                result[name] = run_section(name, budget, Path(tmp), device, peaks, args.smoke)
+                result[name] = run_section(name, budget, Path(tmp), device, peaks, args.smoke, args.mixture)
                 status = "ok"
             except Exception as error:  # noqa: BLE001 - a failing section is recorded; the others still run
                 status = f"error: {type(error).__name__}: {error}"

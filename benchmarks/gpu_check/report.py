@@ -57,9 +57,10 @@ def markdown(result: dict) -> str:
         "dtype", "channels_last", "image_size", "loader_workers", "images_per_s", "backbone_images_per_s",
         "loader_share"]) + [""]
     xe = result.get("xe_scst", {})
-    lines += ["## XE + SCST on the shapes preset", ""]
+    lines += [f"## XE + SCST on the {xe.get('preset', 'shapes')} preset", ""]
     for stage, values in xe.get("stages", {}).items():
-        lines.append(f"- {stage}: test CIDEr-D {values.get('test_cider')} (CPU figure "
+        per_source = "".join(f"; {name} {scores.get('test_cider')}" for name, scores in values.get("sources", {}).items())
+        lines.append(f"- {stage}: test CIDEr-D {values.get('test_cider')}{per_source} (CPU figure "
                      f"{xe.get('cpu_test_cider', {}).get(stage)}), training {values.get('train_s')} s")
     if xe.get("error"):
         lines.append(f"- error: {xe['error']}")

@@ -58,7 +58,7 @@ def expand_braces(pattern: str) -> list[str]:
             if int(last) < int(first):
                 raise DataFormatError(f"--shards {pattern!r}: range {{{body}}} runs backwards")
             width = len(first) if first.startswith("0") or len(first) == len(last) else 0
-            choices.append([str(n).zfill(width) for n in range(int(first), int(last) + 1)])
+            choices.append(_NumberNames(range(int(first), int(last) + 1), width))  # counted before it is listed
         elif "," in body:
             choices.append(body.split(","))
         else:
@@ -72,6 +72,19 @@ def expand_braces(pattern: str) -> list[str]:
     if total > MAX_SHARDS:
         raise DataFormatError(f"--shards {pattern!r} expands to {total} names (at most {MAX_SHARDS})")
     return ["".join(p + c for p, c in zip(parts, combo)) + parts[-1] for combo in itertools.product(*choices)]
+
+
+class _NumberNames:
+    """The names of a ``{first..last}`` range, zero-padded to ``width``: its length is known without listing it."""
+
+    def __init__(self, numbers: range, width: int):
+        self.numbers, self.width = numbers, width
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __iter__(self):
+        return (str(number).zfill(self.width) for number in self.numbers)
 
 
 def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
@@ -143,7 +156,7 @@ def _shard_records(location: str, args: argparse.Namespace, skipped: list) -> li
     path = _local_copy(location) if is_remote(location) else location
     if not Path(path).is_file():
         raise DataFormatError(f"{location}: shard not found")
-    records, groups = [], {}
+    records, groups, current, repeated = [], {}, None, False
     try:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
@@ -151,6 +164,17 @@ def _shard_records(location: str, args: argparse.Namespace, skipped: list) -> li
                 if parts is None:
                     continue
                 key, extension = parts
+                slot = "image" if extension in IMAGE_EXTENSIONS else extension
+                if (key != current and key in groups) or (key == current and not repeated and slot in groups[key]):
+                    # a second sample under a key already read: it would take the first one's caption
+                    skipped.append(issue(key, f"{location}:{key}", "key repeated in the shard: the later sample is "
+                                                                   "skipped"))
+                    current, repeated = key, True
+                    continue
+                if key != current:
+                    current, repeated = key, False
+                if repeated:
+                    continue
                 group = groups.setdefault(key, {})
                 if extension in IMAGE_EXTENSIONS:
                     group["image"] = (member.offset_data, member.size)

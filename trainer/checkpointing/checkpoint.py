@@ -21,8 +21,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir, staging_path
+from data_pipelines.atomic_dir import install_dir, remove_stale_staging, staging_dir
+from data_pipelines.safe_write import write_file
 from modeling.config import CaptionerConfig, read_json_object
+from trainer.checkpointing.folder_links import link_leading_out
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +125,7 @@ def update_checkpoint_state(directory: str | Path, **fields) -> None:
     their recorded digests are untouched). Used to record a validation that finished after the checkpoint."""
     path = Path(directory) / STATE_FILE
     state = {**verify_checkpoint(directory), **fields}
-    tmp = staging_path(path)
-    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    _file_digest(tmp, sync=True)
-    os.replace(tmp, path)
+    write_file(path, json.dumps(state, indent=1) + "\n")
 
 
 def verify_checkpoint(directory: str | Path) -> dict:
@@ -134,6 +133,8 @@ def verify_checkpoint(directory: str | Path) -> dict:
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    if problem := link_leading_out(directory):
+        raise CheckpointError(problem)
     state_path = directory / STATE_FILE
     if not state_path.is_file():
         raise CheckpointError(f"{state_path}: missing (the checkpoint write did not finish)")

@@ -22,13 +22,17 @@ import uuid
 from pathlib import Path
 
 from data_pipelines.atomic_dir import staging_path
+from data_pipelines.safe_write import write_file
 from trainer.checkpointing.checkpoint import STATE_FILE, CheckpointError, list_step_checkpoints, verify_checkpoint
 from trainer.checkpointing.run_lock import LOCK_FILE, RunLock
+from trainer.config.yaml_file import load_yaml_file
 from trainer.training.run_log import LOG_FILE
 
 logger = logging.getLogger(__name__)
 RESUME_CHOICES = ("latest", "auto")
 BEST_DIR = "best"
+CONFIG_FILE = "config.yaml"
+RUN_CONFIG_SECTIONS = {"output_dir", "data", "model", "train"}
 
 
 class OutputDirError(ValueError):
@@ -96,6 +100,22 @@ def check_holds_no_input(output_dir: str | Path, inputs: dict[str, str | Path | 
                                  f"output_dir that holds no input")
 
 
+def check_holds_a_run(output_dir: str | Path, artefacts: list[Path]) -> None:
+    """OutputDirError unless ``output_dir`` shows it holds a run of this trainer (a checkpoint recording a run id,
+    or the ``config.yaml`` a run writes first): ``--overwrite`` moves only runs, not any folder with a log in it."""
+    if run_ids_in(output_dir):
+        return
+    try:
+        config = load_yaml_file(Path(output_dir) / CONFIG_FILE)
+    except (OSError, ValueError):
+        config = None
+    if isinstance(config, dict) and RUN_CONFIG_SECTIONS <= config.keys():
+        return
+    names = ", ".join(str(path) for path in artefacts)
+    raise OutputDirError(f"output_dir {output_dir} holds {names} but no checkpoint or {CONFIG_FILE} of a run of this "
+                         f"trainer; --overwrite moves only runs aside. Move it yourself or choose another output_dir")
+
+
 def check_fresh_start(output_dir: str | Path, overwrite: bool,
                       inputs: dict[str, str | Path | None] | None = None) -> Path | None:
     """Refuse to start a new run over an old one; with ``overwrite`` move the old one aside (returns where), never
@@ -105,6 +125,7 @@ def check_fresh_start(output_dir: str | Path, overwrite: bool,
         return None
     if overwrite:
         check_holds_no_input(output_dir, inputs or {})
+        check_holds_a_run(output_dir, artefacts)
         return move_aside(output_dir)
     names = ", ".join(str(path) for path in artefacts)
     raise CheckpointError(f"output_dir {output_dir} already holds a run ({names}); continue it with --resume latest, "
@@ -227,9 +248,7 @@ def truncate_log(output_dir: str | Path, step: int) -> int:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if _logged_step(line) <= step]
     if len(kept) != len(lines):
-        tmp = staging_path(path)
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_file(path, "".join(kept))
     return len(lines) - len(kept)
 
 

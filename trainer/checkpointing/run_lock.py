@@ -1,12 +1,18 @@
-"""One run per ``output_dir``: an exclusive ``flock`` on ``output_dir/.lock``, held by the main process for the run's life.
+"""One run per ``output_dir``: an exclusive POSIX record lock (``fcntl.lockf``) on ``output_dir/.lock``, held by the
+main process for the run's life.
 
-The file records the holder (pid, host, start time, run id) so a refused run names it. The kernel drops the lock when
-the holder exits, SIGKILL included, so a killed run never leaves it held; children forked later (data loader workers)
-close their inherited copy, so they cannot keep it alive either. ``flock`` on network file systems depends on the
-mount (NFSv4 and Lustre with ``flock`` honour it across hosts; some mounts only lock per host).
+The file records the holder (pid, host, start time, run id) so a refused run names it. A record lock belongs to the
+process, not to the open file: the kernel drops it when the holder exits (SIGKILL included), and a child never has it,
+whether forked (data loader workers) or spawned with a copy of the descriptor. So a killed run never leaves the lock
+held, with no at-fork handler and no window right after a fork. The caveat of record locks: closing *any* descriptor
+of the file in the holding process drops its lock, so nothing in this process opens ``.lock`` while it is held (a
+second ``acquire`` here is refused from memory). The name is opened without following a link
+(``data_pipelines.safe_write``). Record locks work across hosts on NFS (lockd / NFSv4) and on Lustre with ``flock`` or
+``localflock``.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -14,17 +20,14 @@ import socket
 import time
 from pathlib import Path
 
+from data_pipelines.safe_write import open_fd
+
 LOCK_FILE = ".lock"
-_HELD_FDS: set[int] = set()
+_HELD: dict[tuple[int, int], "RunLock"] = {}  # (device, inode) of each lock file this process holds
 
 
-def _close_inherited() -> None:
-    for fd in _HELD_FDS:
-        os.close(fd)  # the parent's lock stays: it is the open file description, which the parent still references
-    _HELD_FDS.clear()
-
-
-os.register_at_fork(after_in_child=_close_inherited)
+def _file_key(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 class RunDirInUse(RuntimeError):
@@ -39,18 +42,21 @@ class RunLock:
 
     @classmethod
     def acquire(cls, output_dir: str | Path) -> "RunLock":
-        """Lock ``output_dir`` (which must exist); RunDirInUse naming the holder when another process has it."""
+        """Lock ``output_dir`` (which must exist); RunDirInUse naming the holder when another run has it."""
         path = Path(output_dir) / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        with contextlib.suppress(FileNotFoundError):
+            held = _HELD.get(_file_key(os.stat(path, follow_symlinks=False)))
+            if held is not None:  # opening the file again here would drop our own lock when closed
+                raise _in_use(output_dir, path, describe(held.holder))
+        fd = open_fd(path, os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EAGAIN / EACCES: another process holds it
             os.close(fd)
-            raise RunDirInUse(f"output_dir {output_dir} is in use by another run ({describe_holder(path)}; lock "
-                              f"{path}); wait for it to end or choose another output_dir") from None
+            raise _in_use(output_dir, path, describe_holder(path)) from None
         lock = cls(path, fd, {"pid": os.getpid(), "host": socket.gethostname(),
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        _HELD_FDS.add(fd)
+        _HELD[_file_key(os.fstat(fd))] = lock
         lock._write()
         return lock
 
@@ -64,20 +70,32 @@ class RunLock:
         os.pwrite(self.fd, payload, 0)
 
     def release(self) -> None:
-        if self.fd in _HELD_FDS:
-            _HELD_FDS.discard(self.fd)
+        key = _file_key(os.fstat(self.fd)) if self.fd >= 0 else None
+        if key is not None and _HELD.get(key) is self:
+            del _HELD[key]
             os.close(self.fd)  # the file stays: deleting it would let two runs lock two different files
+            self.fd = -1
 
 
-def describe_holder(path: Path) -> str:
-    """``pid P on host H, started T, run R`` from a lock file (what could be read of it)."""
-    try:
-        holder = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "holder not yet recorded"
+def _in_use(output_dir, path: Path, holder: str) -> RunDirInUse:
+    return RunDirInUse(f"output_dir {output_dir} is in use by another run ({holder}; lock {path}); wait for it to "
+                       f"end or choose another output_dir")
+
+
+def describe(holder: object) -> str:
+    """``pid P on host H, started T, run R`` from a lock record."""
     if not isinstance(holder, dict):
         return "holder not recorded"
     parts = [f"pid {holder.get('pid')} on host {holder.get('host')}", f"started {holder.get('started')}"]
     if holder.get("run_id"):
         parts.append(f"run {holder['run_id']}")
     return ", ".join(parts)
+
+
+def describe_holder(path: Path) -> str:
+    """What the lock file at ``path`` (held by another process) says about its holder."""
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "holder not yet recorded"
+    return describe(holder)

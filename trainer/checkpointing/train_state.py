@@ -8,7 +8,7 @@ from pathlib import Path
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from data_pipelines.manifest import dataset_fingerprint
+from data_pipelines.data_sources import mixture_fingerprint
 from trainer.checkpointing.checkpoint import (
     STATE_FILE,
     CheckpointError,
@@ -77,8 +77,8 @@ def save_training_checkpoint(accelerator, target: Path, model, optimizer, schedu
             "rank_weight_digests": digests,
             "rng": [entry["rng"] for entry in per_rank],
             "config_hash": config.hash(),
-            "train_config": config.to_dict(),
-            "dataset_fingerprint": dataset_fingerprint(config.data.root),
+            "train_config": config.to_record(),
+            "dataset_fingerprint": mixture_fingerprint(config.data_sources()),
         }
         try:
             write_checkpoint(target, model, optimizer, vocab, state)
@@ -107,9 +107,9 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
     notes = check_compatible(directory, model.config.to_dict(), vocab)
     for note in notes:
         logger.warning("resuming %s with a changed setting: %s", directory, note)
-    check_same_dataset(directory, state, config.data.root, allow_data_change)
+    check_same_dataset(directory, state, config, allow_data_change)
     if accelerator.is_main_process:
-        changes = config_changes(state["train_config"], config.to_dict())
+        changes = config_changes(state["train_config"], config.to_record())
         if changes:
             logger.warning("resuming %s with %d changed config field(s): %s", directory, len(changes),
                            "; ".join(changes))
@@ -139,19 +139,28 @@ def restore_training_checkpoint(accelerator, directory: Path, model, optimizer, 
     return progress
 
 
-def check_same_dataset(directory: Path, state: dict, data_root, allow_data_change: bool) -> None:
-    """Refuse to continue a checkpoint on another dataset than the one it was trained on, unless allowed."""
-    saved, now = state.get("dataset_fingerprint"), dataset_fingerprint(data_root)
+def _described_data(data: object) -> str:
+    """``data.root X`` or ``data.sources [name: root x weight, ...]`` of a config's data section (a dict)."""
+    data = data if isinstance(data, dict) else {}
+    sources = data.get("sources")
+    if not sources or not isinstance(sources, list):
+        return f"data.root {data.get('root')}"
+    return "data.sources [" + ", ".join(f"{entry.get('name') or ''}: {entry.get('root')} x {entry.get('weight')}"
+                                        for entry in sources if isinstance(entry, dict)) + "]"
+
+
+def check_same_dataset(directory: Path, state: dict, config: TrainConfig, allow_data_change: bool) -> None:
+    """Refuse to continue a checkpoint on other data than it was trained on (another dataset, or a mixture with a
+    changed source, weight or name), unless allowed."""
+    saved, now = state.get("dataset_fingerprint"), mixture_fingerprint(config.data_sources())
     if saved is None:
-        logger.warning("%s records no dataset fingerprint (an older trainer wrote it): cannot check that data.root "
-                       "%s is the dataset it was trained on", directory, data_root)
+        logger.warning("%s records no dataset fingerprint (an older trainer wrote it): cannot check that %s is the "
+                       "data it was trained on", directory, _described_data(config.to_dict()["data"]))
         return
     if saved == now:
         return
-    data = state["train_config"].get("data")
-    saved_root = data.get("root") if isinstance(data, dict) else None
-    message = (f"{directory} was trained on another dataset (data.root {saved_root}, fingerprint {saved[:12]}) than "
-               f"data.root {data_root} (fingerprint {now[:12]})")
+    message = (f"{directory} was trained on another dataset ({_described_data(state['train_config'].get('data'))}, "
+               f"fingerprint {saved[:12]}) than {_described_data(config.to_dict()['data'])} (fingerprint {now[:12]})")
     if not allow_data_change:
         raise CheckpointError(f"{message}; pass --allow-data-change to continue on the new data")
     logger.warning("%s; continuing on the new data (--allow-data-change)", message)

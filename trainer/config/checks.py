@@ -104,8 +104,15 @@ def finetuning_starts_from_a_trained_model(config: Any) -> None:
 
 
 def data_root_is_set(config: Any) -> None:
-    if not config.data.root:
-        raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare")
+    """One dataset (``data.root``) or a mixture (``data.sources``), not both; the sources are checked here."""
+    data = config.data
+    if data.sources and (data.root or data.features):
+        raise ValueError("config keys 'data.root' / 'data.features' and 'data.sources' exclude each other: give one "
+                         "dataset as data.root, or every dataset (with its features) as an entry of data.sources")
+    if not data.root and not data.sources:
+        raise ValueError("config key 'data.root' is required: a directory written by data_pipelines.prepare (or "
+                         "data.sources: a list of them)")
+    config.data_sources()
 
 
 RULES = (numbers_are_finite, numbers_are_in_range, teacher_forcing_floor_below_start,

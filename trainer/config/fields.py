@@ -15,6 +15,7 @@ from modeling.config import Range, bounds_of, doc_of
 
 AT_LEAST_0, AT_LEAST_1, POSITIVE = Range(0), Range(1), Range(0, open_low=True)
 PROBABILITY, FRACTION_BELOW_1 = Range(0, 1), Range(0, 1, open_high=True)
+SEED_RANGE = Range(0, 2**32 - 1)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,13 @@ from typing import Any, Literal
 
 import yaml
 
+from data_pipelines.data_sources import DataSource, named_sources
+from data_pipelines.redact import redacted
+from data_pipelines.safe_write import write_file
 from data_pipelines.stream import TrainLoaderOptions
 from modeling.config import VOCABULARY_FIELDS, CaptionerConfig, setting
 from trainer.config.checks import check_config
-from trainer.config.fields import AT_LEAST_0, section_fields
+from trainer.config.fields import SEED_RANGE, section_fields
 from trainer.config.sections import (
     CheckpointConfig,
     DataConfig,
@@ -65,7 +68,7 @@ class TrainConfig:
 
     output_dir: str = setting("runs/default", "the run's directory: checkpoints, best/, train_log.jsonl, TensorBoard "
                               "events and the effective config.yaml")
-    seed: int = setting(0, "seeds the weights, the data order and the sampling", AT_LEAST_0)
+    seed: int = setting(0, "seeds the weights, the data order and the sampling (numpy takes 32 bits)", SEED_RANGE)
     mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", "autocast dtype of the forward pass (fp16 needs a "
                                                              "CUDA device)")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,16 +87,29 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_record(self) -> dict:
+        """``to_dict`` as written where others read it (config.yaml, checkpoints, trackers): no secrets."""
+        return redacted(self.to_dict())
+
+    def data_sources(self) -> list[DataSource]:
+        """The prepared datasets this run reads: ``data.sources`` (names filled in), else ``data.root`` alone."""
+        data = self.data
+        if not data.sources:
+            return named_sources([DataSource(data.root, 1.0, "", data.features)], "data.root")
+        return named_sources([DataSource(source.root, source.weight, source.name, source.features)
+                              for source in data.sources])
+
     def train_loader_options(self, micro_batch_size: int) -> TrainLoaderOptions:
-        """How this run's training stream reads ``data.root`` (the same for every epoch and rank)."""
+        """How this run's training stream reads its sources (the same for every epoch and rank); the sources
+        (``data_sources``) carry their feature caches."""
         data = self.data
         return TrainLoaderOptions(batch_size=micro_batch_size, seed=self.seed, num_workers=data.num_workers,
                                   captions_per_image=data.captions_per_image, max_caption_len=data.max_caption_len,
-                                  image_size=data.image_size, features_root=data.features, augment=data.augment,
+                                  image_size=data.image_size, augment=data.augment,
                                   resampled=data.resampled, shuffle_buffer=data.shuffle_buffer)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        write_file(path, yaml.safe_dump(self.to_record(), sort_keys=False))
 
     def hash(self) -> str:
         """Short sha256 of the canonical JSON of the whole config."""
@@ -109,6 +125,8 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         if value not in args:
             raise ValueError(f"config key {key!r}: {value!r} is not one of {list(args)}")
         return value
+    if dataclasses.is_dataclass(annotation):  # a list item that is a small section (data.sources[i])
+        return _build(annotation, value, f"{key}.")
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"config key {key!r}: expected a list, got {value!r} ({type(value).__name__})")
@@ -160,7 +178,11 @@ def parse_overrides(overrides: list[str]) -> dict:
             node = node.setdefault(section, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {section!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:  # e.g. a control character: one line naming the override
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"override {item!r}: the value is not a plain YAML value ({problem})") from None
     return nested
 
 

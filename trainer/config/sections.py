@@ -11,12 +11,28 @@ from trainer.config.fields import AT_LEAST_0, AT_LEAST_1, FRACTION_BELOW_1, POSI
 
 
 @dataclass
-class DataConfig:
-    """The prepared dataset and how its training stream is read."""
+class SourceConfig:
+    """One prepared dataset of a mixture (an entry of data.sources)."""
 
-    root: str = setting("", "the directory (or URL) data_pipelines.prepare wrote: shards, manifest, vocab (required)")
+    root: str = setting("", "the directory (or URL) data_pipelines.prepare wrote (required)")
+    weight: float = setting(1.0, "relative sampling rate: the source's share of the training samples is weight / "
+                            "the sum of the weights", POSITIVE)
+    name: str = setting("", "validation scores are logged as val/<name>/...; empty: the root's last path part")
+    features: Optional[str] = setting(None, "a feature cache of root (every source has one, or none)")
+
+
+@dataclass
+class DataConfig:
+    """The prepared dataset (or the weighted mixture of several) and how its training stream is read."""
+
+    root: str = setting("", "the directory (or URL) data_pipelines.prepare wrote: shards, manifest, vocab (required "
+                        "unless data.sources is given)")
     features: Optional[str] = setting(None, "a feature cache of root (data_pipelines.features): train on stored "
                                       "backbone features instead of images; null: images")
+    sources: list[SourceConfig] = setting([], "several prepared datasets trained together instead of root: a list of "
+                                          "{root, weight, name, features} (docs/data.md, 'Several datasets at once')")
+    vocab: Optional[str] = setting(None, "the run's vocabulary file (showattend-prepare vocab --from ...); null: the "
+                                   "vocab.json of root, or of the sources when they all hold the same one")
     image_size: int = setting(224, "side of the square training and validation images in pixels (ResNet-50 "
                               "downsamples 32x: smaller images have no feature map)", Range(32))
     captions_per_image: int = setting(1, "captions trained per image and step, drawn from its references", AT_LEAST_1)

@@ -37,6 +37,15 @@ def real_in(low: float, high: float, low_open: bool = False):
     return parse
 
 
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint (a local folder, else a Hugging Face Hub repository id) and --revision (a Hub name's pin)."""
+    parser.add_argument("--checkpoint", required=True, metavar="DIR_OR_NAME",
+                        help="checkpoint dir (model + config + vocab.json), or a Hub repository ORG/NAME (a local "
+                             "folder of that name wins)")
+    parser.add_argument("--revision", default=None,
+                        help="with a Hub name: the branch, tag or commit to load (default main)")
+
+
 def add_decoding_arguments(parser: argparse.ArgumentParser, beam_size: int = 3, max_len: int = 20) -> None:
     """--beam-size, --max-len and the decoding controls (all off by default: plain beam search)."""
     group = parser.add_argument_group("decoding (defaults: plain beam search)")

@@ -8,7 +8,10 @@ import json
 import re
 from pathlib import Path
 
+from data_pipelines.data_sources import default_source_name
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
+from data_pipelines.redact import redacted
+from data_pipelines.safe_write import write_file
 from modeling.encoder import encoder_description
 
 CARD_FILE = "README.md"
@@ -47,15 +50,29 @@ def data_facts(data_root: str | None) -> dict:
         return {"root": str(data_root), "unavailable": str(error)}
 
 
+def train_config_of(checkpoint: Path) -> dict | None:
+    """The train config recorded in ``CKPT/trainer_state.json`` (None without one)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = state.get("train_config") if isinstance(state, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def card_facts(directory: Path, train_config: dict | None, metrics: dict | None, step: int | None,
                split: str | None) -> dict:
     """Everything a card states, from the folder's config.json/vocab.json and the run that wrote it."""
     model = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     data = (train_config or {}).get("data")
     data = data if isinstance(data, dict) else {}
-    return {"model": model, "image_size": data.get("image_size"), "data": data_facts(data.get("root")),
-            "validation": {"split": split, "step": step, "metrics": metrics or {}},
-            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    sources = [source for source in data.get("sources") or [] if isinstance(source, dict)]
+    facts = ({"sources": [{"name": source.get("name") or default_source_name(source.get("root") or ""),
+                           "weight": source.get("weight"), **data_facts(source.get("root"))} for source in sources]}
+             if sources else data_facts(data.get("root")))
+    return redacted({"model": model, "image_size": data.get("image_size"), "data": facts,
+                     "validation": {"split": split, "step": step, "metrics": metrics or {}},
+                     "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 
 
 def render_card(facts: dict, how_to_load: str) -> str:
@@ -66,12 +83,12 @@ def render_card(facts: dict, how_to_load: str) -> str:
              "decoder.", "", "## Model", "", "| field | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in model.items()]
     lines += ["", f"Input images: {facts.get('image_size') or 'see trainer_state.json'} px.", "", "## Training data", ""]
-    if data.get("splits"):
-        lines += [f"Prepared dataset `{data['root']}`, fingerprint `{data['fingerprint']}`.", "",
-                  "| split | images | captions |", "|---|---|---|"]
-        lines += [f"| {name} | {sizes['images']} | {sizes['captions']} |" for name, sizes in data["splits"].items()]
+    if data.get("sources"):
+        lines += ["A weighted mixture of prepared datasets (sampling rate: weight / sum of the weights).", ""]
+        for source in data["sources"]:
+            lines += [f"### {source.get('name')} (weight {source.get('weight')})", "", *_dataset_lines(source), ""]
     else:
-        lines.append(f"Not recorded ({data.get('unavailable', 'no data root in the train config')}).")
+        lines += _dataset_lines(data)
     lines += ["", "## Last validation", ""]
     if validation.get("metrics"):
         lines += [f"Split `{validation['split']}` at step {validation['step']}.", "", "| metric | value |", "|---|---|"]
@@ -80,6 +97,14 @@ def render_card(facts: dict, how_to_load: str) -> str:
         lines.append("Not recorded.")
     lines += ["", "## How to load", "", how_to_load, "", "## Card data", "", "```json", json.dumps(facts), "```", ""]
     return "\n".join(lines)
+
+
+def _dataset_lines(data: dict) -> list[str]:
+    if not data.get("splits"):
+        return [f"Not recorded ({data.get('unavailable', 'no data root in the train config')})."]
+    lines = [f"Prepared dataset `{data['root']}`, fingerprint `{data['fingerprint']}`.", "",
+             "| split | images | captions |", "|---|---|---|"]
+    return lines + [f"| {name} | {sizes['images']} | {sizes['captions']} |" for name, sizes in data["splits"].items()]
 
 
 def read_card_data(directory: Path) -> dict | None:
@@ -96,12 +121,10 @@ def write_model_card(directory: str | Path, train_config, metrics: dict | None =
     split = ((config or {}).get("eval") or {}).get("split")
     facts = card_facts(directory, config, metrics, step, split)
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_CHECKPOINT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(facts, LOAD_CHECKPOINT.format(folder=directory)))
 
 
 def write_export_card(directory: Path, facts: dict) -> Path:
     """``directory/README.md`` of an ONNX export, from the checkpoint's card facts."""
     path = directory / CARD_FILE
-    path.write_text(render_card(facts, LOAD_EXPORT.format(folder=directory)), encoding="utf-8")
-    return path
+    return write_file(path, render_card(redacted(facts), LOAD_EXPORT.format(folder=directory)))  # older cards too

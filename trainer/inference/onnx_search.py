@@ -12,11 +12,31 @@ among the beam_size best candidates, a search stops once its best finished capti
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 ENCODER_FILE, STEP_FILE, EXPORT_CONFIG_FILE = "encoder.onnx", "decoder_step.onnx", "export.json"
+EXPORT_FILES = (ENCODER_FILE, ENCODER_FILE + ".data", STEP_FILE, STEP_FILE + ".data", EXPORT_CONFIG_FILE, "vocab.json",
+                "config.json", "README.md")  # everything an export folder holds (.data: the weights beside each graph)
+
+CONTROLS = ("beam_size", "max_len", "length_penalty")
+
+
+def check_controls(beam_size, max_len, length_penalty, others: dict) -> None:
+    """ValueError naming the control when it is one this search does not do (``min_len``, ``n_best``, ``sample``,
+    ...: the eager ``trainer.caption`` does them) or out of range."""
+    if others:
+        name = sorted(others)[0]
+        raise ValueError(f"decoding control {name!r} is not supported by the ONNX captioner (it does "
+                         f"{', '.join(CONTROLS)}); caption with trainer.caption for it")
+    for name, value in (("beam_size", beam_size), ("max_len", max_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"decoding control {name!r} = {value!r}, expected an integer >= 1")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or \
+            not math.isfinite(length_penalty):
+        raise ValueError(f"decoding control 'length_penalty' = {length_penalty!r}, expected a finite number")
 
 
 class OnnxCaptioner:
@@ -58,9 +78,11 @@ class OnnxCaptioner:
                 words.append(self.words[token])
         return " ".join(words)
 
-    def caption(self, pixels: np.ndarray, beam_size: int = 3, max_len: int = 20,
-                length_penalty: float = 0.0) -> list[tuple[list[int], float]]:
-        """(tokens ending in <eos> when the caption ended, score) per image; beam_size 1 is greedy search."""
+    def caption(self, pixels: np.ndarray, beam_size: int = 3, max_len: int = 20, length_penalty: float = 0.0,
+                **others) -> list[tuple[list[int], float]]:
+        """(tokens ending in <eos> when the caption ended, score) per image; beam_size 1 is greedy search. Other
+        controls (``min_len``, ``n_best``, ``sample``, ...) are refused with a ValueError naming them."""
+        check_controls(beam_size, max_len, length_penalty, others)
         encoded = self.encode(pixels)
         return [self._beam(*(array[i:i + 1] for array in encoded), beam_size, max_len, length_penalty)
                 for i in range(len(pixels))]

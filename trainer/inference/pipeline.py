@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 import torch
@@ -23,9 +23,16 @@ from data_pipelines.image_files import INPUT_FORMATS, to_rgb, upright
 from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, DecodingOptions
+from modeling.captioner import WEIGHTS_NAME
 from modeling.encoder import encoder_description
+from trainer.checkpointing.folder_links import link_leading_out
+from trainer.inference.weight_checks import check_weights
 
 DEFAULT_IMAGE_SIZE = 224
+# A checkpoint's image size is read from a file we did not write. Memory grows with its square (ResNet-50's largest
+# activation is 64 x S/2 x S/2 floats: 268 MB an image at 2048) while the encoder pools to a fixed grid anyway, so
+# sides past 2048 (9x the usual 224) are refused rather than allocated.
+MAX_IMAGE_SIZE = 2048
 DECODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DECODE_DTYPE_HELP = ("float32 (default) | bfloat16: matrix products in bfloat16, scores in float32; ~2x faster batched "
                      "beam search on CPUs with AMX and on GPUs, captions may differ slightly (docs/results.md, Decoding in bfloat16)")
@@ -66,8 +73,9 @@ def checkpoint_image_size(checkpoint: Path) -> int | None:
     size = data.get("image_size") if isinstance(data, dict) else None
     if size is None:
         return None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"{state_path}: key 'train_config.data.image_size' = {size!r:.40}, expected a positive integer "
+                         f"at most {MAX_IMAGE_SIZE} (a larger side only costs memory: the encoder pools to a fixed grid)")
     return size
 
 
@@ -84,6 +92,8 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected config.json, "
                                 f"model.safetensors, vocab.json)")
+    if problem := link_leading_out(checkpoint):
+        raise ValueError(problem)
     vocab_path = checkpoint / "vocab.json"
     if not vocab_path.is_file():
         raise FileNotFoundError(f"{vocab_path} does not exist (a checkpoint dir must contain vocab.json)")
@@ -94,15 +104,17 @@ def load_for_inference(checkpoint: str | Path, image_size: int | None,
         raise
     except Exception as error:  # noqa: BLE001 - e.g. a config.json missing a field, a truncated safetensors file
         raise ValueError(f"checkpoint {checkpoint} cannot be loaded: {type(error).__name__}: {error}") from None
+    check_weights(checkpoint / WEIGHTS_NAME, model)
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"{vocab_path} has {len(vocab)} words but {checkpoint}/config.json says vocab_size="
                          f"{model.config.vocab_size}")
     return model, vocab, resolve_image_size(checkpoint, image_size)
 
 
-def load_image(path: Path) -> Image.Image:
-    """Upright RGB image of ``path``; OSError/ValueError with the reason when it is missing or not a readable image."""
-    if not path.is_file():
+def load_image(path: Path | BinaryIO) -> Image.Image:
+    """Upright RGB image of ``path`` (or of an open binary file, e.g. a request body); OSError/ValueError with the
+    reason when it is missing or not a readable image."""
+    if isinstance(path, Path) and not path.is_file():
         raise FileNotFoundError("no such file")
     try:
         with Image.open(path, formats=INPUT_FORMATS) as image:
@@ -138,6 +150,14 @@ class CaptionPipeline:
         model, vocab, size = load_for_inference(checkpoint, image_size, device)
         return cls(model.to(DECODE_DTYPES[dtype]), vocab, size)
 
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path, revision: str | None = None, **kwargs) -> "CaptionPipeline":
+        """``from_checkpoint`` of a local folder or, when no such folder exists, of a Hugging Face Hub repository
+        ``ORG/NAME`` at ``revision`` (``trainer.inference.hub``: its cache, HF_HUB_OFFLINE, checked files)."""
+        from trainer.inference.hub import resolve_checkpoint
+
+        return cls.from_checkpoint(resolve_checkpoint(name_or_dir, revision), **kwargs)
+
     @property
     def device(self) -> torch.device:
         return self.model.decoder.output.weight.device
@@ -165,17 +185,30 @@ class CaptionPipeline:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         options = self.options(options, suppress_unk, **changes)
         results = [self.load(item) for item in images]
+        for result in results:  # the resize target too, before any pixel is allocated
+            if result.error is None:
+                result.error = self.transform.resize_problem(*result.image.size)
         loaded = [index for index, result in enumerate(results) if result.error is None]
         for start in range(0, len(loaded), batch_size):
             indices = loaded[start:start + batch_size]
-            pixels = torch.stack([self.transform(results[index].image) for index in indices]).to(self.device)
-            generation = self.model.generate(pixels, options, seeds=[options.seed + index for index in indices])
-            tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
-            for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
-                text = self.vocab.decode(tokens_row)
-                alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
-                results[indices[row // options.n_best]].captions.append(Caption(text, score, alphas))
+            pixels = torch.stack([self.transform(results[index].image) for index in indices])
+            captions = self.caption_pixels(pixels, options, [options.seed + index for index in indices], attention)
+            for index, image_captions in zip(indices, captions):
+                results[index].captions = image_captions
         return results
+
+    def caption_pixels(self, pixels: torch.Tensor, options: DecodingOptions, seeds: Sequence[int],
+                       attention: bool = False) -> list[list[Caption]]:
+        """The captions of each image of a batch already transformed (``self.transform``), image i sampling with
+        ``seeds[i]``; ``options`` as given (``self.options`` adds suppress_unk)."""
+        generation = self.model.generate(pixels.to(self.device), options, seeds=list(seeds))
+        tokens, scores = generation.tokens.tolist(), generation.scores.tolist()
+        captions: list[list[Caption]] = [[] for _ in range(len(pixels))]
+        for row, (tokens_row, score) in enumerate(zip(tokens, scores)):
+            text = self.vocab.decode(tokens_row)
+            alphas = generation.alphas[row, :len(text.split())].cpu().numpy() if attention else None
+            captions[row // options.n_best].append(Caption(text, score, alphas))
+        return captions
 
     @staticmethod
     def load(item: str | Path | Image.Image) -> ImageCaptions:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
 
 from data_pipelines.stream_samples import model_input
-from trainer.scst.df_cache import load_document_frequencies
+from trainer.scst.df_cache import CACHE_NAME, load_document_frequencies
 from trainer.scst.loss import reward_baseline, scst_loss
 from trainer.scst.reward import CiderDReward
 from trainer.training.loop import TrainingLoop
@@ -27,11 +28,13 @@ logger = logging.getLogger("trainer.train")
 def build_reward(accelerator, config, vocab) -> CiderDReward:
     """The reward with the training split's document frequencies: the main process builds and caches them first,
     then every rank loads them; ranks that end up with different tables stop the run."""
+    sources = config.data_sources()  # a mixture's table is cached in the run's folder
+    cache_path = Path(config.output_dir) / CACHE_NAME if len(sources) > 1 else None
     if accelerator.is_main_process:
-        table = load_document_frequencies(config.data.root)
+        table = load_document_frequencies(sources, cache_path=cache_path)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
-        table = load_document_frequencies(config.data.root)
+        table = load_document_frequencies(sources, cache_path=cache_path)
     digests = gather_object([table.digest()])
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks hold different CIDEr-D document frequencies (digests {digests})")

@@ -89,6 +89,7 @@ class TrainingLoop:
         self.end_of_run = EndOfRun(config, run.run_end, first_step=progress.step, started=run.started)
         self.broken_samples = BrokenSampleCounter()  # one count for the run, over epochs and loader workers
         self.loader_options = config.train_loader_options(self.plan.micro_batch_size)
+        self.sources = config.data_sources()
         self.data_order = data_order(config, self.plan)
         self.bar = tqdm(total=config.train.max_steps, initial=progress.step, desc="train", dynamic_ncols=True,
                         disable=not accelerator.is_main_process)
@@ -102,7 +103,7 @@ class TrainingLoop:
         if self.state.checkpointed_step is not None and self.validation_due() and not self.finished():
             self.validate()  # the run stopped after the checkpoint and before its validation finished
         while not self.finished():
-            loader = build_lane_loader(self.config.data.root, self.vocab, self.loader_options,
+            loader = build_lane_loader(self.sources, self.vocab, self.loader_options,
                                        self.plan.global_batch_size, self.lanes, epoch=self.progress.epoch,
                                        start_step=self.progress.step_in_epoch, broken=self.broken_samples)
             self.state.steps_per_epoch = loader.stream.steps_per_epoch

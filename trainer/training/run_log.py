@@ -7,6 +7,8 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from data_pipelines.safe_write import open_output
+
 LOG_FILE = "train_log.jsonl"
 IMAGE_IDS_FILE = "image_ids.jsonl"
 
@@ -23,17 +25,19 @@ class RunLog:
     def scalars(self, values: dict, step: int) -> None:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
-            with open(self.path, "a", encoding="utf-8") as handle:
+            with open_output(self.path) as handle:
                 handle.write(json.dumps({"step": step, "wall_time": time.time(), **values}) + "\n")
 
     def image_ids(self, step: int, epoch: int, image_ids: list[str]) -> None:
         """The images of one optimizer step's global batch, in lane order (main process; ``logging.image_ids``)."""
-        with open(self.image_ids_path, "a", encoding="utf-8") as handle:
+        with open_output(self.image_ids_path) as handle:
             handle.write(json.dumps({"step": step, "epoch": epoch, "image_ids": image_ids}) + "\n")
 
     def validation(self, result, step: int) -> None:
         """``val/*`` scalars, the sample captions (text) and attention overlays (image) of one validation."""
-        self.scalars({f"val/{name}": value for name, value in result.metrics.items()}, step)
+        per_source = {f"val/{source}/{name}": value for source, metrics in result.source_metrics.items()
+                      for name, value in metrics.items()}
+        self.scalars({**{f"val/{name}": value for name, value in result.metrics.items()}, **per_source}, step)
         if self.accelerator.is_main_process:
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
             writer.add_text("val/samples", result.samples_markdown, step)

@@ -20,7 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list
 
-from data_pipelines.data_root import DataRoot
+from data_pipelines.data_sources import mixture_vocabulary
 from data_pipelines.feature_cache import check_feature_cache
 from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
@@ -94,8 +94,10 @@ def set_up_run(config: TrainConfig, accelerator: Accelerator, resume: str | None
     plan = plan_for(config.train, accelerator.num_processes)
     accelerator.gradient_accumulation_steps = plan.accumulation
     logger.info("%s", plan.describe())
-    vocab = Vocabulary.load(DataRoot(config.data.root).join("vocab.json"))
-    check_splits(config.data.root, ["train", config.eval.split], config.data.features)
+    sources = config.data_sources()
+    vocab = mixture_vocabulary(sources, config.data.vocab)
+    for source in sources:
+        check_splits(source.root, ["train", config.eval.split], source.features)
     lock, checkpoint = claim_on_main_process(accelerator, config, resume, overwrite)
     run = TrainingRun(accelerator, config, plan, vocab, *build_training_state(
         checkpoint, config, accelerator, vocab, plan, allow_data_change), lock=lock, started=started)
@@ -147,8 +149,10 @@ def claim_on_main_process(accelerator: Accelerator, config: TrainConfig, resume:
     claimed = {}
 
     def claim() -> str | None:
-        inputs = {"data.root": config.data.root, "data.features": config.data.features,
+        inputs = {"data.root": config.data.root, "data.features": config.data.features, "data.vocab": config.data.vocab,
                   "train.init_from": config.train.init_from}
+        for index, source in enumerate(config.data.sources):
+            inputs.update({f"data.sources[{index}].root": source.root, f"data.sources[{index}].features": source.features})
         claimed["lock"], checkpoint = claim_output_dir(config.output_dir, resume, overwrite, inputs)
         return None if checkpoint is None else str(checkpoint)
 
@@ -196,9 +200,10 @@ def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerat
         if progress.stage_end is not None:
             logger.info("the run ends at step %d (decided by an earlier validation: %s)", progress.stage_end,
                         progress.stop_reason)
-    if config.data.features:  # cached features must come from this model's frozen backbone stages
-        check_feature_cache(config.data.features, config.model.encoder_weights, config.data.image_size,
-                            config.data.root, unwrapped.encoder.backbone, weights_source(config, checkpoint))
+    for source in config.data_sources():  # cached features must come from this model's frozen backbone stages
+        if source.features:
+            check_feature_cache(source.features, config.model.encoder_weights, config.data.image_size, source.root,
+                                unwrapped.encoder.backbone, weights_source(config, checkpoint))
     return model, optimizer, scheduler, progress, run_end
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
-from data_pipelines.atomic_dir import staging_path
+from data_pipelines.safe_write import write_file
 from trainer.checkpointing.train_state import Progress
 from trainer.training.schedules import RunEnd
 
@@ -51,10 +50,7 @@ def steps_if_not_ended(config, step: int) -> int:
 def write_summary(output_dir: str | Path, summary: dict) -> Path:
     """``output_dir/run_summary.json``, replaced atomically."""
     path = Path(output_dir) / SUMMARY_FILE
-    tmp = staging_path(path)
-    tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_file(path, json.dumps(summary, indent=1) + "\n")
 
 
 class EndOfRun:

@@ -1,6 +1,11 @@
-"""Validation: batched beam search over the val split sharded across ranks, gathered, scored on the main process."""
+"""Validation: batched beam search over the val split sharded across ranks, gathered, scored on the main process.
+
+A mixture (``data.sources``) validates each source's val split on its own; the run's score (``val/CIDEr`` etc., what
+picks best/ and counts for eval.patience) is the weight-weighted mean of the sources' scores, and each source's scores
+are logged as ``val/<source>/<metric>``."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -8,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from data_pipelines.data_sources import DataSource
 from data_pipelines.stream import build_eval_loader
 from trainer.config.schema import TrainConfig
 from trainer.distributed.run_control import iterate_isolated
@@ -22,9 +28,12 @@ FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cac
 @dataclass
 class ValidationResult:
     """Metrics (``Bleu_1``..``CIDEr``), each image's CIDEr-D (by ``str(image_id)``) and logging material; filled on
-    the main process only."""
+    the main process only. For a mixture: ``metrics`` are the weighted means of ``source_metrics`` (source name ->
+    that source's metrics), and ``cider_per_image`` is keyed ``<source>/<image_id>`` and scaled so that its mean is the
+    weighted mean CIDEr-D (so best/'s paired check compares what picks best/)."""
 
     metrics: dict = field(default_factory=dict)
+    source_metrics: dict[str, dict] = field(default_factory=dict)
     cider_per_image: dict[str, float] = field(default_factory=dict)
     samples_markdown: str = ""
     attention_image: torch.Tensor | None = None  # one row [image | word 1 | word 2 ...] per sample, (3, H, W)
@@ -56,13 +65,42 @@ def _stack_rows(strips: list[torch.Tensor]) -> torch.Tensor | None:
     return torch.cat([F.pad(strip, (0, width - strip.shape[2])) for strip in strips], dim=1)
 
 
-@torch.no_grad()
 def validate(accelerator, model, vocab, config: TrainConfig) -> ValidationResult:
-    """Caption every image of ``config.eval.split`` once over all ranks (``model`` unwrapped); score on main."""
-    loader = build_eval_loader(config.data.root, split=config.eval.split, vocab=vocab,
+    """Caption every image of ``config.eval.split`` of every source once over all ranks (``model`` unwrapped); score
+    on main (a mixture: see the module docstring)."""
+    sources = config.data_sources()
+    if len(sources) == 1:
+        return validate_source(accelerator, model, vocab, config, sources[0])
+    results = {source.name: validate_source(accelerator, model, vocab, config, source) for source in sources}
+    return weighted_result(results, sources) if accelerator.is_main_process else ValidationResult()
+
+
+def weighted_result(results: dict[str, ValidationResult], sources: list[DataSource]) -> ValidationResult:
+    """One result of a mixture's per-source results (see ``ValidationResult``)."""
+    total = math.fsum(source.weight for source in sources)
+    shares = {source.name: source.weight / total for source in sources}
+    common = [name for name in results[sources[0].name].metrics if all(name in r.metrics for r in results.values())]
+    metrics = {name: math.fsum(shares[source] * result.metrics[name] for source, result in results.items())
+               for name in common}
+    images = sum(len(result.cider_per_image) for result in results.values())
+    per_image = {f"{source}/{image_id}": score * shares[source] * images / max(1, len(result.cider_per_image))
+                 for source, result in results.items() for image_id, score in result.cider_per_image.items()}
+    return ValidationResult(metrics=metrics, source_metrics={source: r.metrics for source, r in results.items()},
+                            cider_per_image=per_image,
+                            samples_markdown="\n\n".join(f"**{source}**\n\n{r.samples_markdown}"
+                                                          for source, r in results.items()),
+                            attention_image=_stack_rows([r.attention_image for r in results.values()
+                                                         if r.attention_image is not None]),
+                            num_images=sum(result.num_images for result in results.values()))
+
+
+@torch.no_grad()
+def validate_source(accelerator, model, vocab, config: TrainConfig, source: DataSource) -> ValidationResult:
+    """Caption every image of ``config.eval.split`` of ``source`` once over all ranks; score on main."""
+    loader = build_eval_loader(source.root, split=config.eval.split, vocab=vocab,
                                batch_size=config.eval.batch_size, rank=accelerator.process_index,
                                world_size=accelerator.num_processes, num_workers=config.data.num_workers,
-                               image_size=config.data.image_size, features_root=config.data.features)
+                               image_size=config.data.image_size, features_root=source.features)
     records, overlays = [], []
     with torch.random.fork_rng(devices=[]):  # validation leaves the training RNG stream untouched
         for batch, generation, rows in decode_batches(model, vocab, iterate_isolated(loader), accelerator.device,

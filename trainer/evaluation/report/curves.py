@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display, no GUI toolkit
 import matplotlib.pyplot as plt  # noqa: E402
 
+from data_pipelines.safe_write import replaced_on_success  # noqa: E402
+
 CURVES = (("train/loss", "training loss"), ("train/ce", "cross-entropy"), ("val/CIDEr", "validation CIDEr-D"))
 COLOURS = ("#3b6ea8", "#c0504d", "#2e8b57")
 
@@ -52,6 +54,7 @@ def plot_learning_curves(records: list[dict], out_path: Path) -> Path | None:
             for side in ("top", "right"):
                 axis.spines[side].set_visible(False)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_path, dpi=110)
+    with replaced_on_success(out_path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     plt.close(figure)
     return out_path

@@ -8,6 +8,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
+from data_pipelines.safe_write import replaced_on_success
 from trainer.evaluation.attention_maps import crop_like_model
 from trainer.evaluation.report.attention_strip import PANEL_SIDE, attention_strip
 
@@ -43,11 +44,13 @@ def write_gallery(out_dir: Path, items: list[CaptionedImage], images: Iterable[t
             continue
         crop = crop_like_model(image, image_size)
         name = f"{index:06d}.jpg"
-        crop.save(out_dir / IMAGE_DIR / name, quality=JPEG_QUALITY)
+        with replaced_on_success(out_dir / IMAGE_DIR / name) as temporary:
+            crop.save(temporary, format="JPEG", quality=JPEG_QUALITY)
         records[index]["image"] = f"{IMAGE_DIR}/{name}"
         if items[index].alphas is not None and len(records[index]["words"]):
             strip = attention_strip(crop, items[index].alphas[:len(records[index]["words"])], grid_size)
-            strip.save(out_dir / STRIP_DIR / name, quality=JPEG_QUALITY)
+            with replaced_on_success(out_dir / STRIP_DIR / name) as temporary:
+                strip.save(temporary, format="JPEG", quality=JPEG_QUALITY)
             records[index]["strip"] = f"{STRIP_DIR}/{name}"
     return records
 

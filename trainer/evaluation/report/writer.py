@@ -6,6 +6,7 @@ import time
 from html import escape
 from pathlib import Path
 
+from data_pipelines.safe_write import write_file
 from trainer.evaluation.caption_baselines import caption_baselines
 from trainer.evaluation.report.curves import plot_learning_curves
 from trainer.evaluation.report.gallery import CaptionedImage, gallery_settings, write_gallery
@@ -62,10 +63,7 @@ def write_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, met
     curves = curves_html(curves_file, train_log, log_problem)
     page = render_page("Captioning report", subtitle, summary, curves, records, gallery_settings(records))
     path = out_dir / PAGE_NAME
-    temporary = path.with_suffix(".html.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_file(path, page)
 
 
 def write_evaluation_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, predictions: dict,
