@@ -28,7 +28,7 @@ class CaptionerOutput(NamedTuple):
 
 
 class Captioner(nn.Module):
-    """Show, Attend and Tell: ResNet-50 (frozen or fine-tuned) -> region features -> additive attention -> LSTMCell -> words."""
+    """Show, Attend and Tell: ResNet-50 (frozen or fine-tuned) -> region features -> attention -> LSTMCell -> words."""
 
     def __init__(self, config: CaptionerConfig):
         super().__init__()
