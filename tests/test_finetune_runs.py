@@ -103,6 +103,10 @@ def test_inference_loads_the_trained_encoder_and_says_so(data, straight, tmp_pat
     assert "fine-tuned from layer4" in refused.stderr
     accepted = run([*evaluate, "--features", str(layer3)])
     assert "encoder: ResNet-50 fine-tuned from layer4" in accepted.stdout
+    image = next((dataset.parent / "syn").rglob("*.jpg"))
+    captioned = run([PYTHON, "-m", "trainer.caption", "--checkpoint", str(tuned), str(image), "--json"])
+    assert f"{tuned}: ResNet-50 fine-tuned from layer4" in captioned.stderr
+    assert json.loads(captioned.stdout.splitlines()[-1])["captions"][0]["text"] == pipe([image])[0].captions[0].text
 
 
 def test_a_frozen_cache_of_other_weights_is_refused_naming_checkpoint_and_cache(data, straight, tmp_path):
