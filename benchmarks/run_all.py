@@ -17,6 +17,7 @@ from pathlib import Path
 BENCHMARKS = {
     "bench_loader.py": "Streaming loader vs bare decode loop (the limit)",
     "bench_feature_cache.py": "Training on the feature cache vs on images (224 px)",
+    "bench_finetune.py": "Stage 2 (layer4 trained) from the cached frozen prefix vs from images",
     "bench_decoding_controls.py": "Beam search with every decoding control on vs plain",
     "bench_train_step.py": "Training step on precomputed features",
     "bench_ddp.py": "2-process CPU DDP vs 1 process",

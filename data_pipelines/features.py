@@ -1,11 +1,13 @@
 """Feature cache: run the frozen ResNet-50 once over a prepared dataset and store its feature maps.
 
     python -m data_pipelines.features --data OUT --out FEATS --weights none|imagenet|PATH [--image-size 224]
+                                      [--through layer4|layer3|layer2|layer1]
 
 FEATS gets shards with the same names and keys as OUT, each sample holding ``KEY.json`` (copied) and
-``KEY.safetensors`` (one fp16 tensor "features" of shape (2048, h, w)), plus ``manifest.json`` with the usual
-``splits`` and a ``feature_cache`` entry (weights, backbone fingerprint, image size, source dataset, its manifest
-hash and fingerprint) that ``check_feature_cache`` compares against what a run asks for.
+``KEY.safetensors`` (one fp16 tensor "features": the output of stage ``--through``, by default layer4's (2048, h, w);
+layer3's (1024, 2h, 2w) feeds a run that fine-tunes layer4), plus ``manifest.json`` with the usual ``splits`` and a
+``feature_cache`` entry (weights, the stage, the fingerprint of the backbone through it, image size, source dataset,
+its manifest hash and fingerprint) that ``check_feature_cache`` compares against what a run asks for.
 Written into a temporary directory and renamed into place, so FEATS is either complete or absent.
 """
 from __future__ import annotations
@@ -23,12 +25,13 @@ from tqdm import tqdm
 
 from data_pipelines.atomic_dir import atomic_dir
 from data_pipelines.data_root import DataRoot
-from data_pipelines.feature_cache import FEATURE_CACHE_FORMAT, weights_spec
+from data_pipelines.feature_cache import FEATURE_CACHE_FORMAT, WHOLE_BACKBONE, weights_spec
 from data_pipelines.image_files import SHARD_FORMATS
 from data_pipelines.manifest import dataset_fingerprint, manifest_sha256, read_manifest
 from data_pipelines.output_paths import check_output_apart_from_inputs, check_replaceable
 from data_pipelines.stream_samples import FEATURE_TENSOR_NAME, BrokenSampleCounter, batched, read_tar_samples
 from data_pipelines.transforms import eval_transform
+from modeling.config import BACKBONE_STAGES
 from modeling.encoder import backbone_fingerprint, build_backbone
 
 
@@ -38,8 +41,8 @@ def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def _encode_shard(source: str, target: Path, backbone, transform, batch_size: int, skipped: BrokenSampleCounter,
-                  progress: tqdm) -> dict:
+def _encode_shard(source: str, target: Path, backbone, through: str, transform, batch_size: int,
+                  skipped: BrokenSampleCounter, progress: tqdm) -> dict:
     """Write the feature shard of one source shard; returns its image and caption counts and the feature shape."""
     counts = {"images": 0, "captions": 0, "feature_shape": None}
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -60,7 +63,7 @@ def _encode_shard(source: str, target: Path, backbone, transform, batch_size: in
             if device.type == "cuda":  # pinned host memory lets the copy overlap the previous batch's kernels
                 pixels = pixels.pin_memory()
             with torch.inference_mode():
-                features = backbone(pixels.to(device, non_blocking=True)).to(torch.float16).cpu()
+                features = backbone(pixels.to(device, non_blocking=True), through=through).to(torch.float16).cpu()
             for (key, meta, num_captions, _), feature in zip(decoded, features):
                 _add_member(tar, f"{key}.json", meta)
                 _add_member(tar, f"{key}.safetensors", save_safetensors({FEATURE_TENSOR_NAME: feature.clone()}))
@@ -72,9 +75,11 @@ def _encode_shard(source: str, target: Path, backbone, transform, batch_size: in
 
 def extract_features(data_root, out, weights: str, image_size: int = 224, batch_size: int = 32,
                      splits: list[str] | None = None, overwrite: bool = False, show_progress: bool = True,
-                     device: str | None = None) -> dict:
-    """Build the feature cache ``out`` from the prepared dataset ``data_root`` with the backbone on ``device``
-    (default: the first GPU if there is one, else the CPU); returns its manifest."""
+                     device: str | None = None, through: str = WHOLE_BACKBONE) -> dict:
+    """Build the feature cache ``out`` from the prepared dataset ``data_root``: the output of the backbone's stage
+    ``through``, computed on ``device`` (default: the first GPU if there is one, else the CPU); returns its manifest."""
+    if through not in BACKBONE_STAGES:
+        raise ValueError(f"--through {through!r}: expected one of {BACKBONE_STAGES}")
     data_root, out = DataRoot(data_root), Path(out)
     check_output_apart_from_inputs(out, {"--data": [] if data_root.remote else [data_root.location],
                                          "--weights": [] if weights in ("none", "imagenet") else [weights]})
@@ -87,7 +92,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
     check_replaceable(out, FEATURE_CACHE_FORMAT, "feature cache")
     backbone = build_backbone(weights)
-    fingerprint = backbone_fingerprint(backbone)
+    fingerprint = backbone_fingerprint(backbone, through)
     backbone.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     transform = eval_transform(image_size)
     skipped = BrokenSampleCounter()
@@ -98,7 +103,8 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
             totals = {"shards": [], "images": 0, "captions": 0, "shard_sizes": {}}
             with tqdm(total=entry["images"], desc=f"features {split}", unit="img", disable=not show_progress) as bar:
                 for name in entry["shards"]:
-                    counts = _encode_shard(data_root.join(name), staging / name, backbone, transform, batch_size, skipped, bar)
+                    counts = _encode_shard(data_root.join(name), staging / name, backbone, through, transform, batch_size,
+                                           skipped, bar)
                     if counts["images"] == 0:
                         (staging / name).unlink()
                         continue
@@ -109,7 +115,7 @@ def extract_features(data_root, out, weights: str, image_size: int = 224, batch_
                     feature_shape = counts["feature_shape"]
             manifest_splits[split] = totals
         manifest = {"format": FEATURE_CACHE_FORMAT, "version": 1, "splits": manifest_splits, "feature_cache": {
-            "weights": weights_spec(weights), "backbone_fingerprint": fingerprint,
+            "weights": weights_spec(weights), "through": through, "backbone_fingerprint": fingerprint,
             "image_size": image_size, "feature_shape": feature_shape, "dtype": "float16",
             "skipped_samples": skipped.count,
             "source": {"path": data_root.location if data_root.remote else str(Path(data_root.location).resolve()),
@@ -127,12 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=224, help="resize shorter side + center crop (default 224)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per backbone forward (default 32)")
     parser.add_argument("--splits", nargs="+", default=None, help="splits to encode (default: all in the manifest)")
+    parser.add_argument("--through", default=WHOLE_BACKBONE, choices=BACKBONE_STAGES,
+                        help="the last backbone stage run: its output is cached (default layer4, the whole backbone; "
+                        "layer3 for a run with model.finetune_from=layer4)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--device", default=None, help="cuda | cpu | cuda:N (default: cuda when available)")
     args = parser.parse_args(argv)
     try:
         manifest = extract_features(args.data, args.out, args.weights, args.image_size, args.batch_size, args.splits,
-                                    args.overwrite, device=args.device)
+                                    args.overwrite, device=args.device, through=args.through)
     except (OSError, ValueError, RuntimeError) as error:
         parser.exit(2, f"error: {error}\n")
     counts = ", ".join(f"{split}: {entry['images']} images" for split, entry in manifest["splits"].items())

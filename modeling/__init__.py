@@ -1,4 +1,4 @@
-"""Show, Attend and Tell model: frozen ResNet-50 encoder, additive attention, LSTMCell decoder."""
+"""Show, Attend and Tell model: ResNet-50 encoder (frozen or fine-tuned), additive attention, LSTMCell decoder."""
 from .beam_search import Generation
 from .captioner import Captioner, CaptionerOutput
 from .config import CaptionerConfig

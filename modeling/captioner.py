@@ -28,13 +28,13 @@ class CaptionerOutput(NamedTuple):
 
 
 class Captioner(nn.Module):
-    """Show, Attend and Tell: frozen ResNet-50 -> region features -> additive attention -> LSTMCell -> words."""
+    """Show, Attend and Tell: ResNet-50 (frozen or fine-tuned) -> region features -> attention -> LSTMCell -> words."""
 
     def __init__(self, config: CaptionerConfig):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config.encoder_weights, config.backbone_channels, config.feature_dim, config.grid_size,
-                               config.feature_norm)
+                               config.feature_norm, config.finetune_from)
         self.decoder = Decoder(config)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,9 +84,12 @@ class Captioner(nn.Module):
             self.train(was_training)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Every parameter except the frozen backbone's."""
-        backbone = {id(p) for p in self.encoder.backbone.parameters()}
-        return [p for p in self.parameters() if id(p) not in backbone]
+        """Every parameter except the frozen stages' of the backbone (all of it unless ``config.finetune_from``)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the backbone (the stages from ``config.finetune_from`` on; none by default)."""
+        return [p for p in self.encoder.backbone.parameters() if p.requires_grad]
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json and model.safetensors (the whole state dict, frozen backbone included)."""

@@ -17,6 +17,9 @@ AttentionGate = Literal["scalar", "vector", "none"]
 ScheduledSampling = Literal["sample", "argmax"]
 FeatureNorm = Literal["batch", "layer"]
 FEATURE_NORMS = get_args(FeatureNorm)
+# The ResNet-50 stage from which the encoder trains (with every later stage); "none": the whole backbone is frozen.
+FinetuneFrom = Literal["none", "layer1", "layer2", "layer3", "layer4"]
+BACKBONE_STAGES = get_args(FinetuneFrom)[1:]
 # Fields set from the dataset's vocabulary, not by the user (the trainer's model section leaves them out).
 VOCABULARY_FIELDS = ("vocab_size", "pad_id", "bos_id", "eos_id")
 
@@ -84,7 +87,7 @@ class CaptionerConfig:
 
     vocab_size: int = setting(MISSING, "words in the vocabulary, special tokens included", Range(1, 1 << 20))
     encoder_weights: str = setting("imagenet", "the ResNet-50's weights: 'imagenet' (torchvision's), 'none' (random) "
-                                   "or the path of a .safetensors / .pth state dict; the backbone stays frozen")
+                                   "or the path of a .safetensors / .pth state dict; frozen unless finetune_from")
     backbone_channels: int = setting(2048, "channels of the backbone's last feature map (ResNet-50: 2048)", SIZE)
     feature_dim: int = setting(256, "size of a region's feature: the 1x1 projection of the backbone channels", SIZE)
     grid_size: int = setting(7, "the feature map is average-pooled to grid_size x grid_size regions", Range(1, 64))
@@ -101,6 +104,9 @@ class CaptionerConfig:
                                                     "forcing skips a step: sampled from the softmax, or its argmax")
     feature_norm: FeatureNorm = setting("batch", "how the backbone channels are standardised: BatchNorm over the "
                                         "batch, or LayerNorm of each region's vector")
+    finetune_from: FinetuneFrom = setting("none", "the ResNet-50 stage from which the backbone trains, with every later "
+                                          "stage (optim.encoder_lr_factor; BatchNorm statistics stay frozen); none: "
+                                          "the whole backbone is frozen")
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):

@@ -1,5 +1,5 @@
-"""Image encoder: a frozen ResNet-50 backbone, its features standardised (BatchNorm without affine weights, or
-LayerNorm), then a trainable 1x1 conv and pooling to a grid of region features."""
+"""Image encoder: a ResNet-50 backbone (frozen, or trained from one stage on), its features standardised (BatchNorm
+without affine weights, or LayerNorm), then a trainable 1x1 conv and pooling to a grid of region features."""
 from __future__ import annotations
 
 import hashlib
@@ -10,27 +10,60 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
-from .config import FEATURE_NORMS
+from .config import BACKBONE_STAGES, FEATURE_NORMS
 
 RANDOM_BACKBONE_SEED = 0
 MIN_IMAGE_SIZE = 32
+# Channels of the output of each ResNet-50 stage before the last: a feature map with this many channels is that
+# stage's output (a cached frozen prefix), and the encoder runs the stages after it.
+STAGE_CHANNELS = {"layer1": 256, "layer2": 512, "layer3": 1024}
+IMAGES = "images"
 
 
-class FrozenBackbone(nn.Sequential):
-    """ResNet-50 up to layer4: no gradients, always in eval mode, so BatchNorm statistics never change."""
+class Backbone(nn.Sequential):
+    """ResNet-50 up to layer4, always in eval mode, so BatchNorm statistics never change. The stages before
+    ``finetune_from`` are frozen and run without gradients; that stage and the later ones train ("none": all frozen)."""
 
-    def __init__(self, resnet: nn.Module):
+    def __init__(self, resnet: nn.Module, finetune_from: str = "none"):
         layers = OrderedDict((name, module) for name, module in resnet.named_children() if name not in ("avgpool", "fc"))
         super().__init__(layers)
+        if finetune_from != "none" and finetune_from not in BACKBONE_STAGES:
+            raise ValueError(f"finetune_from must be 'none' or one of {BACKBONE_STAGES}, got {finetune_from!r}")
+        self.finetune_from = finetune_from
         self.requires_grad_(False)
+        for stage in self.trainable_stages():
+            self.get_submodule(stage).requires_grad_(True)
         self.eval()
 
-    def train(self, mode: bool = True) -> "FrozenBackbone":
+    def trainable_stages(self) -> tuple[str, ...]:
+        if self.finetune_from == "none":
+            return ()
+        return BACKBONE_STAGES[BACKBONE_STAGES.index(self.finetune_from):]
+
+    def train(self, mode: bool = True) -> "Backbone":
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, after: str | None = None, through: str = BACKBONE_STAGES[-1]) -> torch.Tensor:
+        """Images, or the output of stage ``after`` (computed earlier by the same frozen modules) -> the output of stage
+        ``through`` (default: layer4, the whole backbone)."""
+        names = list(self._modules)
+        start = 0 if after is None else names.index(after) + 1
+        modules = list(self._modules.items())[start:names.index(through) + 1]
+        trainable = self.trainable_stages()
+        first_trained = next((i for i, (name, _) in enumerate(modules) if name in trainable), len(modules))
         with torch.no_grad():
-            return super().forward(images)
+            for _, module in modules[:first_trained]:
+                x = module(x)
+        for _, module in modules[first_trained:]:
+            x = module(x)
+        return x
+
+
+def encoder_description(finetune_from: str) -> str:
+    """How a model's backbone was trained, as model cards and inference reports state it."""
+    if finetune_from == "none":
+        return "frozen ResNet-50"
+    return f"ResNet-50 fine-tuned from {finetune_from} (earlier stages frozen, BatchNorm statistics kept)"
 
 
 def _resnet50_skeleton() -> nn.Module:
@@ -69,9 +102,10 @@ def _file_state_dict(path: Path) -> dict:
     raise ValueError(f"encoder weights file {path} must end in .safetensors or .pth, got {path.suffix!r}")
 
 
-def build_backbone(weights: str) -> FrozenBackbone:
-    """ResNet-50 without avgpool/fc mapping (B,3,H,W) to (B,2048,H/32,W/32); weights: 'imagenet' | 'none' | path."""
-    backbone = FrozenBackbone(_resnet50_skeleton())
+def build_backbone(weights: str, finetune_from: str = "none") -> Backbone:
+    """ResNet-50 without avgpool/fc mapping (B,3,H,W) to (B,2048,H/32,W/32); weights: 'imagenet' | 'none' | path;
+    frozen before the stage ``finetune_from`` ("none": all frozen)."""
+    backbone = Backbone(_resnet50_skeleton(), finetune_from)
     if weights == "none":
         return backbone
     state = _imagenet_state_dict() if weights == "imagenet" else _file_state_dict(Path(weights))
@@ -89,10 +123,15 @@ def build_backbone(weights: str) -> FrozenBackbone:
     return backbone
 
 
-def backbone_fingerprint(backbone: nn.Module) -> str:
-    """Short sha256 of the backbone's state dict (names, dtypes, shapes and values)."""
+def backbone_fingerprint(backbone: nn.Module, through: str = BACKBONE_STAGES[-1]) -> str:
+    """Short sha256 of the backbone's state dict (names, dtypes, shapes and values) from its first module through
+    stage ``through`` (the default, layer4: the whole backbone)."""
+    names = list(backbone._modules)
+    kept = set(names[:names.index(through) + 1])
     digest = hashlib.sha256()
     for name, tensor in sorted(backbone.state_dict().items()):
+        if name.split(".", 1)[0] not in kept:
+            continue
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -110,10 +149,10 @@ class Encoder(nn.Module):
     """Images (B,3,H,W) or backbone features (B,C,h,w) -> region features (B, grid*grid, feature_dim)."""
 
     def __init__(self, weights: str, backbone_channels: int = 2048, feature_dim: int = 256, grid_size: int = 7,
-                 feature_norm: str = "batch"):
+                 feature_norm: str = "batch", finetune_from: str = "none"):
         super().__init__()
         self.backbone_channels = backbone_channels
-        self.backbone = build_backbone(weights)
+        self.backbone = build_backbone(weights, finetune_from)
         # Frozen features carry a large offset shared by every image (a random ResNet-50: mean ~20, per-image spread
         # ~1); standardising them keeps the attention and h0/c0 tanh units out of saturation. "batch": BatchNorm of the
         # backbone channels, without affine weights. It sits *before* the trainable projection: its input comes from a
@@ -130,6 +169,16 @@ class Encoder(nn.Module):
         self.project = nn.Conv2d(backbone_channels, feature_dim, kernel_size=1)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
         self.channels_last = False
+        self.train()  # a module starts in training mode: with this class's rule for the channels' BatchNorm
+
+    def train(self, mode: bool = True) -> "Encoder":
+        """While the backbone trains, the BatchNorm of its channels keeps the statistics estimated on the frozen
+        backbone (stage 1) too: its input no longer has a fixed distribution, and frozen statistics normalise training
+        and evaluation alike (a batch-statistics estimate would lag the changing weights)."""
+        super().train(mode)
+        if self.backbone.trainable_stages() and isinstance(self.input_norm, nn.BatchNorm2d):
+            self.input_norm.train(False)
+        return self
 
     def use_channels_last(self) -> "Encoder":
         """Keep the backbone's weights and image inputs channels-last (NHWC): faster convolutions on GPU tensor cores,
@@ -138,14 +187,28 @@ class Encoder(nn.Module):
         self.channels_last = True
         return self
 
+    def input_stage(self, x: torch.Tensor) -> str:
+        """What ``x`` is: ``IMAGES``, or the ResNet-50 stage whose output it is (a cached feature map)."""
+        stages = {3: IMAGES, **{channels: stage for stage, channels in STAGE_CHANNELS.items()},
+                  self.backbone_channels: BACKBONE_STAGES[-1]}
+        if x.dim() != 4 or x.shape[1] not in stages:
+            raise ValueError(f"encoder input must be images (B,3,H,W), backbone features (B,{self.backbone_channels},h,w) "
+                             f"or a ResNet-50 stage's output {STAGE_CHANNELS}, got shape {tuple(x.shape)}")
+        stage = stages[x.shape[1]]
+        trained = self.backbone.trainable_stages()
+        if stage != IMAGES and trained and BACKBONE_STAGES.index(stage) >= BACKBONE_STAGES.index(trained[0]):
+            raise ValueError(f"encoder input is the output of {stage} (a cached feature map), but the encoder trains "
+                             f"{trained[0]} and later stages: give images or the output of an earlier, frozen stage")
+        return stage
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] not in (3, self.backbone_channels):
-            raise ValueError(f"encoder input must be images (B,3,H,W) or backbone features "
-                             f"(B,{self.backbone_channels},h,w), got shape {tuple(x.shape)}")
-        if x.shape[1] == 3:
+        stage = self.input_stage(x)
+        if stage == IMAGES:
             if min(x.shape[2:]) < MIN_IMAGE_SIZE:
                 raise ValueError(f"images must be at least {MIN_IMAGE_SIZE} px on each side, got {tuple(x.shape)}")
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x = self.backbone(x)
+        elif stage != BACKBONE_STAGES[-1]:
+            x = self.backbone(x, after=stage)
         return self.pool(self.project(self.input_norm(x))).flatten(2).transpose(1, 2)

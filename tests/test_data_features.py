@@ -79,14 +79,15 @@ def test_existing_cache_is_refused_unless_overwrite(data_root, cache, capsys):
 
 
 def test_mismatched_cache_is_refused_naming_what_differs(data_root, cache, tmp_path):
-    fingerprint = backbone_fingerprint(build_backbone("none"))
-    assert check_feature_cache(cache, "none", IMAGE_SIZE, data_root, fingerprint)["image_size"] == IMAGE_SIZE
+    assert check_feature_cache(cache, "none", IMAGE_SIZE, data_root, build_backbone("none"))["image_size"] == IMAGE_SIZE
     with pytest.raises(ValueError, match="weights: cache has 'none', asked for 'imagenet'"):
         check_feature_cache(cache, "imagenet", IMAGE_SIZE, data_root)
     with pytest.raises(ValueError, match="image_size: cache has 64, asked for 224"):
         check_feature_cache(cache, "none", 224, data_root)
-    with pytest.raises(ValueError, match="backbone_fingerprint: cache has"):
-        check_feature_cache(cache, "none", IMAGE_SIZE, data_root, "0123456789abcdef")
+    changed = build_backbone("none")
+    torch.nn.init.zeros_(changed.layer4[0].conv1.weight)
+    with pytest.raises(ValueError, match="does not match checkpoint X .*backbone_fingerprint: cache has"):
+        check_feature_cache(cache, "none", IMAGE_SIZE, data_root, changed, "checkpoint X")
     other = write_dataset(tmp_path / "other", {"train": [2, 3, 3], "val": [2, 2]})
     with pytest.raises(ValueError, match=f"source.dataset_fingerprint: .*made from {data_root.resolve()}"):
         check_feature_cache(cache, "none", IMAGE_SIZE, other)
@@ -136,3 +137,17 @@ def test_feature_batches_give_the_image_batches_model_outputs(data_root, cache, 
     assert_close_fp16(cached.logits, exact.logits)
     assert_close_fp16(cached.alphas, exact.alphas)
     assert json.loads((cache / "manifest.json").read_text())["feature_cache"]["dtype"] == "float16"
+
+
+def test_a_cache_through_layer3_feeds_a_model_that_trains_layer4_only(data_root, tmp_path):
+    out = tmp_path / "layer3"
+    main(["--data", str(data_root), "--out", str(out), "--weights", "none", "--image-size", str(IMAGE_SIZE),
+          "--through", "layer3"])
+    info = read_manifest(out)["feature_cache"]
+    assert info["through"] == "layer3" and info["feature_shape"] == [1024, 4, 4]
+    assert info["backbone_fingerprint"] == backbone_fingerprint(build_backbone("none"), "layer3")
+    check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none", "layer4"), "stage 2")
+    check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none"), "a frozen model")
+    with pytest.raises(ValueError, match="through layer3 cannot feed stage 2, whose encoder is fine-tuned from layer3: "
+                                         "build a cache through layer2"):
+        check_feature_cache(out, "none", IMAGE_SIZE, data_root, build_backbone("none", "layer3"), "stage 2")

@@ -93,6 +93,8 @@ def main(argv=None) -> int:
                                                image_size=args.image_size)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
+    if pipe.model.config.finetune_from != "none":  # a frozen backbone, the common case, goes without saying
+        print(f"{args.checkpoint}: {pipe.encoder}", file=sys.stderr)
     results = pipe(args.images, options, batch_size=args.batch_size, attention=args.attention_dir is not None,
                    suppress_unk=args.suppress_unk)
     failures = 0

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
 
     from data_pipelines.feature_cache import check_feature_cache
     from data_pipelines.stream import build_eval_loader
-    from modeling.encoder import backbone_fingerprint
+    from modeling.encoder import encoder_description
     from trainer.distributed.process_group import check_process_group
     from trainer.evaluation.decoding import decode_batches, gather_captions
 
@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     with exit_on_user_error():  # a missing split, checkpoint file or mismatched feature cache: one line, first
         model, vocab, image_size = load_for_inference(args.checkpoint, args.image_size, accelerator.device)
         if args.features is not None:  # the cache must come from this checkpoint's frozen backbone, as in training
-            check_feature_cache(args.features, None, image_size, args.data, backbone_fingerprint(model.encoder.backbone))
+            check_feature_cache(args.features, None, image_size, args.data, model.encoder.backbone,
+                                f"checkpoint {args.checkpoint}")
         model.to(DECODE_DTYPES[args.dtype])
         if args.suppress_unk:
             options = options.replace(suppress_ids=(vocab.unk_id,))
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
                for image_id, caption in predictions.items()]
     write_file(out_path, json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     print(f"{len(results)} captions of split {args.split!r} ({len(results)} of {loader.images_in_split} images) "
-          f"written to {out_path}")
+          f"written to {out_path} (encoder: {encoder_description(model.config.finetune_from)})")
     if args.report is not None:
         # Imported here: trainer.evaluation.report imports trainer.baselines, which imports this module (and matplotlib is slow).
         from trainer.evaluation.report import write_evaluation_report

@@ -7,7 +7,8 @@ DIR gets ``encoder.onnx`` (pixels -> features, attention projection, initial sta
 words + state -> log-probabilities, state, attention), ``vocab.json``, ``config.json``, ``export.json`` (special ids,
 image size) and a README.md model card; ``trainer.inference.onnx_search.OnnxCaptioner`` captions with them (numpy only).
 ``--verify`` captions the images with onnxruntime and with the eager model and prints one JSON line:
-``{"captions_identical", "max_feature_diff", "max_log_prob_diff", "images", "onnx_captions", "eager_captions"}``;
+``{"captions_identical", "encoder", "max_feature_diff", "max_log_prob_diff", "images", "onnx_captions",
+"eager_captions"}``;
 the exit status is 1 when a caption differs. DIR must be new, empty or an earlier export (only its files are replaced).
 ``--push-to-hub`` uploads the export (with ``--out``) or the checkpoint folder itself (without) with its model card
 to a Hugging Face Hub repository (``trainer.inference.hub_push``).

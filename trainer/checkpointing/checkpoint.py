@@ -32,7 +32,7 @@ MODEL_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "voc
 STATE_FILE = "trainer_state.json"
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 # Model fields that may change between runs: not weight shapes (the backbone's weights come from the checkpoint).
-NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling")
+NON_SHAPE_MODEL_FIELDS = ("encoder_weights", "dropout", "scheduled_sampling", "finetune_from")
 # Optimizer param-group entries that choose kernels, not the update: a resumed run keeps its own.
 KERNEL_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
 

@@ -94,6 +94,15 @@ def eval_decoding_is_consistent(config: Any) -> None:
         raise ValueError(f"config section 'eval': {error}") from None
 
 
+def finetuning_starts_from_a_trained_model(config: Any) -> None:
+    """While the backbone trains, the BatchNorm of its channels keeps the statistics of stage 1 (modeling.encoder)."""
+    model = config.model
+    if model.finetune_from != "none" and model.feature_norm == "batch" and not config.train.init_from:
+        raise ValueError(f"config key 'model.finetune_from' = {model.finetune_from!r} needs train.init_from (a stage-1 "
+                         "checkpoint trained on the frozen backbone): model.feature_norm=batch keeps the statistics "
+                         "of the backbone's channels that stage 1 estimated; or use model.feature_norm=layer")
+
+
 def data_root_is_set(config: Any) -> None:
     """One dataset (``data.root``) or a mixture (``data.sources``), not both; the sources are checked here."""
     data = config.data
@@ -108,7 +117,8 @@ def data_root_is_set(config: Any) -> None:
 
 RULES = (numbers_are_finite, numbers_are_in_range, teacher_forcing_floor_below_start,
          teacher_forcing_k_fits_the_schedule, scst_baseline_has_its_samples, wsd_schedule_fits_the_run,
-         early_end_has_validations, model_section_builds, eval_decoding_is_consistent, data_root_is_set)
+         early_end_has_validations, model_section_builds, eval_decoding_is_consistent,
+         finetuning_starts_from_a_trained_model, data_root_is_set)
 
 
 def check_config(config: Any) -> None:

@@ -78,6 +78,9 @@ class OptimConfig:
     beta1: float = setting(0.9, "decay of the gradient's running mean", FRACTION_BELOW_1)
     beta2: float = setting(0.999, "decay of the squared gradient's running mean", FRACTION_BELOW_1)
     eps: float = setting(1e-8, "added to the denominator", POSITIVE)
+    encoder_lr_factor: float = setting(0.25, "with model.finetune_from: the backbone's trained stages learn at "
+                                       "optim.lr times this (their own parameter group; 0.25 of 4e-4 is the 1e-4 of "
+                                       "the usual fine-tuning recipe)", POSITIVE)
     implementation: Literal["auto", "for_loop", "foreach", "fused"] = setting(
         "auto", "AdamW kernels: torch's choice (foreach on GPU), per tensor, batched, or one fused kernel (CPU and "
         "CUDA); all compute the same update up to rounding")

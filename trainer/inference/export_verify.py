@@ -20,8 +20,9 @@ def _finite_max_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def verify_export(checkpoint: Path, out: Path, images: list[Path], beam_size: int, max_len: int,
                   image_size: int | None = None) -> dict:
-    """Caption ``images`` with ``out``'s graphs (onnxruntime, numpy search) and with the eager checkpoint; the
-    log-probability difference is the largest over every step of the eager captions, fed to both decoders."""
+    """Caption ``images`` with ``out``'s graphs (onnxruntime, numpy search) and with the eager checkpoint (its
+    backbone's weights, fine-tuned or frozen, are in both: ``encoder`` says which); the log-probability difference
+    is the largest over every step of the eager captions, fed to both decoders."""
     model, vocab, size = load_for_inference(checkpoint, image_size)
     pipe = CaptionPipeline(model.float(), vocab, size)
     loaded = [pipe.load(path) for path in images]
@@ -51,6 +52,6 @@ def verify_export(checkpoint: Path, out: Path, images: list[Path], beam_size: in
                                                          onnx_projected)
         log_prob_diff = max(log_prob_diff, _finite_max_diff(onnx_log_probs, eager_log_probs.numpy()))
         words = eager.tokens[:, t]
-    return {"captions_identical": onnx_captions == eager_captions, "max_feature_diff": feature_diff,
-            "max_log_prob_diff": log_prob_diff, "images": [str(path) for path in images],
+    return {"captions_identical": onnx_captions == eager_captions, "encoder": pipe.encoder,
+            "max_feature_diff": feature_diff, "max_log_prob_diff": log_prob_diff, "images": [str(path) for path in images],
             "onnx_captions": onnx_captions, "eager_captions": eager_captions}

@@ -12,6 +12,7 @@ from data_pipelines.data_sources import default_source_name
 from data_pipelines.manifest import dataset_fingerprint, read_manifest
 from data_pipelines.redact import redacted
 from data_pipelines.safe_write import write_file
+from modeling.encoder import encoder_description
 
 CARD_FILE = "README.md"
 _DATA_BLOCK = re.compile(r"## Card data\n\n```json\n(.*?)\n```", re.DOTALL)
@@ -76,8 +77,9 @@ def card_facts(directory: Path, train_config: dict | None, metrics: dict | None,
 
 def render_card(facts: dict, how_to_load: str) -> str:
     model, data, validation = facts["model"], facts["data"], facts["validation"]
+    encoder = encoder_description(model.get("finetune_from", "none"))
     lines = ["# showattend image-captioning model", "",
-             "Show, Attend and Tell: frozen ResNet-50, 1x1 conv to region features, additive attention, LSTMCell "
+             f"Show, Attend and Tell: {encoder}, 1x1 conv to region features, additive attention, LSTMCell "
              "decoder.", "", "## Model", "", "| field | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in model.items()]
     lines += ["", f"Input images: {facts.get('image_size') or 'see trainer_state.json'} px.", "", "## Training data", ""]

@@ -24,6 +24,7 @@ from data_pipelines.transforms import eval_transform
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner, DecodingOptions
 from modeling.captioner import WEIGHTS_NAME
+from modeling.encoder import encoder_description
 from trainer.checkpointing.folder_links import link_leading_out
 from trainer.inference.weight_checks import check_weights
 
@@ -160,6 +161,11 @@ class CaptionPipeline:
     @property
     def device(self) -> torch.device:
         return self.model.decoder.output.weight.device
+
+    @property
+    def encoder(self) -> str:
+        """How the checkpoint's backbone was trained (frozen, or fine-tuned from a stage: its weights are used)."""
+        return encoder_description(self.model.config.finetune_from)
 
     def options(self, options: DecodingOptions | None = None, suppress_unk: bool = False,
                 **changes) -> DecodingOptions:

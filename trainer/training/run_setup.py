@@ -25,7 +25,6 @@ from data_pipelines.feature_cache import check_feature_cache
 from data_pipelines.stream import check_splits
 from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
-from modeling.encoder import backbone_fingerprint
 from modeling.sampling import CaptionSampler
 from trainer.checkpointing.checkpoint import STATE_FILE, CheckpointError, check_compatible, load_checkpoint, verify_checkpoint
 from trainer.checkpointing.rng_state import seed_everything
@@ -38,6 +37,7 @@ from trainer.distributed.process_group import check_process_group
 from trainer.scst.loop import ScstTrainingLoop, build_reward
 from trainer.training.batch_plan import BatchPlan, plan_for
 from trainer.training.loop import TrainingLoop, data_order
+from trainer.training.parameter_groups import parameter_groups
 from trainer.training.schedules import RunEnd, scheduled_lr_multiplier
 from trainer.training.speed_options import apply_speed_options, build_optimizer
 from trainer.training.trackers import build_trackers
@@ -169,7 +169,7 @@ def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerat
     seed_everything(config.seed)  # identical initial weights on every rank
     model = Captioner(captioner_config(config.model, vocab))
     apply_speed_options(config, model)
-    optimizer = build_optimizer(config, model.trainable_parameters())
+    optimizer = build_optimizer(config, parameter_groups(model, config.optim))
     run_end = RunEnd()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
         scheduled_lr_multiplier, max_steps=config.train.max_steps, config=config.schedule, end=run_end))
@@ -200,8 +200,17 @@ def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerat
         if progress.stage_end is not None:
             logger.info("the run ends at step %d (decided by an earlier validation: %s)", progress.stage_end,
                         progress.stop_reason)
-    for source in config.data_sources():  # cached features must come from this model's frozen backbone
+    for source in config.data_sources():  # cached features must come from this model's frozen backbone stages
         if source.features:
             check_feature_cache(source.features, config.model.encoder_weights, config.data.image_size, source.root,
-                                backbone_fingerprint(unwrapped.encoder.backbone))
+                                unwrapped.encoder.backbone, weights_source(config, checkpoint))
     return model, optimizer, scheduler, progress, run_end
+
+
+def weights_source(config: TrainConfig, checkpoint: Path | None) -> str:
+    """Where the run's weights come from, as an error names it."""
+    if checkpoint is not None:
+        return f"checkpoint {checkpoint}"
+    if config.train.init_from:
+        return f"train.init_from {config.train.init_from}"
+    return f"model.encoder_weights {config.model.encoder_weights!r}"
