@@ -93,7 +93,7 @@ def test_train_refuses_a_locked_output_dir_before_training(tiny_prepared, tmp_pa
 
 def test_only_the_main_process_takes_the_lock(tmp_path):
     lock = RunLock.acquire(tmp_path)
-    config = SimpleNamespace(output_dir=str(tmp_path), data=SimpleNamespace(root="d", features=None),
+    config = SimpleNamespace(output_dir=str(tmp_path), data=SimpleNamespace(root="d", features=None, vocab=None, sources=[]),
                              train=SimpleNamespace(init_from=None))
     args = SimpleNamespace(resume=None, overwrite=False)
     other_rank = SimpleNamespace(is_main_process=False, num_processes=1)
