@@ -5,17 +5,20 @@ The quoting style the docs use: ``\\`eval.patience\\` (default 2)`` (also ``\\`k
 the value a page sets); in a YAML comment also ``key: value  # ... (default X)``, the key's section read from the
 indentation. The value is read as YAML.
 """
+import dataclasses
 import re
 from pathlib import Path
 
 import yaml
 
+from modeling import DecodingOptions
 from trainer.config.fields import settings
 from trainer.config.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = r"\(default (?:`(?P<quoted>[^`]+)`|(?P<bare>[^),;:`]+))"
 DOC_QUOTE = re.compile(r"`(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?:: [^`]*)?`\s*" + DEFAULT)
+TABLE_ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| `--[a-z-]+` \| (?P<default>[^|]+?) \|", re.M)
 YAML_LINE = re.compile(r"^(?P<indent> *)(?P<name>[a-z_][a-z0-9_]*):(?P<value>[^#]*)(?:#(?P<comment>.*))?$")
 
 
@@ -94,3 +97,24 @@ def test_the_parser_reads_a_yaml_comment_in_its_section():
     assert quotes == [("train.max_steps", "1000"), ("eval.every_steps", "400"), ("eval.best_min_z", "0"),
                       ("seed", "0")]
     assert wrong_quotes(quotes, "a.yaml") == ["a.yaml: `eval.every_steps` (default 400), but the code's default is 500"]
+
+
+def table_defaults(markdown: str) -> dict[str, object]:
+    """``| `field` | `--flag` | default | ... |`` rows: field -> the default cell's first word as YAML, ``off``: None."""
+    cells = {match["name"]: match["default"].split()[0] for match in TABLE_ROW.finditer(markdown)}
+    return {name: None if cell == "off" else yaml.safe_load(cell) for name, cell in cells.items()}
+
+
+def test_the_decoding_table_of_inference_md_lists_every_control_with_its_default():
+    documented = table_defaults((REPO / "docs" / "inference.md").read_text(encoding="utf-8"))
+    declared = {spec.name: spec.default for spec in dataclasses.fields(DecodingOptions)}
+    assert documented.keys() == declared.keys()
+    wrong = [f"docs/inference.md: `{name}` default {documented[name]!r}, but DecodingOptions says {value!r}"
+             for name, value in declared.items()
+             if (documented[name] is None and value) or (documented[name] is not None and documented[name] != value)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_table_defaults_reads_off_and_numbers():
+    rows = "| `top_k` | `--top-k` | 0 (off) | x |\n| `sample` | `--sample` | off | y |\n| `top_p` | `--top-p` | 0.9 | z |\n"
+    assert table_defaults(rows) == {"top_k": 0, "sample": None, "top_p": 0.9}
