@@ -16,7 +16,7 @@ from trainer.config.fields import settings
 from trainer.config.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = r"\(default (?:`(?P<quoted>[^`]+)`|(?P<bare>[^),;:`]+))"
+DEFAULT = r"\(default\s+(?:`(?P<quoted>[^`]+)`|(?P<bare>[^),;:`]+))"
 DOC_QUOTE = re.compile(r"`(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?:: [^`]*)?`\s*" + DEFAULT)
 TABLE_ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| `--[a-z-]+` \| (?P<default>[^|]+?) \|", re.M)
 YAML_LINE = re.compile(r"^(?P<indent> *)(?P<name>[a-z_][a-z0-9_]*):(?P<value>[^#]*)(?:#(?P<comment>.*))?$")
@@ -63,7 +63,7 @@ def wrong_quotes(quotes: list[tuple[str, str]], where: str) -> list[str]:
 
 
 def test_every_default_quoted_in_docs_matches_the_code():
-    pages = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md", REPO / "benchmarks" / "README.md"]
+    pages = sorted((REPO / "docs").glob("*.md")) + [REPO / name / "README.md" for name in (".", "benchmarks", "launch")]
     quotes = {page: doc_quotes(page.read_text(encoding="utf-8")) for page in pages}
     assert sum(map(len, quotes.values())) >= 5, "the docs quote defaults as `key` (default X); the parser found few"
     wrong = [line for page, found in quotes.items() for line in wrong_quotes(found, page.relative_to(REPO).as_posix())]
