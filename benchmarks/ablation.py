@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from data_pipelines.safe_write import open_output, write_file
 from trainer.config.schema import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ ROWS = {
 
 def run(command: list[str], log: Path, timeout: int, env: dict | None = None) -> str:
     """Run under ``timeout -k 10``; stdout+stderr go to ``log``; returns stdout's last line or raises with the log."""
-    with open(log, "a", encoding="utf-8") as handle:
+    with open_output(log, "a") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
         result = subprocess.run(["timeout", "-k", "10", str(timeout), *command], cwd=REPO, stdout=subprocess.PIPE,
@@ -141,8 +142,8 @@ def baselines(work: Path, preset: str, log: Path) -> dict:
     cache = work / "baselines.json"
     if not cache.is_file():
         prepared, _ = build_data(work, preset, IMAGE_SIZE, log)
-        cache.write_text(run([sys.executable, "-m", "trainer.baselines", "--data", str(prepared), "--split", "test"],
-                             log, 600) + "\n", encoding="utf-8")
+        write_file(cache, run([sys.executable, "-m", "trainer.baselines", "--data", str(prepared), "--split", "test"],
+                              log, 600) + "\n")
     return json.loads(cache.read_text(encoding="utf-8"))
 
 
@@ -214,13 +215,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{preset} / {name}: {error}", flush=True)
                 continue
             results.append(result)
-            with open(results_path, "a", encoding="utf-8") as handle:
+            with open_output(results_path, "a") as handle:
                 handle.write(json.dumps(result) + "\n")
             print(f"{preset} / {name}: test {result['test']} ({result['seconds_per_step']} s/step)", flush=True)
     table = markdown([r for r in results if r["steps"] == args.steps], refs, args.rows, args.presets, args.work)
     print(table)
     if args.markdown:
-        args.markdown.write_text(table, encoding="utf-8")
+        write_file(args.markdown, table)
 
 
 if __name__ == "__main__":

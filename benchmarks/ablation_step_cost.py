@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.ablation import REPO, ROWS
+from data_pipelines.safe_write import write_file
 from modeling import Captioner, CaptionerConfig
 from trainer.config.schema import load_config
 from trainer.training.losses import caption_loss
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, values in result["rows"].items():
         print(f"{name:24} {values}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_file(args.json, json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 import torchvision.transforms
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from data_pipelines.safe_write import write_file
 from modeling import CaptionerConfig
 from modeling.beam_search import beam_search
 from modeling.decoder import Decoder
@@ -291,7 +292,7 @@ def main() -> None:
           f"{result['beam']['ratio_ceiling_products_only_vs_one_at_a_time']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_file(args.json, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from data_pipelines.safe_write import write_file
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,7 +25,7 @@ def write_result(result: dict, path: Path | None) -> None:
     """Write ``result`` as JSON to ``path`` (run_all collects these files); nothing when path is None."""
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        write_file(path, json.dumps(result, indent=1) + "\n")
 
 
 def best_time(function, repeats: int) -> float:

@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from data_pipelines.safe_write import replaced_on_success  # noqa: E402
+
 TAG = "val/CIDEr"
 
 
@@ -59,7 +61,8 @@ def plot(points: list[dict], out: Path, blind: float | None = None, title: str =
     figure.suptitle(title or "learning curve")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
+    with replaced_on_success(out) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from data_pipelines.safe_write import write_file
+
 BENCHMARKS = {
     "bench_loader.py": "Streaming loader vs bare decode loop (the limit)",
     "bench_feature_cache.py": "Training on the feature cache vs on images (224 px)",
@@ -81,9 +83,9 @@ def main() -> None:
             results[script] = {"error": f"exit code {completed.returncode}", "wall_s": round(elapsed, 1)}
             continue
         results[script] = json.loads(json_path.read_text())
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_file((args.out / "results.json"), json.dumps(results, indent=2) + "\n")
     table = markdown_table(results)
-    (args.out / "results.md").write_text(table)
+    write_file((args.out / "results.md"), table)
     print(table)
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.ablation import REPO, run
+from data_pipelines.safe_write import open_output, write_file
 from trainer.config.schema import load_config
 
 # what a reused run must share with configs/demo_scst.yaml (the demo sets paths and the time budget)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{work.name} / {name}: training", flush=True)
                 results_path.parent.mkdir(parents=True, exist_ok=True)
                 result = measure(work, name, work / "scst_rows" / "ablation.log")
-                with open(results_path, "a", encoding="utf-8") as handle:
+                with open_output(results_path, "a") as handle:
                     handle.write(json.dumps(result) + "\n")
             print(f"{work.name} / {name}: test CIDEr-D {result['test']['CIDEr']:.3f} ({100 * result['gain']:+.1f}%), "
                   f"best step {result['best_step']} of {result['steps']} ({result['stop_reason']})", flush=True)
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown(results, args.rows, [work.name for work in works])
     print(table)
     if args.markdown:
-        args.markdown.write_text(table, encoding="utf-8")
+        write_file(args.markdown, table)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ test that pins the fix (docs/reliability.md, "Output folders planted by someone 
 
 | case | input | what happened | what happens now | test |
 |---|---|---|---|---|
-| link | `config.yaml`, `run_summary.json`, `trainer_state.json`, a model card, results, `vocab.json` planted as a symlink (or hard link) to a file elsewhere | the file elsewhere was overwritten | every whole-file writer writes a fresh temporary and renames it over the name (`data_pipelines.safe_write.write_file`): the link is replaced, its target untouched | `test_whole_file_writers_replace_a_planted_link_never_its_target` |
+| link | `config.yaml`, `run_summary.json`, `trainer_state.json`, a model card, results, `vocab.json`, a benchmark's results file planted as a symlink (or hard link) to a file elsewhere | the file elsewhere was overwritten | every whole-file writer writes a fresh temporary and renames it over the name (`data_pipelines.safe_write.write_file`): the link is replaced, its target untouched | `test_whole_file_writers_replace_a_planted_link_never_its_target` |
 | lock link | `.lock` a symlink to a file elsewhere, or a dangling one | the lock record truncated the target; a dangling link created it | refused, one line naming `.lock` and where it leads; nothing created or changed | `test_a_planted_lock_link_is_refused_and_its_target_untouched` |
 | log link | `train_log.jsonl` a symlink or a hard link | lines were appended to the file elsewhere | refused, one line naming it (appends open with `O_NOFOLLOW` and need one link) | `test_appends_refuse_a_planted_link` |
 | export | `--out` holding an older export whose `README.md`, `encoder.onnx` or `vocab.json` is a symlink | written through the link | replaced (`replaced_on_success` for writers that take a path: ONNX, figures, gallery images) | `test_whole_file_writers_replace_a_planted_link_never_its_target`, `test_path_writers_replace_a_planted_link` |
@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO
 
+from benchmarks.common import write_result
 from data_pipelines.vocab import Vocabulary
 from trainer.checkpointing.run_dir import OutputDirError, claim_output_dir
 from trainer.checkpointing.run_lock import LOCK_FILE, RunDirInUse, RunLock
@@ -55,6 +56,7 @@ WRITERS = {
     "README.md": lambda out, ckpt: write_export_card(out, card_facts(ckpt, None, None, None, None)),
     "vocab.json": lambda out, ckpt: Vocabulary.load(ckpt / "vocab.json").save(out / "vocab.json"),
     "results_test.json": lambda out, ckpt: safe_write().write_file(out / "results_test.json", "[]\n"),
+    "bench.json": lambda out, ckpt: write_result({"samples_per_s": 1.0}, out / "bench.json"),
 }
 
 

@@ -14,6 +14,7 @@ import torch
 from benchmarks.gpu_check import beam, features, gpu_tests, training, xe_scst
 from benchmarks.gpu_check.device import describe_device, parse_peak_overrides, peak_tflops
 from benchmarks.gpu_check.report import epoch_estimate, markdown
+from data_pipelines.safe_write import write_file
 
 # Seconds per section on a GPU, 465 in all: with start-up, the whole check stays within 8 minutes. --smoke (CPU, toy
 # sizes, 170 in all): the time is start-up and imports, mostly of the XE + SCST stages' seven subprocesses.
@@ -75,10 +76,10 @@ def _finite(value):
 
 def write(result: dict, args: argparse.Namespace) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(_finite(result), indent=1) + "\n")
+    write_file(args.json, json.dumps(_finite(result), indent=1) + "\n")
     if args.md is not None:
         args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(markdown(result))
+        write_file(args.md, markdown(result))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from benchmarks.common import REPO
 from data_pipelines import prepare
 from data_pipelines.features import extract_features
 from data_pipelines.mixture_vocab import build_mixture_vocabulary
+from data_pipelines.safe_write import open_output
 from data_pipelines.synthetic import generate
 
 # README.md, "What the demo reaches": bash launch/demo.sh on 2 CPU processes (test split, 300 images x 5 references)
@@ -32,7 +33,7 @@ def _run(arguments: list, deadline: float, log: Path) -> str:
     remaining = deadline - time.monotonic()
     if remaining < 5:
         raise TimeoutError(f"time budget spent before: {' '.join(map(str, arguments[:3]))}")
-    with open(log, "a", encoding="utf-8") as output:
+    with open_output(log, "a") as output:
         output.write(f"$ python {' '.join(map(str, arguments))}\n")
         output.flush()
         completed = subprocess.run([sys.executable, *map(str, arguments)], cwd=REPO, stdout=subprocess.PIPE,
