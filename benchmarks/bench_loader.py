@@ -75,14 +75,15 @@ def bare_loop_images_per_s(root: Path, image_size: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def loader_images_per_s(root: Path, image_size: int, batch_size: int, num_workers: int) -> float:
+def loader_samples_per_s(data, image_size: int, batch_size: int, num_workers: int) -> tuple[float, int]:
+    """(samples/s, samples) of one epoch of the lane loader of one process over ``data`` (a root or sources)."""
     options = TrainLoaderOptions(batch_size=batch_size, num_workers=num_workers, image_size=image_size,
                                  captions_per_image=2)
-    loader = build_lane_loader(root, bench_vocab(), options, global_batch_size=batch_size, lanes=range(1))
+    loader = build_lane_loader(data, bench_vocab(), options, global_batch_size=batch_size, lanes=range(1))
     count, start = 0, time.perf_counter()
     for batch in loader:
         count += batch["pixels"].shape[0]
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), count
 
 
 def main() -> None:
@@ -94,12 +95,12 @@ def main() -> None:
     torch.set_num_threads(1)  # the bare loop and the in-process loader both transform on one thread
     with tempfile.TemporaryDirectory() as tmp:
         root = write_bench_dataset(Path(tmp) / "data", num_images)
-        loader_images_per_s(root, args.image_size, args.batch_size, 0)  # warm-up: page cache, lazy imports
+        loader_samples_per_s(root, args.image_size, args.batch_size, 0)  # warm-up: page cache, lazy imports
         runs = {"bare": [], "loader": [], "workers": []}
         for _ in range(repeats):  # interleaved, best of each: the machine is shared, so take the least disturbed run
             runs["bare"].append(bare_loop_images_per_s(root, args.image_size))
-            runs["loader"].append(loader_images_per_s(root, args.image_size, args.batch_size, 0))
-            runs["workers"].append(loader_images_per_s(root, args.image_size, args.batch_size, 2))
+            runs["loader"].append(loader_samples_per_s(root, args.image_size, args.batch_size, 0)[0])
+            runs["workers"].append(loader_samples_per_s(root, args.image_size, args.batch_size, 2)[0])
         bare, streamed, streamed_workers = (max(runs[name]) for name in ("bare", "loader", "workers"))
     result = {"images": num_images, "image_size": args.image_size, "bare_loop_images_per_s": round(bare, 1),
               "loader_images_per_s": round(streamed, 1), "loader_2_workers_images_per_s": round(streamed_workers, 1),

@@ -14,17 +14,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.bench_loader import bench_vocab, write_bench_dataset
+from benchmarks.bench_loader import loader_samples_per_s, write_bench_dataset
 from benchmarks.common import benchmark_parser, write_result
 from data_pipelines.data_sources import DataSource
 from data_pipelines.manifest import read_manifest
-from data_pipelines.stream import TrainLoaderOptions
-from data_pipelines.train_stream import build_lane_loader
 
 SHARD_SIZE = 64  # the image counts below are multiples of twice this: both halves hold full shards only
 
@@ -47,17 +44,6 @@ def split_in_halves(root: Path, out: Path) -> list[DataSource]:
     return sources
 
 
-def samples_per_s(data, image_size: int, batch_size: int, num_workers: int) -> tuple[float, int]:
-    """(samples/s, samples) of one epoch of the lane loader of one process over ``data`` (a root or sources)."""
-    options = TrainLoaderOptions(batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-                                 captions_per_image=2)
-    loader = build_lane_loader(data, bench_vocab(), options, global_batch_size=batch_size, lanes=range(1))
-    count, start = 0, time.perf_counter()
-    for batch in loader:
-        count += batch["pixels"].shape[0]
-    return count / (time.perf_counter() - start), count
-
-
 def main() -> None:
     parser = benchmark_parser(__doc__, "fewer images")
     parser.add_argument("--image-size", type=int, default=224)
@@ -69,13 +55,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_bench_dataset(Path(tmp) / "data", num_images, SHARD_SIZE)
         sources = split_in_halves(root, Path(tmp) / "halves")
-        samples_per_s(root, args.image_size, args.batch_size, args.workers)  # warm-up: page cache, lazy imports
+        loader_samples_per_s(root, args.image_size, args.batch_size, args.workers)  # warm-up: page cache, lazy imports
         runs: dict[str, list[float]] = {"one_source": [], "mixture": []}
         samples = {}
         sides = [("one_source", root), ("mixture", sources)]
         for repeat in range(repeats):  # interleaved, best of each (the machine is shared: the least disturbed run);
             for name, data in sides if repeat % 2 == 0 else sides[::-1]:  # the order alternates: no side always first
-                rate, samples[name] = samples_per_s(data, args.image_size, args.batch_size, args.workers)
+                rate, samples[name] = loader_samples_per_s(data, args.image_size, args.batch_size, args.workers)
                 runs[name].append(rate)
     one, mixed = max(runs["one_source"]), max(runs["mixture"])
     result = {"images": num_images, "image_size": args.image_size, "workers": args.workers,
