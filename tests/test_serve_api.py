@@ -122,6 +122,32 @@ def test_a_checkpoint_that_cannot_load_ends_the_server_with_one_line(tmp_path):
     assert len(errors) == 1 and errors[0].startswith("error: model not loaded:") and "missing" in errors[0]
 
 
+def test_a_load_that_fails_before_the_server_listens_still_ends_it(monkeypatch, capsys):
+    """The load starts when the app starts; one that fails while the socket is still being opened stops the server."""
+    import asyncio
+
+    from aiohttp import web
+
+    from modeling import DecodingOptions
+    from trainer.serve import serve
+    from trainer.serving.app import Batching, CaptionService
+    from trainer.serving.limits import ServeLimits
+
+    def load():
+        raise FileNotFoundError("checkpoint gone")
+
+    listen = web.TCPSite.start
+
+    async def slow_listen(site):
+        await asyncio.sleep(0.5)  # the failed load is reported before the server listens
+        await listen(site)
+
+    monkeypatch.setattr(web.TCPSite, "start", slow_listen)
+    service = CaptionService(load, DecodingOptions(), ServeLimits(), Batching(1, 0.0))
+    assert asyncio.run(asyncio.wait_for(serve(service, "127.0.0.1", 0, 1.0), 30)) == 1
+    assert "error: model not loaded: checkpoint gone" in capsys.readouterr().err
+
+
 def metric(server, name: str) -> float:
     text = server.get("/metrics")[1].decode()
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))

@@ -56,14 +56,14 @@ async def serve(service: CaptionService, host: str, port: int, drain_s: float) -
     Exit status 0, or 1 when the model could not be loaded."""
     from aiohttp import web
 
+    stop = asyncio.Event()
+    service.on_load_error = stop.set  # before setup starts the load: a load that fails at once still stops us
     runner = web.AppRunner(create_app(service), handle_signals=False, shutdown_timeout=drain_s, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
     print(f"serving http://{bound_host}:{bound_port}", flush=True)
-    stop = asyncio.Event()
-    service.on_load_error = stop.set
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
