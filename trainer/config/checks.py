@@ -1,7 +1,7 @@
 """``check_config``: every rule a loaded config must satisfy, in one place. First each field's own Range (declared
-with its ``setting``), then the rules that relate several fields, each a named function in ``RULES``. A wrong value
-stops the run before step 1 with the key, the value and what was expected (types are checked earlier, by
-``trainer.config.schema``)."""
+with its ``setting``) and registry (``registered``), then the rules that relate several fields, each a named function
+in ``RULES``. A wrong value stops the run before step 1 with the key, the value and what was expected (types are
+checked earlier, by ``trainer.config.schema``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +11,7 @@ from typing import Any
 from modeling.config import CaptionerConfig
 from modeling.decoding_options import DecodingOptions
 from trainer.config.fields import settings
+from trainer.training.trackers import check_trackers
 
 # checked by CaptionerConfig itself (the model is also built from a checkpoint's config.json, outside the trainer)
 MODEL_SECTION = "model."
@@ -30,6 +31,20 @@ def numbers_are_in_range(config: Any) -> None:
             continue
         if not setting.bounds.holds(value):
             raise ValueError(f"config key {setting.key!r} = {value!r} is out of range: expected {setting.bounds}")
+
+
+def names_are_registered(config: Any) -> None:
+    """A field declared ``registered`` names an entry of its registry (each item, for a list)."""
+    for setting in settings(type(config)):
+        if setting.choices is not None:
+            value = setting.value_in(config)
+            for name in value if isinstance(value, list) else [value]:
+                setting.choices.lookup(name, f"config key {setting.key!r}")
+
+
+def trackers_can_start(config: Any) -> None:
+    """Tensorboard and each tracker once, each installed (``trainer.training.trackers.check_trackers``)."""
+    check_trackers(config.logging.trackers)
 
 
 def teacher_forcing_floor_below_start(config: Any) -> None:
@@ -115,7 +130,8 @@ def data_root_is_set(config: Any) -> None:
     config.data_sources()
 
 
-RULES = (numbers_are_finite, numbers_are_in_range, teacher_forcing_floor_below_start,
+RULES = (numbers_are_finite, numbers_are_in_range, names_are_registered, trackers_can_start,
+         teacher_forcing_floor_below_start,
          teacher_forcing_k_fits_the_schedule, scst_baseline_has_its_samples, wsd_schedule_fits_the_run,
          early_end_has_validations, model_section_builds, eval_decoding_is_consistent,
          finetuning_starts_from_a_trained_model, data_root_is_set)

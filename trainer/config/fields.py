@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Iterator
 
-from modeling.config import Range, bounds_of, doc_of
+from data_pipelines.registry import Registry
+from modeling.config import Range, bounds_of, doc_of, setting
 
 AT_LEAST_0, AT_LEAST_1, POSITIVE = Range(0), Range(1), Range(0, open_low=True)
 PROBABILITY, FRACTION_BELOW_1 = Range(0, 1), Range(0, 1, open_high=True)
@@ -35,6 +37,11 @@ class Setting:
         return bounds_of(self.spec)
 
     @property
+    def choices(self) -> Registry | None:
+        """The registry the value (each value of a list) is a name of (``registered``), else None."""
+        return self.spec.metadata.get("choices")
+
+    @property
     def default(self) -> Any:
         spec = self.spec
         return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
@@ -44,6 +51,15 @@ class Setting:
         for part in self.key.split("."):
             node = getattr(node, part)
         return node
+
+
+def registered(default: Any, doc: str, registry: Registry) -> Any:
+    """A ``setting`` whose value, or each value of its list, must be a name in ``registry``: the allowed values are
+    read when the config is checked (``trainer.config.checks``) and listed by ``--help``, so a name registered before
+    the config is loaded is one of them."""
+    spec = setting(default, doc)
+    spec.metadata = MappingProxyType({**spec.metadata, "choices": registry})
+    return spec
 
 
 def section_fields(cls: type) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from modeling.config import Range, setting
-from trainer.config.fields import AT_LEAST_0, AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, PROBABILITY
+from trainer.config.fields import AT_LEAST_0, AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, PROBABILITY, registered
+from trainer.training.schedules import LR_SCHEDULES, TEACHER_FORCING_SCHEDULES
+from trainer.training.trackers import TRACKERS
 
 
 @dataclass
@@ -88,12 +90,12 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate multiplier: linear warmup, then cosine / step / constant / wsd (warmup-stable-decay; see
-    trainer.training.schedules)."""
+    """Learning-rate multiplier: linear warmup, then a schedule of trainer.training.schedules.LR_SCHEDULES: cosine /
+    step / constant / wsd (warmup-stable-decay)."""
 
-    name: Literal["cosine", "step", "constant", "wsd"] = setting(
+    name: str = registered(
         "cosine", "the shape after warmup (wsd: constant until the run's end is decided, then a cosine decay over "
-        "decay_steps ending at that end)")
+        "decay_steps ending at that end)", LR_SCHEDULES)
     warmup_steps: int = setting(0, "steps of linear warmup: (step + 1) / warmup_steps", AT_LEAST_0)
     min_lr_ratio: float = setting(0.0, "cosine, wsd: the floor as a fraction of optim.lr", PROBABILITY)
     step_size: int = setting(1000, "step: multiply by gamma every step_size steps after warmup", AT_LEAST_1)
@@ -107,8 +109,8 @@ class ScheduleConfig:
 class TeacherForcingConfig:
     """Scheduled sampling (Bengio et al. 2015): probability of feeding the ground-truth token, per optimizer step."""
 
-    schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = setting(
-        "constant", "how the probability falls with the step i (trainer.training.schedules)")
+    schedule: str = registered("constant", "how the probability falls with the step i "
+                               "(trainer.training.schedules.TEACHER_FORCING_SCHEDULES)", TEACHER_FORCING_SCHEDULES)
     start: float = setting(1.0, "the probability at step 0 (constant: at every step)", PROBABILITY)
     floor: float = setting(0.0, "the probability never falls below this (at most start)", PROBABILITY)
     k: float = setting(1.0, "exponential: start * k**i (needs k < 1); inverse_sigmoid: start * k / (k + exp(i / k)) "
@@ -173,8 +175,9 @@ class LoggingConfig:
     every_steps: int = setting(10, "log the rank-averaged losses, grad norm, lr and samples/s every this many steps",
                                AT_LEAST_1)
     image_ids: bool = setting(False, "write output_dir/image_ids.jsonl: the image ids of every step's global batch")
-    trackers: list[str] = setting(["tensorboard"], "Accelerate trackers: tensorboard (always; OUTPUT_DIR/tensorboard), "
-                                  "wandb, mlflow when installed (trainer.training.trackers)")
+    trackers: list[str] = registered(["tensorboard"], "Accelerate trackers: tensorboard (always; "
+                                     "OUTPUT_DIR/tensorboard), wandb, mlflow when installed "
+                                     "(trainer.training.trackers.TRACKERS)", TRACKERS)
 
 
 @dataclass

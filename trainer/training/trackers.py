@@ -1,4 +1,5 @@
-"""The experiment trackers a run logs its scalars to (``logging.trackers``), passed to Accelerate's ``log_with``.
+"""The experiment trackers a run logs its scalars to (``logging.trackers``, names of ``TRACKERS``), passed to
+Accelerate's ``log_with``.
 
 ``tensorboard`` is always one of them (OUTPUT_DIR/tensorboard holds the text summaries and attention images too);
 ``wandb`` and ``mlflow`` get the same scalars when their packages are installed. W&B writes under OUTPUT_DIR
@@ -15,51 +16,64 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from data_pipelines.redact import redact
+from data_pipelines.registry import Registry
 
-SUPPORTED = ("tensorboard", "wandb", "mlflow")
 PROJECT = "showattend"
 MLFLOW_CONNECT_TIMEOUT_S = 5.0
-HINTS = {"wandb": "set WANDB_MODE=offline (no network) or give an API key (WANDB_API_KEY, or `wandb login`)",
-         "mlflow": "check MLFLOW_TRACKING_URI={uri} (a reachable server, sqlite:///FILE or file:FOLDER)"}
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """One tracker ``logging.trackers`` can name. ``build(output_dir)``: its Accelerate ``log_with`` entry (a name
+    Accelerate knows, or a ``GeneralTracker``), made when the Accelerator is; ``package``: the module that must be
+    installed (None: none); ``hint``: what to fix when it cannot start (``{uri}``: MLFLOW_TRACKING_URI); ``check``:
+    called before it starts (a server that must answer)."""
+
+    build: Callable[[Path], Any]
+    package: str | None = None
+    hint: str = ""
+    check: Callable[[], None] | None = None
 
 
 def check_trackers(names: list[str]) -> None:
     """ValueError naming ``logging.trackers`` when a name is unknown, repeated, not installed, or tensorboard is
     missing."""
-    unknown = [name for name in names if name not in SUPPORTED]
-    if unknown:
-        raise ValueError(f"config key 'logging.trackers': {unknown[0]!r} is not one of {list(SUPPORTED)}")
+    trackers = [TRACKERS.lookup(name, "config key 'logging.trackers'") for name in names]
     if len(set(names)) != len(names) or "tensorboard" not in names:
         raise ValueError(f"config key 'logging.trackers': {names} must name tensorboard and each tracker once")
-    for name in names:
-        if name != "tensorboard" and importlib.util.find_spec(name) is None:
-            raise ValueError(f"config key 'logging.trackers': {name} is not installed (pip install {name})")
+    for name, tracker in zip(names, trackers):
+        if tracker.package is not None and importlib.util.find_spec(tracker.package) is None:
+            raise ValueError(f"config key 'logging.trackers': {name} is not installed (pip install {tracker.package})")
 
 
 def build_trackers(names: list[str], output_dir: str | Path) -> list:
-    """Accelerate ``log_with`` entries: "tensorboard" by name (its project name "tensorboard" makes the folder
-    OUTPUT_DIR/tensorboard), W&B and MLflow as tracker objects with their own project names."""
-    from accelerate.tracking import MLflowTracker, WandBTracker
-
+    """Accelerate ``log_with`` entries of ``names`` for a run writing to ``output_dir``."""
     check_trackers(names)
     output_dir = Path(output_dir).absolute()
-    trackers: list = []
-    for name in names:
-        if name == "tensorboard":
-            trackers.append("tensorboard")
-        elif name == "wandb":
-            trackers.append(WandBTracker(os.environ.get("WANDB_PROJECT") or PROJECT, dir=str(output_dir),
-                                         name=output_dir.name))
-        else:
-            if not os.environ.get("MLFLOW_TRACKING_URI"):  # mlflow reads these when the run starts
-                os.environ["MLFLOW_TRACKING_URI"] = (output_dir / "mlruns").as_uri()
-                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks to opt in to file stores
-            trackers.append(MLflowTracker(experiment_name=PROJECT, run_name=output_dir.name))
-    return trackers
+    return [TRACKERS[name].build(output_dir) for name in names]
+
+
+def wandb_tracker(output_dir: Path):
+    """W&B under OUTPUT_DIR, project ``WANDB_PROJECT`` or showattend, the run named after OUTPUT_DIR."""
+    from accelerate.tracking import WandBTracker
+
+    return WandBTracker(os.environ.get("WANDB_PROJECT") or PROJECT, dir=str(output_dir), name=output_dir.name)
+
+
+def mlflow_tracker(output_dir: Path):
+    """MLflow at ``MLFLOW_TRACKING_URI``, by default a file store in OUTPUT_DIR/mlruns; experiment showattend."""
+    from accelerate.tracking import MLflowTracker
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # mlflow reads these when the run starts
+        os.environ["MLFLOW_TRACKING_URI"] = (output_dir / "mlruns").as_uri()
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks to opt in to file stores
+    return MLflowTracker(experiment_name=PROJECT, run_name=output_dir.name)
 
 
 def check_mlflow_uri() -> None:
@@ -82,16 +96,27 @@ def check_mlflow_uri() -> None:
                          f"MLFLOW_TRACKING_URI elsewhere") from None
 
 
+# "tensorboard" by name: its project name "tensorboard" makes the folder OUTPUT_DIR/tensorboard
+TRACKERS = Registry("tracker", {
+    "tensorboard": Tracker(lambda output_dir: "tensorboard"),
+    "wandb": Tracker(wandb_tracker, "wandb", "set WANDB_MODE=offline (no network) or give an API key "
+                     "(WANDB_API_KEY, or `wandb login`)"),
+    "mlflow": Tracker(mlflow_tracker, "mlflow", "check MLFLOW_TRACKING_URI={uri} (a reachable server, "
+                      "sqlite:///FILE or file:FOLDER)", check_mlflow_uri)})
+
+
 def start_trackers(accelerator, names: list[str], config: dict) -> None:
     """``accelerator.init_trackers`` (main process) with the run's flattened ``config``; a tracker that cannot start
     is a ValueError naming it and the setting to fix (no traceback)."""
-    if "mlflow" in names:
-        check_mlflow_uri()
+    for name in names:
+        if TRACKERS[name].check is not None:
+            TRACKERS[name].check()
     try:
         accelerator.init_trackers("tensorboard", config=config)
     except Exception as error:  # noqa: BLE001 - tracker libraries raise their own types; named below
         name = type(error).__module__.split(".")[0]
-        hint = HINTS.get(name, "").replace("{uri}", redact(os.environ.get("MLFLOW_TRACKING_URI", "")))
+        hint = next((tracker.hint for tracker in TRACKERS.values() if tracker.package == name), "")
+        hint = hint.replace("{uri}", redact(os.environ.get("MLFLOW_TRACKING_URI", "")))
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise ValueError(f"config key 'logging.trackers': {name} could not start ({type(error).__name__}: "
                          f"{redact(first_line)[:300]}){'; ' + hint if hint else ''}") from None
