@@ -32,7 +32,7 @@ from .output_paths import check_output_apart_from_inputs, check_output_holds_no_
 from .redact import redact_logs
 from .safe_write import write_file
 from .shard_writer import ShardWriter
-from .sources import READERS, DataFormatError, Record, clean_records
+from .sources import SOURCES, DataFormatError, Record, clean_records
 from .sources.common import issue
 from .sources.image_root import ALLOW_FLAG
 from .vocab import Vocabulary, count_words
@@ -187,14 +187,6 @@ def prepare(records: list[Record], reader_issues: list[dict], out: str | Path, o
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-_SOURCE_HELP = {"karpathy": "Karpathy split JSON (dataset_coco.json, dataset_flickr8k.json, dataset_flickr30k.json)",
-                "coco": "COCO captions JSON file(s) (captions_train2017.json ...)",
-                "flickr": "Flickr8k/30k token file + split lists", "csv": "CSV with image-path and caption columns",
-                "jsonl": "JSON lines with image-path and caption fields",
-                "hf": "Hugging Face datasets folder written by save_to_disk",
-                "webdataset": "img2dataset-style WebDataset shards (KEY.jpg/.png/.webp + KEY.txt/.json)"}
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", required=True, type=Path, help="output folder (must not exist unless --overwrite)")
@@ -216,18 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m data_pipelines.prepare",
                                      description="Turn a caption dataset into WebDataset shards + manifest + vocab.")
     subparsers = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
-    for name, reader in READERS.items():
-        reader.add_arguments(subparsers.add_parser(name, parents=[common], help=_SOURCE_HELP[name]))
+    for name, source in SOURCES.items():
+        source.add_arguments(subparsers.add_parser(name, parents=[common], help=source.help))
     add_vocab_arguments(subparsers.add_parser("vocab", help="one vocabulary of several prepared datasets' train "
                                               "captions, for a mixture (data.vocab)"))
     return parser
 
 
 def copy_small_jpegs(args: argparse.Namespace) -> bool:
-    """``--copy-small-jpegs`` as given, else the source's default (``COPY_SMALL_JPEGS``, off unless it says so)."""
+    """``--copy-small-jpegs`` as given, else the source's default (``Source.copy_small_jpegs``)."""
     if args.copy_small_jpegs is not None:
         return args.copy_small_jpegs
-    return getattr(READERS[args.source], "COPY_SMALL_JPEGS", False)
+    return SOURCES[args.source].copy_small_jpegs
 
 
 def run(argv: Iterable[str] | None = None) -> dict:
@@ -239,13 +231,13 @@ def run(argv: Iterable[str] | None = None) -> dict:
         return {"vocab_size": len(vocab), "splits": {}, "vocab_file": str(args.out)}
     options = PrepareOptions(args.image_size, args.shard_size, args.workers, args.min_word_freq, args.max_caption_len,
                              args.jpeg_quality, args.seed, args.overwrite, copy_small_jpegs(args))
-    check_output_apart_from_inputs(args.out, READERS[args.source].input_paths(args))  # fail before a long read
+    check_output_apart_from_inputs(args.out, SOURCES[args.source].input_paths(args))  # fail before a long read
     _check_output(args.out.absolute(), args.overwrite)
     common = {"out", "image_size", "shard_size", "workers", "min_word_freq", "max_caption_len", "jpeg_quality", "seed",
               "overwrite", "source", "allow_images_outside", "copy_small_jpegs"}
     inputs = {key: (str(value) if isinstance(value, Path) else value)
               for key, value in vars(args).items() if key not in common}
-    records, issues = READERS[args.source].read(args)
+    records, issues = SOURCES[args.source].read(args)
     return prepare(records, issues, args.out, options, source={"kind": args.source, **inputs})
 
 

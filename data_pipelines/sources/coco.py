@@ -15,6 +15,7 @@ from .common import (
 )
 from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
+from .source import Source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,3 +77,6 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         for record in unnamed:
             record.split = splits[record.image_id]
     return records, issues
+
+
+SOURCE = Source("COCO captions JSON file(s) (captions_train2017.json ...)", add_arguments, input_paths, read)

@@ -7,6 +7,7 @@ from pathlib import Path
 from .common import DataFormatError, Record, check_split_name, issue, parse_mapping
 from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
+from .source import Source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,3 +79,6 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         image_path = images.resolve(name, f"{listed_in[name]}: image {name!r:.80}")
         records.append(Record(Path(name).stem, split_of[name], [], image_path, image_path))
     return records, issues
+
+
+SOURCE = Source("Flickr8k/30k token file + split lists", add_arguments, input_paths, read)

@@ -20,6 +20,7 @@ from .common import (
 )
 from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
+from .source import Source
 
 
 def import_datasets():
@@ -149,3 +150,6 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         for record in records:
             record.split = splits[record.image_id]
     return records, []
+
+
+SOURCE = Source("Hugging Face datasets folder written by save_to_disk", add_arguments, input_paths, read)

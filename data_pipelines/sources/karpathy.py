@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .common import DataFormatError, Record, check_split_name, image_id_or, load_json, require
 from .image_root import ImageRoot
+from .source import Source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,3 +42,7 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         image_path = image_root.resolve(str(Path(folder) / filename), f"{path}: {where}")
         records.append(Record(image_id, split, captions, image_path, image_path))
     return records, []
+
+
+SOURCE = Source("Karpathy split JSON (dataset_coco.json, dataset_flickr8k.json, dataset_flickr30k.json)", add_arguments,
+                input_paths, read)

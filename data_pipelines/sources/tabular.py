@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .common import (
     DataFormatError,
@@ -16,6 +17,7 @@ from .common import (
 )
 from .fraction_splits import add_fraction_arguments, assign_fraction_splits
 from .image_root import ImageRoot
+from .source import Source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,13 +53,15 @@ def _cell(row: dict[str, Any], column: str, path: Path, line: int) -> Any:
     return row[column]
 
 
-def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
-    """Group rows by image path; each row adds its caption cells. Relative paths start at --images or the file's folder."""
+def read(args: argparse.Namespace, rows_of: Callable[[Path], Iterator[tuple[int, dict[str, Any]]]]
+         ) -> tuple[list[Record], list[dict]]:
+    """Group the rows (``rows_of(file)``: line number and row) by image path; each row adds its caption cells.
+    Relative paths start at --images or the file's folder."""
     path: Path = args.file
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
     base = ImageRoot(args.images if args.images is not None else path.parent, args.allow_images_outside)
-    rows = jsonl_objects(path) if args.source == "jsonl" else _csv_rows(path)
+    rows = rows_of(path)
     records: dict[str, Record] = {}
     try:
         for line, row in rows:
@@ -90,3 +94,8 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
         for image, record in records.items():
             record.split = splits[image]
     return list(records.values()), []
+
+
+CSV = Source("CSV with image-path and caption columns", add_arguments, input_paths, partial(read, rows_of=_csv_rows))
+JSONL = Source("JSON lines with image-path and caption fields", add_arguments, input_paths,
+               partial(read, rows_of=jsonl_objects))

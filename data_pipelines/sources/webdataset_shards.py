@@ -28,14 +28,12 @@ from pathlib import Path
 
 from ..data_root import is_remote, open_location
 from .common import DataFormatError, Record, issue
+from .source import Source
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 MAX_SHARDS = 1_000_000
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(\d+)\.\.(\d+)$")
-
-
-COPY_SMALL_JPEGS = True  # prepare's --copy-small-jpegs default here: web images are JPEGs, spare them a second loss
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,3 +205,8 @@ def read(args: argparse.Namespace) -> tuple[list[Record], list[dict]]:
     for location in expand_braces(args.shards):
         records += _shard_records(location, args, skipped)
     return records, skipped
+
+
+# --copy-small-jpegs by default: web images are JPEGs, spare them a second loss
+SOURCE = Source("img2dataset-style WebDataset shards (KEY.jpg/.png/.webp + KEY.txt/.json)", add_arguments, input_paths,
+                read, copy_small_jpegs=True)
