@@ -17,7 +17,7 @@ class Source:
     ``help``: the line ``showattend-prepare --help`` shows for it. ``add_arguments(parser)``: adds the source's own
     flags to its subcommand (``--out``, ``--image-size``, ``--allow-images-outside`` ... are common to all).
     ``input_paths(args) -> {flag: [Path]}``: the local files and folders it will read, by flag; prepare refuses an
-    ``--out`` inside or around any of them before reading anything. ``read(args) -> (records, issues)``: one ``Record``
+    ``--out`` that is or holds one of them before reading anything. ``read(args) -> (records, issues)``: one ``Record``
     per image (raw captions, a split, the image as a path, bytes or a callable returning either), and one dict per
     input skipped (``common.issue``: it lands in stats.json); a malformed input is a ``DataFormatError`` naming the
     file and position. Image paths taken from an annotation file go through ``image_root.ImageRoot`` (refused outside
