@@ -29,7 +29,8 @@ def type_name(annotation: Any, choices: Iterable[str] | None = None) -> str:
 
 def describe(setting: Setting) -> str:
     """``train.max_steps = 1000  (int, 1 <= value)`` and the doc, indented below it."""
-    facts = ", ".join(filter(None, [type_name(setting.annotation, setting.choices), setting.bounds and str(setting.bounds)]))
+    facts = ", ".join(filter(None, [type_name(setting.annotation, setting.choices),
+                                    setting.bounds and str(setting.bounds)]))
     head = f"  {setting.key} = {json.dumps(setting.default)}  ({facts})"
     return "\n".join([head, textwrap.fill(setting.doc, WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)])
 
