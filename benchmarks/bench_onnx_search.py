@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_serve import random_checkpoint
-from benchmarks.common import benchmark_parser, best_time, write_result
+from benchmarks.common import best_time, search_benchmark_parser, write_result
 from modeling import DecodingOptions
 from trainer.export import export
 from trainer.inference.numpy_search import beam_search
@@ -23,12 +23,7 @@ from trainer.inference.onnx_search import OnnxCaptioner
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, "8 images, max_len 10, one timed repeat")
-    parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--vocab-size", type=int, default=10_000)
-    parser.add_argument("--max-len", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = search_benchmark_parser(__doc__)
     args = parser.parse_args()
     if args.quick:
         args.images, args.max_len, args.repeats = 8, 10, 1
