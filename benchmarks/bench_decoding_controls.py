@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.common import benchmark_parser, best_time, write_result
+from benchmarks.common import best_time, search_benchmark_parser, write_result
 from modeling import Captioner, CaptionerConfig, DecodingOptions
 
 UNK_ID = 3
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, "8 images, max_len 10, one timed repeat")
-    parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--vocab-size", type=int, default=10_000)
-    parser.add_argument("--max-len", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = search_benchmark_parser(__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:

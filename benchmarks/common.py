@@ -21,6 +21,18 @@ def benchmark_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
     return parser
 
 
+def search_benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """``benchmark_parser`` plus the sizes of a caption search: --images 32, --beam-size 5, --vocab-size 10k,
+    --max-len 20, --repeats 3; the script shrinks them to 8 images, max_len 10, one repeat on ``--quick``."""
+    parser = benchmark_parser(doc, "8 images, max_len 10, one timed repeat")
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--vocab-size", type=int, default=10_000)
+    parser.add_argument("--max-len", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
 def write_result(result: dict, path: Path | None) -> None:
     """Write ``result`` as JSON to ``path`` (run_all collects these files); nothing when path is None."""
     if path is not None:

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "bench_feature_cache.py": "Training on the feature cache vs on images (224 px)",
     "bench_finetune.py": "Stage 2 (layer4 trained) from the cached frozen prefix vs from images",
     "bench_decoding_controls.py": "Beam search with every decoding control on vs plain",
+    "bench_onnx_search.py": "ONNX captioner's numpy beam search over a batch vs one image at a time",
     "bench_train_step.py": "Training step on precomputed features",
     "bench_ddp.py": "2-process CPU DDP vs 1 process",
     "bench_memory.py": "Peak RSS as the dataset grows 10x",

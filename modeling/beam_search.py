@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .decoder import Decoder
-from .decoding_options import WordRules
+from .word_rules import WordRules
 
 
 class Generation(NamedTuple):

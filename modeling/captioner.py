@@ -12,9 +12,10 @@ from torch import nn
 from .beam_search import Generation, beam_search, greedy_search
 from .config import CaptionerConfig
 from .decoder import Decoder
-from .decoding_options import DecodingOptions, WordRules
+from .decoding_options import DecodingOptions
 from .encoder import Encoder
 from .sampling import sample_search
+from .word_rules import WordRules
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -48,6 +48,14 @@ class Range:
         high = "" if self.high is None else f" {'<' if self.open_high else '<='} {_number(self.high)}"
         return f"{low}value{high}"
 
+    def requirement(self) -> str:
+        """``>= 1``, ``> 0``, ``in (0, 1]``: what a value must be, as an error message says it."""
+        if self.high is None and self.low is not None:
+            return f"{'>' if self.open_low else '>='} {_number(self.low)}"
+        if self.low is None and self.high is not None:
+            return f"{'<' if self.open_high else '<='} {_number(self.high)}"
+        return f"in {self.interval()}"
+
     def interval(self) -> str:
         """``(0, 1]``"""
         low = "(-inf" if self.low is None else f"{'(' if self.open_low else '['}{_number(self.low)}"

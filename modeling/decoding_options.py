@@ -1,44 +1,46 @@
-"""Decoding options (beam search or sampling, with controls) and the word rules they impose on each step.
+"""Decoding options: beam search or sampling, with controls; plain Python (no torch), so the ONNX captioner uses them.
 
 ``DecodingOptions()`` is plain beam search (beam 3, 20 words): every control off, captions byte-identical to a search
-without them. The rules only ever forbid words (their log-probability becomes -inf), so a beam's score can still only
-fall and the beam search's early stop stays exact.
+without them. Each field is declared once with ``setting(default, doc, Range)``: the ``eval:`` config section, the
+decoding flags of the command lines and the fields of a serving request are all built from these declarations
+(``trainer.config.decoding_controls``), and ``range_error`` checks each value against its Range. The word rules the
+controls impose on each step are ``modeling.word_rules``.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass
 
-import torch
+from .config import Range, bounds_of, setting
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE = Range(0), Range(1), Range(0, open_low=True)
 
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    """How ``Captioner.generate`` picks words.
+    """How ``Captioner.generate`` picks words; each field's declaration says what it does and its range."""
 
-    beam_size: beams per image (1: greedy); ignored when ``sample``. max_len: words at most (without <eos>).
-    length_penalty: finished captions rank by log-probability / length**length_penalty. min_len: <eos> is forbidden
-    before this many words. no_repeat_ngram_size: n > 0 forbids a word that would repeat an n-gram of the caption.
-    suppress_ids: word ids never generated (e.g. ``<unk>``). n_best: captions returned per image, best first (the
-    n_best best finished beams, at most beam_size; when sampling, n_best samples). sample: draw words at random from
-    softmax(logits / temperature), restricted to the top_k words (0: all) and the smallest set holding top_p of the
-    probability (1: all); image i of a call draws from its own generator seeded ``seed + i``, so captions do not
-    depend on how images are batched.
-    """
-
-    beam_size: int = 3
-    max_len: int = 20
-    length_penalty: float = 0.0
-    min_len: int = 0
-    no_repeat_ngram_size: int = 0
-    suppress_ids: tuple[int, ...] = ()
-    n_best: int = 1
-    sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
+    beam_size: int = setting(3, "beams per image (1: greedy search); ignored when sampling", AT_LEAST_1)
+    max_len: int = setting(20, "words of a caption at most (without <eos>)", AT_LEAST_1)
+    length_penalty: float = setting(0.0, "finished captions rank by log-probability / length**length_penalty (0: the "
+                                    "sum of log-probabilities)", AT_LEAST_0)
+    min_len: int = setting(0, "<eos> is forbidden before this many words (at most max_len)", AT_LEAST_0)
+    no_repeat_ngram_size: int = setting(0, "n > 0: a word that would repeat an n-gram of the caption is forbidden; "
+                                        "0: off", AT_LEAST_0)
+    suppress_ids: tuple[int, ...] = setting((), "word ids never generated (configs, flags and requests say "
+                                            "suppress_unk: the vocabulary's <unk>)")
+    n_best: int = setting(1, "captions returned per image, best first: the n_best best finished beams (at most "
+                          "beam_size), or n_best samples", AT_LEAST_1)
+    sample: bool = setting(False, "draw words at random instead of beam search")
+    temperature: float = setting(1.0, "sample: draw from softmax(logits / temperature)", POSITIVE)
+    top_k: int = setting(0, "sample: only from the k most likely words; 0: all", AT_LEAST_0)
+    top_p: float = setting(1.0, "sample: only from the smallest set of words holding this probability; 1: all",
+                           Range(0, 1, open_low=True))
+    seed: int = setting(0, "sample: image i draws from its own generator seeded seed + i (i counts the images of a "
+                        "call, or of a process's validation stream), so batching never changes a caption")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "suppress_ids", tuple(self.suppress_ids))
@@ -47,17 +49,14 @@ class DecodingOptions:
             raise ValueError(error)
 
     def range_error(self) -> str | None:
-        """The first option out of its range, as a message naming it; None when all are valid."""
-        checks = (("beam_size", self.beam_size >= 1, ">= 1"), ("max_len", self.max_len >= 1, ">= 1"),
-                  ("length_penalty", self.length_penalty >= 0 and math.isfinite(self.length_penalty), ">= 0"),
-                  ("min_len", 0 <= self.min_len <= self.max_len, f"in [0, max_len={self.max_len}]"),
-                  ("no_repeat_ngram_size", self.no_repeat_ngram_size >= 0, ">= 0 (0: off)"),
-                  ("n_best", self.n_best >= 1, ">= 1"),
-                  ("temperature", self.temperature > 0 and math.isfinite(self.temperature), "> 0"),
-                  ("top_k", self.top_k >= 0, ">= 0 (0: off)"), ("top_p", 0 < self.top_p <= 1, "in (0, 1]"))
-        for name, valid, expected in checks:
-            if not valid:
-                return f"{name} must be {expected}, got {getattr(self, name)!r}"
+        """The first option of a wrong type, out of its declared Range, or contradicting another, as a message naming
+        it; None when all are valid."""
+        for spec in dataclasses.fields(self):
+            problem = _value_problem(_hints(type(self))[spec.name], bounds_of(spec), getattr(self, spec.name))
+            if problem:
+                return f"{spec.name} must be {problem}, got {getattr(self, spec.name)!r}"
+        if self.min_len > self.max_len:
+            return f"min_len must be in [0, max_len={self.max_len}], got {self.min_len!r}"
         if not self.sample and self.n_best > self.beam_size:
             return f"n_best={self.n_best} exceeds beam_size={self.beam_size}: beam search keeps beam_size candidates"
         if not self.sample and (self.temperature != 1.0 or self.top_k or self.top_p != 1.0):
@@ -67,37 +66,34 @@ class DecodingOptions:
     def replace(self, **changes) -> "DecodingOptions":
         return dataclasses.replace(self, **changes)
 
+    def changed(self) -> dict:
+        """The fields whose value differs from their default, by name (``{}``: plain beam search)."""
+        return {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)
+                if getattr(self, spec.name) != spec.default}
+
     @property
     def has_word_rules(self) -> bool:
         return bool(self.min_len or self.no_repeat_ngram_size or self.suppress_ids)
 
 
-class WordRules:
-    """Forbids words per row at a step: <bos>/<pad> always, ``suppress_ids``, <eos> before ``min_len`` words, and
-    words completing an n-gram already in the row's caption (``no_repeat_ngram_size``)."""
-
-    def __init__(self, options: DecodingOptions, bos_id: int, pad_id: int, eos_id: int, device: torch.device):
-        self.never = torch.tensor(sorted({bos_id, pad_id, *options.suppress_ids}), device=device)
-        self.min_len, self.eos_id, self.pad_id, self.ngram = options.min_len, eos_id, pad_id, options.no_repeat_ngram_size
-
-    def log_probs(self, logits: torch.Tensor, step: int, words_so_far: torch.Tensor | None) -> torch.Tensor:
-        """log_softmax(logits) in float32 with forbidden words at -inf; ``words_so_far`` (rows, step) is needed only
-        with no_repeat_ngram_size."""
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        log_probs.index_fill_(1, self.never, float("-inf"))
-        if step < self.min_len:
-            log_probs[:, self.eos_id] = float("-inf")
-        if self.ngram and words_so_far is not None and words_so_far.shape[1] >= self.ngram:
-            words, banned = repeated_ngram_words(words_so_far, self.ngram)
-            log_probs.scatter_(1, torch.where(banned, words, self.pad_id), float("-inf"))  # <pad> is -inf anyway
-        return log_probs
+@functools.cache
+def _hints(cls: type) -> dict[str, typing.Any]:
+    return typing.get_type_hints(cls)
 
 
-def repeated_ngram_words(words: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each row of ``words`` (rows, t), the words that would complete an n-gram already in it: (rows, t-n+1)
-    word ids and a mask of which of them are banned (their window's first n-1 words equal the row's last n-1)."""
-    windows = words.unfold(1, n, 1)  # (rows, t-n+1, n)
-    if n == 1:
-        return windows[:, :, 0], torch.ones_like(windows[:, :, 0], dtype=torch.bool)
-    suffix = words[:, words.shape[1] - n + 1:].unsqueeze(1)
-    return windows[:, :, n - 1], (windows[:, :, :n - 1] == suffix).all(dim=2)
+def _value_problem(annotation, bounds: Range | None, value) -> str | None:
+    """What ``value`` must be for a field of this type and Range (``"an integer"``, ``">= 1"``); None when valid."""
+    if annotation is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return "an integer"
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "a number"
+        if not math.isfinite(value):
+            return f"a finite number{'' if bounds is None else ' ' + bounds.requirement()}"
+    if typing.get_origin(annotation) is tuple and not all(isinstance(item, int) for item in value):
+        return "integers"
+    if bounds is not None and not bounds.holds(value):
+        return bounds.requirement()
+    return None

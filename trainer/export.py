@@ -1,6 +1,6 @@
 """Export a checkpoint to ONNX graphs that onnxruntime runs, plus what decoding needs, and optionally verify them.
 
-    python -m trainer.export --checkpoint CKPT --out DIR [--verify IMAGE ...] [--beam-size 3] [--max-len 20]
+    python -m trainer.export --checkpoint CKPT --out DIR [--verify IMAGE ...] [decoding flags: --beam-size 3 ...]
     showattend-export --checkpoint CKPT [--out DIR] --push-to-hub ORG/NAME [--private]
 
 DIR gets ``encoder.onnx`` (pixels -> features, attention projection, initial state), ``decoder_step.onnx`` (one step:
@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from data_pipelines.safe_write import replaced_on_success, write_file
-from trainer.inference.arguments import at_least
+from trainer.inference.arguments import add_decoding_arguments, at_least, options_from_args, with_flag_names
 from trainer.inference.model_card import card_facts, read_card_data, train_config_of, write_export_card
-from trainer.inference.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, EXPORT_FILES, STEP_FILE
+from trainer.inference.onnx_search import ENCODER_FILE, EXPORT_CONFIG_FILE, EXPORT_FILES, STEP_FILE, checked_options
 from trainer.inference.pipeline import load_for_inference
 
 OPSET = 18
@@ -111,12 +111,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=at_least(1), default=None, help="default: the checkpoint's")
     parser.add_argument("--verify", nargs="+", type=Path, default=None, metavar="IMAGE",
                         help="caption these with onnxruntime and the eager model; exit 1 when a caption differs")
-    parser.add_argument("--beam-size", type=at_least(1), default=3, help="for --verify")
-    parser.add_argument("--max-len", type=at_least(1), default=20, help="for --verify")
     parser.add_argument("--push-to-hub", default=None, metavar="ORG/NAME",
                         help="upload the export (with --out) or the checkpoint (without) to this Hub repository")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    add_decoding_arguments(parser)  # for --verify
     args = parser.parse_args(argv)
+    try:
+        args.options = checked_options(options_from_args(args), {})
+    except ValueError as error:
+        parser.error(with_flag_names(str(error)))
     if args.out is None and args.push_to_hub is None:
         parser.error("--out is required (or --push-to-hub to upload the checkpoint itself)")
     if args.out is None and args.verify is not None:
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
     if args.verify is not None:
         from trainer.inference.export_verify import verify_export
 
-        report = verify_export(args.checkpoint, args.out, args.verify, args.beam_size, args.max_len, args.image_size)
+        report = verify_export(args.checkpoint, args.out, args.verify, args.options, args.suppress_unk, args.image_size)
         print(json.dumps(report))
         identical = report["captions_identical"]
     if identical and args.push_to_hub is not None:

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from modeling.config import CaptionerConfig
-from modeling.decoding_options import DecodingOptions
+from trainer.config.decoding_controls import options_from_controls
 from trainer.config.fields import settings
 from trainer.training.trackers import check_trackers
 
@@ -99,13 +99,9 @@ def model_section_builds(config: Any) -> None:
 
 def eval_decoding_is_consistent(config: Any) -> None:
     """Decoding values contradicting each other (top_k without sample, min_len above max_len) fail at load."""
-    evaluation = config.eval
     try:
-        DecodingOptions(beam_size=evaluation.beam_size, max_len=evaluation.max_len,
-                        length_penalty=evaluation.length_penalty, min_len=evaluation.min_len,
-                        no_repeat_ngram_size=evaluation.no_repeat_ngram_size, sample=evaluation.sample,
-                        temperature=evaluation.temperature, top_k=evaluation.top_k, top_p=evaluation.top_p)
-    except (TypeError, ValueError) as error:
+        options_from_controls(config.eval)
+    except ValueError as error:
         raise ValueError(f"config section 'eval': {error}") from None
 
 

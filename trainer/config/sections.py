@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from modeling.config import Range, setting
+from trainer.config.decoding_controls import with_decoding_controls
 from trainer.config.fields import AT_LEAST_0, AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, PROBABILITY, registered
 from trainer.training.schedules import LR_SCHEDULES, TEACHER_FORCING_SCHEDULES
 from trainer.training.trackers import TRACKERS
@@ -130,8 +131,8 @@ class LossConfig:
 
 @dataclass
 class EvalConfig:
-    """Validation during training: decoding (trainer.inference.arguments / modeling.DecodingOptions; all controls off:
-    plain beam search) and CIDEr-D on eval.split."""
+    """Validation during training: decoding (the controls of modeling.DecodingOptions, all off by default: plain beam
+    search) and CIDEr-D on eval.split."""
 
     every_steps: int = setting(500, "validate every this many steps; 0: only at the end", AT_LEAST_0)
     patience: int = setting(0, "end the run (wsd: start its decay) after this many validations in a row without a "
@@ -141,22 +142,12 @@ class EvalConfig:
     best_min_z: float = setting(0.0, "a validation replaces best/ only when its per-image CIDEr-D beats the run's first "
                                 "validation's (its start) by this many standard errors of the paired difference, as "
                                 "well as the best's CIDEr-D; 0: any gain over the best", AT_LEAST_0)
-    beam_size: int = setting(3, "beams per image (1: greedy); ignored when sampling", AT_LEAST_1)
-    max_len: int = setting(20, "words of a caption at most", AT_LEAST_1)
-    length_penalty: float = setting(0.0, "finished captions rank by log-probability / length**length_penalty",
-                                    AT_LEAST_0)
-    min_len: int = setting(0, "<eos> is forbidden before this many words (at most max_len)", AT_LEAST_0)
-    no_repeat_ngram_size: int = setting(0, "n > 0: no n-gram twice in a caption; 0: off", AT_LEAST_0)
-    suppress_unk: bool = setting(False, "never generate <unk>")
-    sample: bool = setting(False, "draw words at random instead of beam search")
-    temperature: float = setting(1.0, "sample: of the softmax", POSITIVE)
-    top_k: int = setting(0, "sample: only from the k most likely words; 0: all", AT_LEAST_0)
-    top_p: float = setting(1.0, "sample: only from the smallest set of words holding this probability",
-                           Range(0, 1, open_low=True))
-    seed: int = setting(0, "sample: the i-th image of a process's stream draws from a generator seeded seed + i")
     batch_size: int = setting(32, "images per decoding batch of each process", AT_LEAST_1)
     split: str = setting("val", "the split validated")
     num_samples: int = setting(4, "captions (text) and attention overlays (images) logged per validation", AT_LEAST_0)
+
+
+EvalConfig = with_decoding_controls(EvalConfig, after="best_min_z")  # eval.beam_size, eval.max_len, ...
 
 
 @dataclass

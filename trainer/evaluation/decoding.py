@@ -10,16 +10,12 @@ from accelerate.utils import gather_object
 
 from data_pipelines.stream_samples import model_input
 from modeling import DecodingOptions
+from trainer.config.decoding_controls import options_from_controls
 
 
 def eval_decoding_options(eval_config, vocab) -> DecodingOptions:
     """The DecodingOptions of a train config's ``eval`` section (``suppress_unk``: this vocabulary's <unk>)."""
-    return DecodingOptions(beam_size=eval_config.beam_size, max_len=eval_config.max_len,
-                           length_penalty=eval_config.length_penalty, min_len=eval_config.min_len,
-                           no_repeat_ngram_size=eval_config.no_repeat_ngram_size,
-                           suppress_ids=(vocab.unk_id,) if eval_config.suppress_unk else (),
-                           sample=eval_config.sample, temperature=eval_config.temperature, top_k=eval_config.top_k,
-                           top_p=eval_config.top_p, seed=eval_config.seed)
+    return options_from_controls(eval_config, vocab.unk_id)
 
 
 def decode_batches(model, vocab, loader: Iterable[dict], device,

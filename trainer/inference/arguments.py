@@ -4,33 +4,42 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 from modeling import DecodingOptions
+from modeling.config import Range
+from trainer.config.decoding_controls import BY_VOCABULARY, decoding_controls, options_from_controls
+from trainer.config.fields import Setting
 
 
 def at_least(least: int):
     """argparse type: an int >= ``least``."""
+    return integer_in(Range(least))
+
+
+def integer_in(bounds: Range | None):
+    """argparse type: an int in ``bounds`` (None: any)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+        if bounds is not None and not bounds.holds(value):
+            raise argparse.ArgumentTypeError(f"must be {bounds.requirement()}, got {value}")
         return value
-    parse.__name__ = f"int >= {least}"
+    parse.__name__ = "int" if bounds is None else f"int {bounds.requirement()}"
     return parse
 
 
-def real_in(low: float, high: float, low_open: bool = False):
-    """argparse type: a float in [low, high] ((low, high] when ``low_open``)."""
+def real_in(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """argparse type: a finite float in [low, high] (an end open when ``low_open`` / ``high_open``)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            interval = f"{'(' if low_open else '['}{low}, {high}]"
+        if not math.isfinite(value) or not Range(low, high, low_open, high_open).holds(value):
+            interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
             raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
         return value
     parse.__name__ = "number"
@@ -46,38 +55,48 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with a Hub name: the branch, tag or commit to load (default main)")
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser, beam_size: int = 3, max_len: int = 20) -> None:
-    """--beam-size, --max-len and the decoding controls (all off by default: plain beam search)."""
+def flag_of(control: str) -> str:
+    """``--beam-size`` of the control ``beam_size``."""
+    return "--" + control.replace("_", "-")
+
+
+def argument_type(control: Setting):
+    """The argparse type of a control: its annotation with its Range checked (int, float; else the annotation)."""
+    bounds = control.bounds or Range()
+    if control.annotation is int:
+        return integer_in(control.bounds)
+    if control.annotation is float:
+        return real_in(-math.inf if bounds.low is None else float(bounds.low),
+                       math.inf if bounds.high is None else float(bounds.high), bounds.open_low, bounds.open_high)
+    return control.annotation
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """A flag per decoding control (``trainer.config.decoding_controls``), its default DecodingOptions': all off,
+    plain beam search."""
     group = parser.add_argument_group("decoding (defaults: plain beam search)")
-    group.add_argument("--beam-size", type=at_least(1), default=beam_size, help="beams per image; 1: greedy")
-    group.add_argument("--max-len", type=at_least(1), default=max_len, help="maximum caption length in words")
-    group.add_argument("--length-penalty", type=real_in(0.0, math.inf), default=0.0,
-                       help="rank finished captions by log p / length**PENALTY (0: sum of log p)")
-    group.add_argument("--min-len", type=at_least(0), default=0, help="no <eos> before this many words")
-    group.add_argument("--no-repeat-ngram-size", type=at_least(0), default=0,
-                       help="N > 0: never repeat an N-gram within a caption")
-    group.add_argument("--suppress-unk", action="store_true", help="never generate <unk> (default: allowed)")
-    group.add_argument("--n-best", type=at_least(1), default=1,
-                       help="captions per image, best first (<= --beam-size; with --sample: samples drawn)")
-    group.add_argument("--sample", action="store_true", help="sample words instead of beam search")
-    group.add_argument("--temperature", type=real_in(0.0, math.inf, low_open=True), default=1.0,
-                       help="with --sample: softmax(logits / T)")
-    group.add_argument("--top-k", type=at_least(0), default=0, help="with --sample: only the K likeliest words")
-    group.add_argument("--top-p", type=real_in(0.0, 1.0, low_open=True), default=1.0,
-                       help="with --sample: only the smallest set of words holding P of the probability")
-    group.add_argument("--seed", type=int, default=0, help="with --sample: image i draws with seed SEED + i")
+    for control in decoding_controls():
+        if control.annotation is bool:
+            action = "store_true" if control.default is False else argparse.BooleanOptionalAction
+            group.add_argument(flag_of(control.key), action=action, default=control.default, help=control.doc)
+        else:
+            group.add_argument(flag_of(control.key), type=argument_type(control), default=control.default,
+                               help=f"{control.doc} (default {control.default})")
+
+
+def with_flag_names(message: str) -> str:
+    """A DecodingOptions error as the command line says it: ``min_len`` is ``--min-len``, ``suppress_ids``
+    ``--suppress-unk``, ``(set sample)`` is ``(add --sample)``."""
+    flags = {control.key: flag_of(control.key) for control in decoding_controls()}
+    flags.update({name: flag_of(control.key) for name, control in BY_VOCABULARY.items()})
+    pattern = re.compile(rf"(?<![\w-])(set )?({'|'.join(sorted(flags, key=len, reverse=True))})\b")
+    return pattern.sub(lambda match: f"{'add ' if match[1] else ''}{flags[match[2]]}", message)
 
 
 def options_from_args(args: argparse.Namespace) -> DecodingOptions:
     """The DecodingOptions of parsed flags (``suppress_unk`` is applied by the caller, which knows the vocabulary);
     ValueError naming the flag when they contradict each other."""
     try:
-        return DecodingOptions(beam_size=args.beam_size, max_len=args.max_len, length_penalty=args.length_penalty,
-                               min_len=args.min_len, no_repeat_ngram_size=args.no_repeat_ngram_size,
-                               n_best=args.n_best, sample=args.sample, temperature=args.temperature,
-                               top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+        return options_from_controls(args)
     except ValueError as error:
-        message = str(error).replace("(set sample)", "(add --sample)")
-        for name in ("beam_size", "max_len", "min_len", "n_best", "temperature", "top_k", "top_p"):
-            message = message.replace(name, "--" + name.replace("_", "-"))
-        raise ValueError(message) from None
+        raise ValueError(with_flag_names(str(error))) from None

@@ -1,19 +1,19 @@
-"""Decoding controls of a request: the fields of ``DecodingOptions`` by their own names (query string or form fields),
-plus ``suppress_unk`` and ``attention``; every value parsed by the type of its field and range-checked by
-``DecodingOptions`` itself, so a bad one is a 400 naming it."""
+"""Decoding controls of a request: those of ``trainer.config.decoding_controls`` (the fields of ``DecodingOptions``,
+``suppress_unk`` for ``suppress_ids``) by their own names (query string or form fields), plus ``attention``; every
+value parsed by the type of its field and range-checked by ``DecodingOptions`` itself, so a bad one is a 400 naming
+it."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Mapping
 
 from modeling import DecodingOptions
+from trainer.config.decoding_controls import SUPPRESS_UNK, decoding_controls
 from trainer.serving.limits import RequestError, ServeLimits
 
-# suppress_ids is given as suppress_unk (the client does not know our word ids)
-CONTROL_TYPES = {field.name: type(field.default) for field in dataclasses.fields(DecodingOptions)
-                 if field.name != "suppress_ids"}
-FLAGS = ("suppress_unk", "attention")
+# suppress_unk is a flag: not given, the server's default holds
+CONTROL_TYPES = {control.key: control.annotation for control in decoding_controls() if control is not SUPPRESS_UNK}
+FLAGS = (SUPPRESS_UNK.key, "attention")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MAX_SEED = 2**63 - 1
 
