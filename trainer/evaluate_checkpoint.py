@@ -20,7 +20,7 @@ from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.safe_write import write_file
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.evaluation.coco_results import results_image_id
-from trainer.evaluation.metrics.per_image import score_captions
+from trainer.evaluation.metrics import score_captions
 from trainer.inference.arguments import add_checkpoint_arguments, add_decoding_arguments, at_least, options_from_args
 from trainer.inference.hub import resolve_checkpoint
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
