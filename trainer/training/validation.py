@@ -118,7 +118,8 @@ def validate_source(accelerator, model, vocab, config: TrainConfig, source: Data
         return result
     result.num_images = len(predictions)
     if predictions:
-        scores = score_captions(predictions, references, per_image=False)  # METEOR only with Java (logged once)
+        scores = score_captions(predictions, references, config.eval.metrics or None,  # METEOR needs Java (logged)
+                                per_image=False)
         result.metrics = scores.metrics
         result.cider_per_image = {str(image_id): values[PRIMARY_SCORE] for image_id, values in scores.per_image.items()}
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
