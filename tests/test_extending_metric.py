@@ -12,7 +12,7 @@ from test_report import page_json
 from trainer import evaluate_checkpoint as evaluate_cli
 from trainer.config.schema import load_config
 from trainer.evaluation.coco_results import results_image_id
-from trainer.evaluation.metrics import METRICS, score_captions, score_names, tokenize_caption
+from trainer.evaluation.metrics import METRICS, CaptionMetric, Score, register_metric, score_captions, score_names, tokenize_caption
 from trainer.evaluation.report.train_log import read_train_log
 from trainer.train import main as train_main
 
@@ -118,3 +118,22 @@ def test_eval_metrics_are_checked_when_the_config_is_read(toy_metric, tmp_path):
     METRICS.pop("caption_words")
     with pytest.raises(ValueError, match=r"unknown metric 'Words'; choose from .*, METEOR$"):
         load_config(None, [*common, f"eval.metrics=[CIDEr,{TOY}]"])
+
+
+def test_register_metric_refuses_clashing_or_unusable_names_and_the_scorer_wrong_values():
+    def constant(candidates, references, per_image):
+        return {"Other": (1.0, None)}
+
+    with pytest.raises(ValueError, match="score name 'CIDEr' is already given by metric 'cider'"):
+        register_metric(CaptionMetric("my_cider", (Score("CIDEr", "mine"),), constant))
+    with pytest.raises(ValueError, match="score name 'val/x' is not a plain word"):
+        register_metric(CaptionMetric("slashed", (Score("val/x", "x"),), constant))
+    with pytest.raises(ValueError, match="a metric named 'bleu' is already registered"):
+        register_metric(CaptionMetric("bleu", (Score("Bleu_9", "x"),), constant))
+    assert "my_cider" not in METRICS and "slashed" not in METRICS
+    register_metric(CaptionMetric("liar", (Score("Honest", "honest"),), constant))
+    try:
+        with pytest.raises(ValueError, match=r"metric 'liar' returned scores \['Other'\], expected \['Honest'\]"):
+            score_captions({"a": "a dog"}, {"a": ["a dog"]})
+    finally:
+        METRICS.pop("liar")
