@@ -10,7 +10,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from trainer.evaluation.metrics import METRIC_NAMES, caption_metrics_and_cider, compute_caption_metrics, tokenize_caption
+from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, score_captions, tokenize_caption
 
 PREDICTIONS = {
     "exact": "A man riding a horse on a beach.",
@@ -52,7 +52,8 @@ def coco_reference_scores(predictions, references):
 def assert_equal_to_coco(predictions, references):
     ours = compute_caption_metrics(predictions, references)
     expected = coco_reference_scores(predictions, references)
-    same, per_image = caption_metrics_and_cider(predictions, references)  # what validation uses: per-image CIDEr-D too
+    scored = score_captions(predictions, references, METRIC_NAMES, per_image=False)  # what validation computes
+    same, per_image = scored.metrics, {key: values["CIDEr"] for key, values in scored.per_image.items()}
     res = {image_id: [tokenize_caption(caption)] for image_id, caption in predictions.items()}
     gts = {image_id: [tokenize_caption(ref) for ref in refs] for image_id, refs in references.items()}
     coco_per_image = dict(zip(gts, Cider().compute_score(gts, res)[1]))

@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 from test_metrics_coco import PREDICTIONS, REFERENCES
 
-from trainer.evaluation.metrics import compute_caption_metrics, compute_meteor, meteor, tokenize_caption
-from trainer.evaluation.metrics.per_image import score_captions
+from trainer.evaluation.metrics import compute_caption_metrics, meteor, score_captions, tokenize_caption
 
 REPO = Path(__file__).resolve().parents[1]
 # Skipped only off CI (a developer machine without Java); CI machines have Java 17, so there the tests must run.
 needs_java = pytest.mark.skipif(meteor.unavailable_reason() is not None and not os.environ.get("CI"),
                                 reason=f"METEOR cannot run here: {meteor.unavailable_reason()}")
+
+
+def meteor_only(predictions, references) -> dict:
+    return score_captions(predictions, references, ["METEOR"], per_image=False).metrics
 
 
 def tokenized(predictions, references):
@@ -35,7 +38,7 @@ def test_meteor_equals_pycocoevalcap():
     assert corpus == pytest.approx(expected, abs=1e-6)
     np.testing.assert_allclose(per_image, expected_per_image, atol=1e-6)
     assert 0.0 < corpus < 1.0 and per_image[list(PREDICTIONS).index("exact")] > 0.9  # not a constant
-    assert compute_meteor(PREDICTIONS, REFERENCES)["METEOR"] == pytest.approx(expected, abs=1e-6)
+    assert meteor_only(PREDICTIONS, REFERENCES)["METEOR"] == pytest.approx(expected, abs=1e-6)
     scores = score_captions(PREDICTIONS, REFERENCES)  # the shared process answers again, same numbers
     assert scores.metrics["METEOR"] == corpus
     assert [scores.per_image[i]["METEOR"] for i in PREDICTIONS] == pytest.approx(list(per_image), abs=1e-12)
@@ -45,7 +48,7 @@ def test_without_java_meteor_is_absent_with_one_logged_line(monkeypatch, caplog)
     monkeypatch.setattr(meteor.shutil, "which", lambda name: None)
     monkeypatch.setattr(meteor, "_logged_reasons", set())
     with caplog.at_level(logging.WARNING, logger=meteor.__name__):
-        assert compute_meteor(PREDICTIONS, REFERENCES) == {}
+        assert meteor_only(PREDICTIONS, REFERENCES) == {}
         scores = score_captions(PREDICTIONS, REFERENCES)
     assert scores.metrics == compute_caption_metrics(PREDICTIONS, REFERENCES)  # the rest is untouched
     assert all("METEOR" not in values for values in scores.per_image.values())
@@ -59,7 +62,7 @@ def test_a_path_without_java_evaluates_without_meteor(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     code = ("from test_metrics_coco import PREDICTIONS, REFERENCES\n"
-            "from trainer.evaluation.metrics.per_image import score_captions\n"
+            "from trainer.evaluation.metrics import score_captions\n"
             "print(sorted(score_captions(PREDICTIONS, REFERENCES).metrics))\n"
             "print(sorted(score_captions(PREDICTIONS, REFERENCES).metrics))\n")
     env = {**os.environ, "PATH": str(bin_dir),
@@ -85,6 +88,6 @@ def test_a_broken_jar_is_logged_not_raised(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(meteor.JAR_ENV, str(broken))
     monkeypatch.setattr(meteor, "_logged_reasons", set())
     with caplog.at_level(logging.WARNING, logger=meteor.__name__):
-        assert compute_meteor(PREDICTIONS, REFERENCES) == {}
+        assert meteor_only(PREDICTIONS, REFERENCES) == {}
     assert len(caplog.records) == 1 and "METEOR process failed" in caplog.records[0].getMessage()
     assert broken not in meteor._shared  # a failed process is not reused

@@ -6,8 +6,7 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from test_metrics_coco import PREDICTIONS, REFERENCES
 
-from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, tokenize_caption
-from trainer.evaluation.metrics.per_image import score_captions
+from trainer.evaluation.metrics import METRIC_NAMES, compute_caption_metrics, score_captions, tokenize_caption
 
 
 def test_per_image_scores_equal_pycocoevalcap_per_image_lists():
@@ -17,7 +16,7 @@ def test_per_image_scores_equal_pycocoevalcap_per_image_lists():
     _, bleu = Bleu(4).compute_score(gts, res, verbose=0)
     _, cider = Cider().compute_score(gts, res)  # document frequencies of the whole set
     _, rouge = Rouge().compute_score(gts, res)
-    scores = score_captions(PREDICTIONS, REFERENCES, meteor=False)
+    scores = score_captions(PREDICTIONS, REFERENCES, METRIC_NAMES)
     for order in range(4):
         np.testing.assert_allclose([scores.per_image[i][f"Bleu_{order + 1}"] for i in ids], bleu[order], atol=1e-12)
     np.testing.assert_allclose([scores.per_image[i]["CIDEr"] for i in ids], cider, atol=1e-12)

@@ -4,8 +4,9 @@
     accelerate launch -m trainer.evaluate_checkpoint ...   # shards the split over ranks; rank 0 gathers, scores and writes
 
 The last line of stdout is one JSON object: {"Bleu_1", .., "Bleu_4", "CIDEr", "ROUGE_L"[, "METEOR" when Java is on
-PATH]} (pycocoevalcap-equal). Each results row carries that image's own "scores". ``--report DIR`` also writes
-DIR/index.html (trainer.evaluation.report: summary table, learning curves, gallery with attention).
+PATH]} (pycocoevalcap-equal; ``--metrics NAME ...``: those only). Each results row carries that image's own
+"scores". ``--report DIR`` also writes DIR/index.html (trainer.evaluation.report: summary table, learning curves,
+gallery with attention).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from data_pipelines.data_root import DataRoot, is_remote
 from data_pipelines.safe_write import write_file
 from data_pipelines.vocab import SPECIALS, Vocabulary
 from trainer.evaluation.coco_results import results_image_id
-from trainer.evaluation.metrics.per_image import score_captions
+from trainer.evaluation.metrics import check_score_names, score_captions, score_names
 from trainer.inference.arguments import add_checkpoint_arguments, add_decoding_arguments, at_least, options_from_args
 from trainer.inference.hub import resolve_checkpoint
 from trainer.inference.pipeline import DECODE_DTYPE_HELP, DECODE_DTYPES, DEFAULT_IMAGE_SIZE, load_for_inference
@@ -87,11 +88,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="COCO results JSON (default CKPT/results_SPLIT.json)")
     parser.add_argument("--report", type=Path, default=None, help="also write a static HTML report to DIR/index.html")
     parser.add_argument("--dtype", choices=sorted(DECODE_DTYPES), default="float32", help=DECODE_DTYPE_HELP)
+    parser.add_argument("--metrics", nargs="+", metavar="NAME", default=None,
+                        help=f"scores to compute (default: every registered metric: {', '.join(score_names())})")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with exit_on_user_error(errors=(ValueError,)):
+        check_score_names(args.metrics or (), "--metrics")
     try:
         options = options_from_args(args)
     except ValueError as error:
@@ -153,7 +158,7 @@ def main(argv=None) -> int:
         sys.exit(f"error: split {args.split!r} of {args.data} yielded no images")
     if coverage := loader.coverage_warning(len(predictions)):  # broken images: say so, the scores are over fewer
         print(f"warning: {coverage}", file=sys.stderr)
-    scores = score_captions(predictions, references)
+    scores = score_captions(predictions, references, args.metrics)
     metrics = scores.metrics
     out_path = args.out or args.checkpoint / f"results_{args.split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)

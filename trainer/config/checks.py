@@ -11,6 +11,7 @@ from typing import Any
 from modeling.config import CaptionerConfig
 from trainer.config.decoding_controls import options_from_controls
 from trainer.config.fields import settings
+from trainer.evaluation.metrics import PRIMARY_SCORE, check_score_names
 from trainer.training.trackers import check_trackers
 
 # checked by CaptionerConfig itself (the model is also built from a checkpoint's config.json, outside the trainer)
@@ -126,11 +127,19 @@ def data_root_is_set(config: Any) -> None:
     config.data_sources()
 
 
+def eval_metrics_are_known(config: Any) -> None:
+    """``eval.metrics`` names registered scores, the one best/ follows among them (empty: every metric)."""
+    names = check_score_names(config.eval.metrics, "config key 'eval.metrics'")
+    if names and PRIMARY_SCORE not in names:
+        raise ValueError(f"config key 'eval.metrics' = {names!r} must include {PRIMARY_SCORE!r}: best/ and "
+                         f"eval.patience follow it")
+
+
 RULES = (numbers_are_finite, numbers_are_in_range, names_are_registered, trackers_can_start,
          teacher_forcing_floor_below_start,
          teacher_forcing_k_fits_the_schedule, scst_baseline_has_its_samples, wsd_schedule_fits_the_run,
          early_end_has_validations, model_section_builds, eval_decoding_is_consistent,
-         finetuning_starts_from_a_trained_model, data_root_is_set)
+         finetuning_starts_from_a_trained_model, data_root_is_set, eval_metrics_are_known)
 
 
 def check_config(config: Any) -> None:

@@ -144,6 +144,9 @@ class EvalConfig:
                                 "well as the best's CIDEr-D; 0: any gain over the best", AT_LEAST_0)
     batch_size: int = setting(32, "images per decoding batch of each process", AT_LEAST_1)
     split: str = setting("val", "the split validated")
+    metrics: list[str] = setting([], "the scores validation computes and logs as val/<name>, e.g. [CIDEr, Bleu_4] "
+                                 "(CIDEr among them: best/ and eval.patience follow it); empty: every registered "
+                                 "metric (trainer.evaluation.metrics)")
     num_samples: int = setting(4, "captions (text) and attention overlays (images) logged per validation", AT_LEAST_0)
 
 

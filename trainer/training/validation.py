@@ -19,7 +19,7 @@ from trainer.config.schema import TrainConfig
 from trainer.distributed.run_control import iterate_isolated
 from trainer.evaluation.attention_maps import attention_figure, denormalize
 from trainer.evaluation.decoding import decode_batches, eval_decoding_options, gather_captions
-from trainer.evaluation.metrics import caption_metrics_and_cider, compute_meteor
+from trainer.evaluation.metrics import PRIMARY_SCORE, score_captions
 
 OVERLAY_WORDS = 8  # attention panels per logged image
 FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cached features (no pixels to overlay)
@@ -27,8 +27,8 @@ FEATURE_PANEL = 64  # side in pixels of an attention panel when the input is cac
 
 @dataclass
 class ValidationResult:
-    """Metrics (``Bleu_1``..``CIDEr``), each image's CIDEr-D (by ``str(image_id)``) and logging material; filled on
-    the main process only. For a mixture: ``metrics`` are the weighted means of ``source_metrics`` (source name ->
+    """Metrics (every registered metric's scores), each image's CIDEr-D (by ``str(image_id)``) and logging material;
+    filled on the main process only. For a mixture: ``metrics`` are the weighted means of ``source_metrics`` (source name ->
     that source's metrics), and ``cider_per_image`` is keyed ``<source>/<image_id>`` and scaled so that its mean is the
     weighted mean CIDEr-D (so best/'s paired check compares what picks best/)."""
 
@@ -118,9 +118,10 @@ def validate_source(accelerator, model, vocab, config: TrainConfig, source: Data
         return result
     result.num_images = len(predictions)
     if predictions:
-        result.metrics, cider_per_image = caption_metrics_and_cider(predictions, references)
-        result.cider_per_image = {str(image_id): score for image_id, score in cider_per_image.items()}
-        result.metrics.update(compute_meteor(predictions, references))  # {} without Java (logged once)
+        scores = score_captions(predictions, references, config.eval.metrics or None,  # METEOR needs Java (logged)
+                                per_image=False)
+        result.metrics = scores.metrics
+        result.cider_per_image = {str(image_id): values[PRIMARY_SCORE] for image_id, values in scores.per_image.items()}
     rows = [(image_id, predictions[image_id], references[image_id]) for image_id in list(predictions)]
     result.samples_markdown = _markdown(rows[:config.eval.num_samples])
     return result

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from trainer.evaluation.metrics.metric import CaptionMetric, MetricValues, Score
 from trainer.evaluation.metrics.ngrams import count_caption_ngrams, lookup
 
 # coco-caption's smoothing constants: a zero match count still gives a finite (tiny) precision.
@@ -55,3 +56,22 @@ def corpus_bleu(candidates: list[str], references: list[list[str]], max_order: i
     if ratio < 1:
         scores = [score * math.exp(1 - 1 / ratio) for score in scores]
     return scores
+
+
+def sentence_bleu(candidates: list[str], references: list[list[str]]) -> np.ndarray:
+    """(N, 4) BLEU-1..4 of each tokenized caption alone (same smoothing and "closest" length), as coco-caption's
+    per-image list."""
+    return np.array([corpus_bleu([candidate], [refs]) for candidate, refs in zip(candidates, references)])
+
+
+BLEU_SCORES = tuple(Score(f"Bleu_{order}", f"BLEU-{order}", in_gallery=order == 4) for order in range(1, 5))
+
+
+def bleu_scores(candidates: list[str], references: list[list[str]], per_image: bool) -> MetricValues:
+    """Corpus BLEU-1..4 and, if ``per_image``, each image's own (which costs one corpus BLEU per image)."""
+    columns = sentence_bleu(candidates, references).T if per_image else [None] * len(BLEU_SCORES)
+    return {score.name: (value, column)
+            for score, value, column in zip(BLEU_SCORES, corpus_bleu(candidates, references), columns)}
+
+
+BLEU = CaptionMetric("bleu", BLEU_SCORES, bleu_scores, report_column=10)

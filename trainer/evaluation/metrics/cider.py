@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.evaluation.metrics.metric import CaptionMetric, MetricValues, Score
 from trainer.evaluation.metrics.ngrams import count_caption_ngrams, lookup, sorted_unique
 
 
@@ -57,3 +58,11 @@ def cider_d(candidates: list[str], references: list[list[str]], max_order: int =
     first_ref = np.cumsum(refs_per_image) - refs_per_image  # references are image-major, so each image is a block
     scores = np.add.reduceat(similarity, first_ref, axis=0).mean(axis=1) / refs_per_image * 10.0
     return float(scores.mean()), scores
+
+
+def cider_d_scores(candidates: list[str], references: list[list[str]], per_image: bool) -> MetricValues:
+    """Corpus and per-image CIDEr-D (the per-image values come free: the corpus score is their mean)."""
+    return {"CIDEr": cider_d(candidates, references)}
+
+
+CIDER_D = CaptionMetric("cider", (Score("CIDEr", "CIDEr-D"),), cider_d_scores, report_column=40)

@@ -18,11 +18,10 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from trainer.evaluation.metrics.tokenizer import tokenize_caption
+from trainer.evaluation.metrics.metric import CaptionMetric, MetricValues, Score
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +126,12 @@ def meteor_scores(candidates: list[str], references: list[list[str]],
     return None
 
 
-def compute_meteor(predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]],
-                   jar: str | Path | None = None) -> dict[str, float]:
-    """``{"METEOR": corpus score}`` of raw captions (PTB-tokenized as coco-caption does), or ``{}`` without Java."""
-    image_ids = list(predictions)
-    scores = meteor_scores([tokenize_caption(predictions[image_id]) for image_id in image_ids],
-                           [[tokenize_caption(ref) for ref in references[image_id]] for image_id in image_ids], jar)
-    return {} if scores is None else {METEOR_NAME: scores[0]}
+def meteor_metric_scores(candidates: list[str], references: list[list[str]], per_image: bool) -> MetricValues | None:
+    """Corpus and per-image METEOR, or None (logged) without Java or the jar."""
+    scores = meteor_scores(candidates, references)
+    return None if scores is None else {METEOR_NAME: scores}
+
+
+METEOR = CaptionMetric("meteor", (Score(METEOR_NAME, "METEOR"),), meteor_metric_scores, report_column=20,
+                       optional=True, missing_note="METEOR needs a <code>java</code> on PATH and pycocoevalcap's jar "
+                                                   "(<code>pip install -e '.[meteor]'</code>)")

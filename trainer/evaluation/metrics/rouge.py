@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.evaluation.metrics.metric import CaptionMetric, MetricValues, Score
+
 BETA = 1.2
 
 
@@ -39,3 +41,11 @@ def rouge_l(candidates: list[str], references: list[list[str]], beta: float = BE
         if best_precision != 0 and best_recall != 0:
             scores[index] = ((1 + beta ** 2) * best_precision * best_recall) / float(best_recall + beta ** 2 * best_precision)
     return float(np.mean(scores)), scores
+
+
+def rouge_l_scores(candidates: list[str], references: list[list[str]], per_image: bool) -> MetricValues:
+    """Mean and per-image ROUGE-L (the mean is over the per-image values)."""
+    return {"ROUGE_L": rouge_l(candidates, references)}
+
+
+ROUGE_L = CaptionMetric("rouge", (Score("ROUGE_L", "ROUGE-L"),), rouge_l_scores, report_column=30)

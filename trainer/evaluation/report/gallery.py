@@ -10,6 +10,7 @@ from PIL import Image
 
 from data_pipelines.safe_write import replaced_on_success
 from trainer.evaluation.attention_maps import crop_like_model
+from trainer.evaluation.metrics import PRIMARY_SCORE, report_scores
 from trainer.evaluation.report.attention_strip import PANEL_SIDE, attention_strip
 
 IMAGE_DIR, STRIP_DIR = "images", "attention"
@@ -56,6 +57,9 @@ def write_gallery(out_dir: Path, items: list[CaptionedImage], images: Iterable[t
 
 
 def gallery_settings(records: list[dict]) -> dict:
-    """What the page script needs besides the records: the panel size and the score names it can sort by."""
-    names = [name for name in ("CIDEr", "Bleu_4", "METEOR", "ROUGE_L") if records and name in records[0]["scores"]]
-    return {"panel": PANEL_SIDE, "scores": names}
+    """What the page script needs besides the records: the panel size, the score names it shows and sorts by (the
+    primary score first, then the report's column order) and their labels."""
+    shown = [score for score in report_scores() if score.in_gallery and records and score.name in records[0]["scores"]]
+    shown.sort(key=lambda score: score.name != PRIMARY_SCORE)  # stable: the others keep their order
+    return {"panel": PANEL_SIDE, "scores": [score.name for score in shown],
+            "labels": {score.name: score.label for score in shown}}

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from html import escape
 
-# The column order captioning papers print.
-TABLE_COLUMNS = (("Bleu_1", "BLEU-1"), ("Bleu_2", "BLEU-2"), ("Bleu_3", "BLEU-3"), ("Bleu_4", "BLEU-4"),
-                 ("METEOR", "METEOR"), ("ROUGE_L", "ROUGE-L"), ("CIDEr", "CIDEr-D"))
+from trainer.evaluation.metrics import report_scores
 
 
 def summary_rows(metrics: dict, baselines: dict | None) -> list[tuple[str, dict]]:
@@ -19,8 +17,9 @@ def summary_rows(metrics: dict, baselines: dict | None) -> list[tuple[str, dict]
 
 
 def summary_table_html(rows: list[tuple[str, dict]]) -> str:
-    """HTML table, one row per (label, metrics); a metric a row lacks (METEOR without Java) shows as a dash."""
-    columns = [(name, label) for name, label in TABLE_COLUMNS if any(name in values for _, values in rows)]
+    """HTML table, one row per (label, metrics), one column per registered score some row has, in the order papers
+    print them (``report_scores``); a score a row lacks (METEOR without Java) shows as a dash."""
+    columns = [(score.name, score.label) for score in report_scores() if any(score.name in values for _, values in rows)]
     head = "".join(f"<th>{escape(label)}</th>" for _, label in columns)
     body = []
     for row_index, (label, values) in enumerate(rows):

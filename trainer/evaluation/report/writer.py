@@ -8,6 +8,7 @@ from pathlib import Path
 
 from data_pipelines.safe_write import write_file
 from trainer.evaluation.caption_baselines import caption_baselines
+from trainer.evaluation.metrics import METRICS
 from trainer.evaluation.report.curves import plot_learning_curves
 from trainer.evaluation.report.gallery import CaptionedImage, gallery_settings, write_gallery
 from trainer.evaluation.report.page import curves_html, render_page
@@ -55,9 +56,8 @@ def write_report(out_dir: Path, *, checkpoint: Path, data: Path, split: str, met
     if baselines and baselines.get("blind_caption"):
         summary += f'<p class="note">Blind caption: &ldquo;{escape(baselines["blind_caption"])}&rdquo;.</p>'
     summary += "".join(f'<p class="note">{escape(note)}.</p>' for note in (baselines or {}).get("notes", []))
-    if "METEOR" not in metrics:
-        summary += '<p class="note">METEOR needs a <code>java</code> on PATH and pycocoevalcap\'s jar ' \
-                   '(<code>pip install -e \'.[meteor]\'</code>).</p>'
+    summary += "".join(f'<p class="note">{metric.missing_note}.</p>' for metric in METRICS.values()
+                       if metric.missing_note and not set(metric.score_names) & set(metrics))
     subtitle = (f"checkpoint {checkpoint} \u00b7 split {split!r} of {data} \u00b7 {len(items)} images \u00b7 "
                 f"written {time.strftime('%Y-%m-%d %H:%M')}")
     curves = curves_html(curves_file, train_log, log_problem)

@@ -3,7 +3,7 @@
 (function () {
   const records = JSON.parse(document.getElementById("gallery-data").textContent);
   const settings = JSON.parse(document.getElementById("gallery-settings").textContent);
-  const labels = { CIDEr: "CIDEr-D", Bleu_4: "BLEU-4", METEOR: "METEOR", ROUGE_L: "ROUGE-L" };
+  const labels = settings.labels || {};
   const panel = 72;  // displayed panel width, px (the strip image is scaled to this height)
   const sortSelect = document.getElementById("sort");
   const filterInput = document.getElementById("filter");

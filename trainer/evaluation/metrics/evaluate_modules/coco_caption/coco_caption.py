@@ -5,7 +5,7 @@
 """
 import evaluate
 
-from trainer.evaluation.metrics import compute_caption_metrics
+from trainer.evaluation.metrics import METRIC_NAMES, score_captions
 from trainer.evaluation.metrics.evaluate_support import caption_metric_info
 
 _DESCRIPTION = "BLEU-1..4, CIDEr-D and ROUGE-L of captions, PTB-tokenized, equal to pycocoevalcap 1.2 (no Java)."
@@ -19,4 +19,4 @@ class CocoCaption(evaluate.Metric):
         return caption_metric_info(_DESCRIPTION, _KWARGS)
 
     def _compute(self, predictions, references):
-        return compute_caption_metrics(dict(enumerate(predictions)), dict(enumerate(references)))
+        return score_captions(dict(enumerate(predictions)), dict(enumerate(references)), METRIC_NAMES, per_image=False).metrics
