@@ -2,11 +2,14 @@
 header line with the time since the demo started; a stage that fails ends the demo with its exit status."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from trainer.demo.arguments import REPO, DemoError
 
@@ -17,6 +20,21 @@ class StageFailed(DemoError):
     def __init__(self, command: Sequence[str], returncode: int):
         status = 128 - returncode if returncode < 0 else returncode  # killed by signal N: 128 + N, as a shell says
         super().__init__(f"{' '.join(map(str, command[:4]))} ... ended with exit status {status}", status)
+
+
+@contextlib.contextmanager
+def _waiting_through_ctrl_c() -> Iterator[None]:
+    """Ctrl-C reaches the running stage too (one process group): the demo waits for it to stop in order (training saves
+    a checkpoint) and then ends with its status, as a shell script would, instead of killing it. A handler, not
+    SIG_IGN, so that the stage's own Ctrl-C handling (inherited dispositions) stays as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class StageRunner:
@@ -39,35 +57,37 @@ class StageRunner:
 
     def succeeds(self, *arguments: str) -> bool:
         """Whether ``python ARGUMENTS`` exits 0 (a question asked of the environment, not a stage)."""
-        return subprocess.run([self.python, *arguments], cwd=REPO, env=self.env).returncode == 0
+        return self._run(arguments).returncode == 0
 
     def run(self, *arguments: str, stdout=None) -> None:
         """``python ARGUMENTS``; its output goes to the demo's (or to the open file ``stdout``)."""
-        sys.stdout.flush()
-        self._check([self.python, *arguments], subprocess.run([self.python, *arguments], cwd=REPO, env=self.env,
-                                                              stdout=stdout).returncode)
+        self._check(self._run(arguments, stdout))
 
     def output(self, *arguments: str) -> str:
         """``python ARGUMENTS``' standard output (its errors still go to the demo's), trailing newlines cut."""
-        command = [self.python, *arguments]
-        completed = subprocess.run(command, cwd=REPO, env=self.env, stdout=subprocess.PIPE)
-        self._check(command, completed.returncode)
+        completed = self._check(self._run(arguments, subprocess.PIPE))
         return completed.stdout.decode("utf-8", "replace").rstrip("\n")
 
     def run_logged(self, log: Path, *arguments: str) -> str:
         """``python ARGUMENTS``, its output both shown and written to ``log``; returns the output's last line."""
-        command = [self.python, *arguments]
         sys.stdout.flush()
-        with open(log, "wb") as copy, subprocess.Popen(command, cwd=REPO, env=self.env, stdout=subprocess.PIPE) as job:
+        with _waiting_through_ctrl_c(), open(log, "wb") as copy, \
+                subprocess.Popen([self.python, *arguments], cwd=REPO, env=self.env, stdout=subprocess.PIPE) as job:
             for line in job.stdout:
                 copy.write(line)
                 sys.stdout.write(line.decode("utf-8", "replace"))
                 sys.stdout.flush()
-        self._check(command, job.returncode)
+        self._check(job)
         lines = log.read_bytes().decode("utf-8", "replace").splitlines()
         return lines[-1] if lines else ""
 
+    def _run(self, arguments: Sequence[str], stdout=None) -> subprocess.CompletedProcess:
+        sys.stdout.flush()  # the demo's own lines come before the stage's
+        with _waiting_through_ctrl_c():
+            return subprocess.run([self.python, *arguments], cwd=REPO, env=self.env, stdout=stdout)
+
     @staticmethod
-    def _check(command: Sequence[str], returncode: int) -> None:
-        if returncode != 0:
-            raise StageFailed(command, returncode)
+    def _check(finished: subprocess.CompletedProcess | subprocess.Popen):
+        if finished.returncode != 0:
+            raise StageFailed(finished.args, finished.returncode)
+        return finished
