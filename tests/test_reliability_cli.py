@@ -20,6 +20,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from data_pipelines.vocab import Vocabulary
 from modeling import Captioner
 from trainer import caption as caption_cli
 from trainer import evaluate_checkpoint as evaluate_cli
+from trainer.demo import run as demo
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def copy_checkpoint(checkpoint: Path, target: Path) -> Path:
 
 # item 4
 def fake_python(folder: Path) -> Path:
-    """A PYTHON for demo.sh that runs inline scripts for real but stops at the first `-m` stage (exit 3)."""
+    """A PYTHON for the demo's stages that runs inline scripts for real but stops at the first `-m` stage (exit 3)."""
     script = folder / "python"
     script.write_text(f'#!/bin/bash\nif [ "$1" = "-m" ]; then echo "FAKE STAGE $2"; exit 3; fi\n'
                       f'exec {sys.executable} "$@"\n')
@@ -54,30 +56,32 @@ def fake_python(folder: Path) -> Path:
     return script
 
 
-def run_demo(work: Path, python: Path, *args) -> subprocess.CompletedProcess:
+def run_demo(capfd, work: Path, python: Path, *args) -> SimpleNamespace:
+    """trainer.demo in-process, its stages run by ``python``; what it and its stages printed."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEMO_")}
-    return subprocess.run(["bash", "launch/demo.sh", "--work", str(work), *map(str, args)], cwd=REPO,
-                          env={**env, "PYTHON": str(python)}, capture_output=True, text=True, timeout=120)
+    returncode = demo.main(["--work", str(work), *map(str, args)], {**env, "PYTHON": str(python)})
+    stdout, stderr = capfd.readouterr()
+    return SimpleNamespace(returncode=returncode, stdout=stdout, stderr=stderr)
 
 
-def test_demo_reuses_only_what_was_built_from_the_same_inputs(tmp_path):
+def test_demo_reuses_only_what_was_built_from_the_same_inputs(tmp_path, capfd):
     python, work = fake_python(tmp_path), tmp_path / "work"
     (tmp_path / "mine").mkdir()
     mine = tmp_path / "mine" / "dataset.json"
     mine.write_text('{"images": []}')
     user = ["--karpathy-json", mine, "--images", tmp_path / "mine"]
-    first = run_demo(work, python, *user)
+    first = run_demo(capfd, work, python, *user)
     assert first.returncode == 3 and "FAKE STAGE data_pipelines.prepare" in first.stdout  # built, not reused
     (work / "prepared").mkdir(parents=True)
     (work / "prepared" / "manifest.json").write_text("{}")  # as if prepare had finished
-    again = run_demo(work, python, *user)
+    again = run_demo(capfd, work, python, *user)
     assert "prepare: reusing" in again.stdout and "FAKE STAGE data_pipelines.features" in again.stdout
 
     mine.write_text('{"images": [], "changed": true}')  # same path, other content
-    changed = run_demo(work, python, *user)
-    synthetic = run_demo(work, python)  # the built-in data set instead of the user's
+    changed = run_demo(capfd, work, python, *user)
+    synthetic = run_demo(capfd, work, python)  # the built-in data set instead of the user's
     (work / "demo_inputs.json").unlink(missing_ok=True)  # a work dir from a demo.sh that recorded nothing
-    unrecorded = run_demo(work, python, *user)
+    unrecorded = run_demo(capfd, work, python, *user)
     for refused in (changed, synthetic, unrecorded):
         assert refused.returncode == 2 and "FAKE STAGE" not in refused.stdout
         assert "were built from other inputs or settings; not reusing them" in refused.stderr
