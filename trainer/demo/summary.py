@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METRIC_COLUMNS = ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"]
+from trainer.evaluation.metrics.registry import METRIC_NAMES
 
 
 def _stage_rows(model: dict, xe_metrics: dict | None) -> dict[str, dict]:
@@ -30,8 +30,8 @@ def summary_lines(model: dict, baselines: dict, xe_metrics: dict | None, xe_run:
     stage_rows = _stage_rows(model, xe_metrics)
     rows = {**stage_rows, "blind baseline": baselines["blind"], "human (1 ref vs rest)": baselines["human"],
             "best reference": baselines["best_reference"]}
-    lines = [f"{'':24}" + "".join(f"{name:>9}" for name in METRIC_COLUMNS)]
-    lines += [f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in METRIC_COLUMNS) for label, values in rows.items()]
+    lines = [f"{'':24}" + "".join(f"{name:>9}" for name in METRIC_NAMES)]
+    lines += [f"{label:24}" + "".join(f"{values[name]:9.3f}" for name in METRIC_NAMES) for label, values in rows.items()]
     lines.append(f"blind baseline caption: {baselines['blind_caption']!r}")
     lines += filter(None, (_how_the_run_ended("XE", xe_run), _how_the_run_ended("SCST", scst_run)))
     if xe_metrics is not None:
