@@ -1,5 +1,5 @@
 """Issue 22, runs / checkpoints / output folders: each row is a case tried as a hostile or careless user would, and the
-test that pins the fix (docs/reliability.md, "Runs, checkpoints and output folders").
+test that pins the fix (docs/runs-and-checkpoints.md).
 
 | case | what went wrong | what happens now | test |
 |---|---|---|---|
