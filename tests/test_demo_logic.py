@@ -153,7 +153,9 @@ def test_arguments_and_variables(tmp_path, monkeypatch):
     (["--bogus"], {}, "unknown argument '--bogus' (see --help)"),
     (["--work"], {}, "--work needs a value"),
     (["--karpathy-json", "x.json"], {}, "--karpathy-json needs --images ROOT"),
-    ([], {"DEMO_MINUTES": "1.5"}, "DEMO_MINUTES='1.5': expected a whole number of minutes"),
+    ([], {"DEMO_MINUTES": "1.5"}, "DEMO_MINUTES='1.5': expected a whole number of minutes, at least 1"),
+    ([], {"DEMO_MINUTES": "-3"}, "DEMO_MINUTES='-3': expected a whole number of minutes, at least 1"),
+    ([], {"DEMO_MINUTES": "0"}, "DEMO_MINUTES='0': expected a whole number of minutes, at least 1"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, environ, message):
     with pytest.raises(DemoError, match="^" + message.replace("(", r"\(").replace(")", r"\)")) as refused:

@@ -70,9 +70,12 @@ def _value_after(argv: list[str], index: int) -> str:
 def _whole_minutes(environ: Mapping[str, str]) -> int:
     value = environ.get("DEMO_MINUTES") or "15"
     try:
-        return int(value)
+        minutes = int(value)
     except ValueError:
-        raise DemoError(f"DEMO_MINUTES={value!r}: expected a whole number of minutes") from None
+        minutes = 0
+    if minutes < 1:
+        raise DemoError(f"DEMO_MINUTES={value!r}: expected a whole number of minutes, at least 1")
+    return minutes
 
 
 def parse_arguments(argv: list[str], environ: Mapping[str, str]) -> DemoArguments:
