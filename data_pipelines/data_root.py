@@ -116,10 +116,12 @@ class RemoteReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self.size is not None and self.position >= self.size:
             return 0
-        if self.position >= self.max_bytes:  # a server that sends no size, or more than it said
+        # One byte past the bound is read, so a caller that asks for max_bytes + 1 learns "more" itself, however the
+        # network splits the stream; past that byte a server that sends no size, or more than it said, is refused.
+        if self.position > self.max_bytes:
             self._drop()
             raise self._too_large(f"sent {self.position} bytes and goes on")
-        wanted = min(len(buffer), self.max_bytes - self.position + 1)
+        wanted = min(len(buffer), self.max_bytes + 1 - self.position)
         data = with_retries(self.url, self.policy, lambda: self._read_some(wanted))
         buffer[:len(data)] = data
         self.position += len(data)

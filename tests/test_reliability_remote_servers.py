@@ -136,8 +136,12 @@ class EndlessHandler(QuietHandler):
             pass
 
 
-def test_a_manifest_that_never_ends_stops_at_the_bound(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk", [None, 1 << 16])  # however the network splits it: 64 KiB reads end on the bound
+def test_a_manifest_that_never_ends_stops_at_the_bound(tmp_path, monkeypatch, chunk):
     monkeypatch.setattr(data_root, "SMALL_FILE_MAX_BYTES", 1 << 20)
+    if chunk:
+        read_some = RemoteReader._read_some
+        monkeypatch.setattr(RemoteReader, "_read_some", lambda reader, size: read_some(reader, min(size, chunk)))
     with http_server(tmp_path, EndlessHandler) as (url, _):
         with pytest.raises(RemoteDataError) as stopped:
             read_manifest(with_password(url))
