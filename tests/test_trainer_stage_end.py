@@ -48,14 +48,14 @@ def summary(output_dir: Path) -> dict:
 
 def test_plateau_ends_a_cosine_run_at_the_validation_that_decides(tiny_prepared, tmp_path, monkeypatch, caplog):
     loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, {2: 0.5, 4: 0.6, 6: 0.6, 8: 0.55},
-                         "eval.patience=2")
+                         "eval.patience=2", "train.max_steps=10")  # step 8: the last quarter of the budget
     with caplog.at_level("INFO", logger="trainer.train"):
         loop.run()
     assert loop.progress.step == 8 and loop.log.validation_steps == [2, 4, 6, 8]  # step 8 is not validated twice
     assert (loop.progress.stage_end, loop.progress.stop_reason, loop.progress.evals_without_gain) == (8, "plateau", 2)
     assert summary(tmp_path) == {"objective": "xe", "steps": 8, "stop_reason": "plateau", "stage_end": 8,
                                  "best_step": 4, "best_cider": 0.6, "wall_seconds": summary(tmp_path)["wall_seconds"],
-                                 "max_steps": 20}
+                                 "max_steps": 10}
     state = verify_checkpoint(step_checkpoint_dir(tmp_path, 8))  # the end is what a resume reads
     assert (state["stage_end"], state["stop_reason"], state["evals_without_gain"]) == (8, "plateau", 2)
     messages = [record.getMessage() for record in caplog.records]
@@ -67,7 +67,7 @@ def test_min_gain_counts_a_tiny_gain_as_none(tiny_prepared, tmp_path, monkeypatc
     assert counts_as_gain(0.506, 0.5, 0.01) and not counts_as_gain(0.505, 0.5, 0.01)
     assert counts_as_gain(0.0, None, 0.01)  # the first validation of a run
     loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, {2: 0.5, 4: 0.504}, "eval.patience=1",
-                         "eval.min_gain=0.01")
+                         "eval.min_gain=0.01", "train.max_steps=5")
     loop.run()
     assert loop.progress.step == 4 and summary(tmp_path)["stop_reason"] == "plateau"
     assert (loop.progress.best_step, loop.progress.best_cider) == (4, 0.504)  # best/ still follows any gain
@@ -81,18 +81,18 @@ WSD = ["schedule.name=wsd", "schedule.warmup_steps=2", "schedule.decay_steps=4",
 
 
 def test_wsd_is_constant_then_decays_over_decay_steps_to_the_decided_end(tiny_prepared, tmp_path, monkeypatch):
-    loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, {2: 0.5, 4: 0.4, 6: 0.4, 8: 0.3}, *WSD,
-                         "eval.patience=1")
+    scores = {2: 0.5, 4: 0.4, 6: 0.4, 8: 0.3, 10: 0.3}  # no gain at 4 and 6: twice eval.patience, decided at 6
+    loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, scores, *WSD, "eval.patience=1")
     loop.run()
     lr = loop.config.optim.lr
-    assert loop.progress.step == 8 and summary(tmp_path)["stop_reason"] == "plateau"  # decided at step 4
-    lrs = [loop.log.lrs[step] for step in range(1, 9)]  # logged at step s: the lr of optimizer step s - 1
-    assert lrs[:5] == pytest.approx([lr / 2, lr, lr, lr, lr])  # warmup, then constant up to the decision
-    assert all(later < earlier for earlier, later in zip(lrs[4:], lrs[5:]))  # the decay over the last 4 steps
-    assert lrs[7] == pytest.approx(lr * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(3 / 4 * torch.pi)).item())))
-    assert lrs == [expected_lr(loop.config, 8, step) for step in range(8)]
+    assert loop.progress.step == 10 and summary(tmp_path)["stop_reason"] == "plateau"
+    lrs = [loop.log.lrs[step] for step in range(1, 11)]  # logged at step s: the lr of optimizer step s - 1
+    assert lrs[:7] == pytest.approx([lr / 2, lr, lr, lr, lr, lr, lr])  # warmup, then constant up to the decision
+    assert all(later < earlier for earlier, later in zip(lrs[6:], lrs[7:]))  # the decay over the last 4 steps
+    assert lrs[9] == pytest.approx(lr * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(3 / 4 * torch.pi)).item())))
+    assert lrs == [expected_lr(loop.config, 10, step) for step in range(10)]
     assert loop.scheduler.get_last_lr()[0] == pytest.approx(0.1 * lr)  # min_lr_ratio at the end
-    assert loop.log.validation_steps == [2, 4, 6, 8]
+    assert loop.log.validation_steps == [2, 4, 6, 8, 10]
 
 
 def test_wsd_undecided_decays_at_the_end_of_max_steps():
@@ -128,19 +128,19 @@ def test_budget_ends_the_run_before_it_would_run_out(tiny_prepared, tmp_path, mo
 
 
 def test_resume_after_the_decision_keeps_the_end_and_the_lr(tiny_prepared, tmp_path, monkeypatch):
-    scores = {2: 0.5, 4: 0.4, 6: 0.45, 8: 0.3}
+    scores = {2: 0.5, 4: 0.4, 6: 0.45, 8: 0.3, 10: 0.3}  # decided at 6, ending at 10
     straight = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "straight", scores, *WSD, "eval.patience=1")
     straight.run()
     first = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "resumed", scores, *WSD, "eval.patience=1",
-                          "checkpoint.every_steps=2", "train.stop_at_step=6")
+                          "checkpoint.every_steps=2", "train.stop_at_step=8")
     first.run()
-    assert first.progress.step == 6 and summary(tmp_path / "resumed")["stop_reason"] == "paused"
+    assert first.progress.step == 8 and summary(tmp_path / "resumed")["stop_reason"] == "paused"
     resumed = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "resumed", scores, *WSD, "eval.patience=1",
                             "checkpoint.every_steps=2", resume="latest")
-    assert resumed.progress.stage_end == 8 and resumed.end_step() == 8
-    assert resumed.scheduler.lr_lambdas[0].keywords["end"].step == 8  # the schedule decays to the restored end
+    assert resumed.progress.stage_end == 10 and resumed.end_step() == 10
+    assert resumed.scheduler.lr_lambdas[0].keywords["end"].step == 10  # the schedule decays to the restored end
     resumed.run()
-    assert resumed.progress.step == 8 and summary(tmp_path / "resumed")["stop_reason"] == "plateau"
+    assert resumed.progress.step == 10 and summary(tmp_path / "resumed")["stop_reason"] == "plateau"
     assert {**first.log.lrs, **resumed.log.lrs} == straight.log.lrs
     for a, b in zip(straight.unwrapped.trainable_parameters(), resumed.unwrapped.trainable_parameters()):
         assert torch.equal(a, b)
@@ -183,9 +183,41 @@ def test_a_decided_end_never_passes_max_steps_and_is_decided_once():
     config = load_config(None, ["data.root=x", "train.max_steps=20", "eval.every_steps=2", "eval.patience=1"])
     ending = EndOfRun(config, RunEnd(), first_step=0, started=0.0)
     assert ending.step(Progress(stage_end=50)) == 20  # resumed with a smaller train.max_steps
-    progress = Progress(step=2, best_cider=0.5)
+    progress = Progress(step=16, best_cider=0.5)
     assert ending.after_validation(progress, 0.4, elapsed=1.0) == \
-        "val CIDEr-D has not improved for 1 evaluation: ending at step 2"
-    progress.step = 4
+        "val CIDEr-D has not improved for 1 evaluation: ending at step 16"
+    progress.step = 18
     assert ending.after_validation(progress, 0.3, elapsed=2.0) is None  # decided already: only counted
-    assert (progress.stage_end, ending.run_end.step, progress.evals_without_gain) == (2, 2, 2)
+    assert (progress.stage_end, ending.run_end.step, progress.evals_without_gain) == (16, 16, 2)
+
+
+def plateau_after(config, scores: list[float], elapsed=lambda step: 0.0) -> tuple[list, Progress]:
+    """What ``after_validation`` returns at each of ``scores`` (validated every eval.every_steps from there)."""
+    ending, progress, lines = EndOfRun(config, RunEnd(), first_step=0, started=0.0), Progress(), []
+    for index, cider in enumerate(scores, start=1):
+        progress.step = index * config.eval.every_steps
+        lines.append(ending.after_validation(progress, cider, elapsed=elapsed(progress.step)))
+        progress.best_cider = max(progress.best_cider or 0.0, cider)
+    return lines, progress
+
+
+def test_a_plateau_with_most_of_the_budget_left_does_not_end_the_stage_until_it_lasts_twice_patience():
+    """The round-3 case: one high reading at the peak learning rate, then lower ones with most steps left."""
+    config = load_config(None, ["data.root=x", "train.max_steps=3000", "eval.every_steps=250", "eval.patience=2",
+                                "eval.min_gain=0.01"])
+    lines, progress = plateau_after(config, [1.59, 2.04, 2.35, 2.10, 1.94, 2.30, 2.33])
+    assert lines[:4] == [None] * 4 and progress.stop_reason == "plateau" and progress.stage_end == 1750
+    assert lines[4] == ("val CIDEr-D has not gained 1% for 2 evaluations, with 58% of the budget left: training goes "
+                        "on until a plateau in the last 25% or 4 evaluations without a gain")
+    assert lines[5].startswith("val CIDEr-D has not gained 1% for 3 evaluations, with 50% of the budget left")
+    assert lines[6] == "val CIDEr-D has not gained 1% for 4 evaluations: ending at step 1750"
+    _, rising = plateau_after(config, [1.59, 2.04, 2.35, 2.10, 1.94, 2.40, 2.10, 2.00, 2.50])
+    assert rising.stage_end is None and rising.evals_without_gain == 0  # a gain resets the count
+
+
+@pytest.mark.parametrize("minutes_per_step, ends_at", [(0.001, None), (0.004, 1250)])
+def test_in_the_last_quarter_of_the_time_budget_patience_ends_the_stage(minutes_per_step, ends_at):
+    config = load_config(None, ["data.root=x", "train.max_steps=3000", "eval.every_steps=250", "eval.patience=2",
+                                "train.max_minutes=6.5"])
+    _, progress = plateau_after(config, [1.0, 2.0, 2.0, 1.9, 1.8], elapsed=lambda step: 60 * minutes_per_step * step)
+    assert progress.stage_end == ends_at  # 5 of 6.5 minutes at step 1250: 23% left

@@ -30,6 +30,8 @@ FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
     "evals_without_gain": ("int", 0, False, False),
     "stop_reason": ("str", None, False, False),
     "reference_cider": ("object", None, True, False),
+    "streak_cider": ("object", None, True, False),
+    "streak_length": ("int", 0, False, False),
     "world_size": ("int", 1, False, True),
     "rng": ("list", None, False, True),
     "scheduler": ("object", None, False, True),
@@ -89,8 +91,9 @@ def check_trainer_state(state: dict, path: str | Path) -> dict:
     if state.get("stop_reason", "") not in STOP_DECISIONS:
         expected = "one of " + ", ".join(map(json.dumps, STOP_DECISIONS))
         raise state_error(path, "stop_reason", state["stop_reason"], expected)
-    for image_id, score in (state.get("reference_cider") or {}).items():
-        check_field(path, f"reference_cider.{image_id}", score, "number", 0)
+    for per_image in ("reference_cider", "streak_cider"):
+        for image_id, score in (state.get(per_image) or {}).items():
+            check_field(path, f"{per_image}.{image_id}", score, "number", 0)
     last_epoch = state["scheduler"].get("last_epoch")
     check_field(path, "scheduler.last_epoch", last_epoch, "int", 0)
     return state

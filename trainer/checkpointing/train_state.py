@@ -43,8 +43,10 @@ class Progress:
     evals_without_gain: int = 0  # validations in a row without a gain of eval.min_gain
     stop_reason: str = ""  # why stage_end was decided: "plateau" or "budget" (trainer.training.stage_end)
     # per-image val CIDEr-D of the run's first validation, by image id, when eval.best_min_z is set (main process only;
-    # trainer.training.best_checkpoint)
+    # trainer.training.best_checkpoint), and the per-image sums over the validations in a row above it
     reference_cider: dict[str, float] | None = None
+    streak_cider: dict[str, float] | None = None
+    streak_length: int = 0
 
 
 def weights_digest(model) -> str:

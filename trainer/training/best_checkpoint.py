@@ -1,13 +1,17 @@
 """Which validation ``output_dir/best`` keeps: the highest val CIDEr-D, and with ``eval.best_min_z`` only one that is
-better than the run's start beyond the noise of the val split.
+better than the run's start beyond the noise of the val split, on the evidence of every validation in a row above it.
 
 Val CIDEr-D on a few hundred images moves by several percent between two checkpoints that caption equally well. A
 self-critical stage from a weak cross-entropy model can score +6% on val at its first validation and -10% on test
-(docs/results.md#which-scst-settings-transfer): its best/ would be worse than its start. So the run's first validation
-(for a stage from ``train.init_from``: its starting weights) is the reference, and a later validation becomes best
-only when the mean of its per-image CIDEr-D minus the reference's, over the same images, is at least ``best_min_z``
-standard errors of that difference above zero (a paired test) - and its corpus CIDEr-D beats the best so far. With
-``best_min_z: 0`` that is any gain, as without the check.
+(docs/results.md#which-scst-settings-transfer): its best/ would be worse than its start. And one that is better can
+gain a few percent at each of ten validations while no single one is clear of the noise. So the run's first
+validation (for a stage from ``train.init_from``: its starting weights) is the reference; the validations in a row
+whose mean per-image CIDEr-D is above the reference's are a streak, pooled: each image's score averaged over the
+streak. A later validation becomes best when its corpus CIDEr-D beats the best so far and its own per-image scores, or
+the streak's pooled ones, beat the reference's over the same images by at least ``best_min_z`` standard errors of the
+paired difference. One unconfirmed spike is judged alone; a streak of small gains adds up as far as the checkpoints
+differ image by image (scores that repeat across validations add no evidence). A validation at or below the start ends the streak. With
+``best_min_z: 0`` any gain counts, as without the check.
 """
 from __future__ import annotations
 
@@ -29,20 +33,40 @@ def paired_z(reference: dict[str, float], scores: dict[str, float]) -> float | N
     return mean / math.sqrt(variance / len(differences))
 
 
+def pooled_z(progress: Progress, per_image: dict[str, float]) -> float | None:
+    """Add this validation to the streak (``progress.streak_cider``: per-image sums, ``streak_length``) and return
+    the streak's pooled paired z against the reference; None when this validation becomes the reference (the run's
+    first, or other val images than the reference's: a resume on other data)."""
+    reference = progress.reference_cider
+    if paired_z(reference or {}, per_image) is None:
+        progress.reference_cider, progress.streak_cider, progress.streak_length = dict(per_image), None, 0
+        return None
+    if math.fsum(per_image.values()) <= math.fsum(reference.values()):  # at or below the start: the streak ends
+        progress.streak_cider, progress.streak_length = None, 0
+        return paired_z(reference, per_image)
+    sums = progress.streak_cider or dict.fromkeys(per_image, 0.0)
+    progress.streak_cider = {image_id: sums.get(image_id, 0.0) + score for image_id, score in per_image.items()}
+    progress.streak_length += 1
+    return paired_z(reference, {image_id: total / progress.streak_length
+                                for image_id, total in progress.streak_cider.items()})
+
+
 def keeps_as_best(progress: Progress, cider: float, per_image: dict[str, float], min_z: float) -> tuple[bool, str]:
-    """Whether the validation at ``progress.step`` replaces best/ (True for the run's first), and a line saying why
-    not when only the paired check refused it. Sets ``progress.reference_cider`` at the first validation, or anew
-    when the val images changed (a resume on other data)."""
-    if progress.best_cider is not None and cider <= progress.best_cider:
-        return False, ""
+    """Whether the validation at ``progress.step`` replaces best/ (True for the run's first), and with ``min_z`` a
+    line saying why it moved or why it did not when only the evidence refused it: this validation alone or the
+    streak pooled must reach ``min_z``. Updates the reference and the streak (``pooled_z``) at every validation."""
+    above_best = progress.best_cider is None or cider > progress.best_cider
     if not min_z:
-        return True, ""
-    z = paired_z(progress.reference_cider or {}, per_image)
-    if z is None:  # the first validation, or another val split: it is the reference from now on
-        progress.reference_cider = dict(per_image)
-        return True, ""
-    if z >= min_z:
-        return True, ""
-    return False, (f"step {progress.step}: val CIDEr-D {cider:.4f} is above the best {progress.best_cider:.4f} but not "
-                   f"{min_z:g} standard errors above the run's start (paired z {z:.2f}); best/ stays at step "
+        return above_best, ""
+    pooled = pooled_z(progress, per_image)
+    if pooled is None or not above_best:
+        return above_best, ""
+    alone, count = paired_z(progress.reference_cider, per_image), progress.streak_length
+    evidence = f"paired z {alone:.2f}"
+    if count > 1:
+        evidence += f" alone, {pooled:.2f} pooled over {count} validations in a row above the run's start"
+    if max(alone, pooled) >= min_z:
+        return True, f"step {progress.step}: best/ moves here (val CIDEr-D {cider:.4f}; {evidence})"
+    return False, (f"step {progress.step}: val CIDEr-D {cider:.4f} is above the best {progress.best_cider:.4f} but "
+                   f"not {min_z:g} standard errors above the run's start ({evidence}); best/ stays at step "
                    f"{progress.best_step}")

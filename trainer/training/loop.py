@@ -229,7 +229,7 @@ class TrainingLoop:
         main = accelerator.is_main_process
         cider = result.metrics.get("CIDEr") if result is not None and main else None
         elapsed = self.end_of_run.elapsed() if main else None
-        new_best, why_not = (False, "") if cider is None else keeps_as_best(
+        new_best, evidence = (False, "") if cider is None else keeps_as_best(
             progress, cider, result.cider_per_image, self.config.eval.best_min_z)
         failed_on_main, cider, elapsed, new_best = broadcast_object_list(
             [(result is None, cider, elapsed, new_best)])[0]
@@ -243,8 +243,8 @@ class TrainingLoop:
         decided = self.end_of_run.after_validation(progress, cider, elapsed)
         if decided and main:
             logger.info("%s", decided)
-        if why_not:
-            logger.info("%s", why_not)
+        if evidence:
+            logger.info("%s", evidence)
         if new_best:
             progress.best_cider, progress.best_step = cider, progress.step
             self.save(Path(self.config.output_dir) / "best", keep_last=None)
@@ -255,7 +255,8 @@ class TrainingLoop:
                                     best_cider=progress.best_cider, best_step=progress.best_step,
                                     validated_step=progress.step, stage_end=progress.stage_end,
                                     evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason,
-                                    reference_cider=progress.reference_cider, best_seen_cider=progress.best_seen_cider)
+                                    reference_cider=progress.reference_cider, best_seen_cider=progress.best_seen_cider,
+                                    streak_cider=progress.streak_cider, streak_length=progress.streak_length)
 
     def checkpoint(self) -> None:
         """``output_dir/checkpoints/step_N``, pruned to ``checkpoint.keep_last`` (every rank calls this)."""

@@ -2,10 +2,18 @@
 
 After every validation each rank calls ``EndOfRun.after_validation`` with what the main process measured (CIDEr-D and
 the invocation's elapsed seconds, broadcast by the loop), so every rank decides the same. It counts the validations in
-a row without a gain of ``eval.min_gain`` over the best CIDEr-D so far, and decides the end once: after
-``eval.patience`` of them ("plateau"), or when the main process estimates that ``train.max_minutes`` would run out
-before the next validation could decide it ("budget"). The end is the step just validated, or for ``schedule.name:
-wsd`` that step + ``schedule.decay_steps`` (the lr decays over them, ``trainer.training.schedules``). The decision lives
+a row without a gain of ``eval.min_gain`` over the best CIDEr-D so far, and decides the end once:
+
+- "plateau": ``eval.patience`` of them while at most a quarter of the stage's budget is left (``PLATEAU_SHARE``), or
+  twice ``eval.patience`` of them at any time (converged: that many validations in a row, a stretch of training
+  twice as long as patience asks, brought no gain). On a val split of a few hundred images one high reading at the
+  peak learning rate makes the next few look like a plateau; with most of the budget left, training goes on.
+- "budget": the main process estimates that ``train.max_minutes`` would run out before the next validation could
+  decide it.
+
+The budget left is the smaller of the steps left to ``train.max_steps`` and the time left of ``train.max_minutes``,
+each as a share of the whole. The end is the step just validated, or for ``schedule.name: wsd`` that step +
+``schedule.decay_steps`` (the lr decays over them, ``trainer.training.schedules``). The decision lives
 in ``Progress`` (``stage_end``, ``evals_without_gain``, ``stop_reason``), so ``--resume`` keeps it; with
 ``train.max_minutes: 0`` it depends on the validation results only. At the end the main process writes
 ``output_dir/run_summary.json``.
@@ -24,6 +32,7 @@ from trainer.training.schedules import RunEnd
 logger = logging.getLogger("trainer.train")
 
 SUMMARY_FILE = "run_summary.json"
+PLATEAU_SHARE = 0.25  # a plateau of eval.patience validations ends a stage only within this share of its budget
 
 
 def counts_as_gain(cider: float | None, best_before: float | None, min_gain: float) -> bool:
@@ -73,7 +82,7 @@ class EndOfRun:
     def after_validation(self, progress: Progress, cider: float | None, elapsed: float) -> str | None:
         """Count the validation at ``progress.step`` against the best val CIDEr-D seen before it (which best/ may not
         have kept: ``eval.best_min_z``) and decide the end when it is due; returns the line to log when it was decided
-        now."""
+        now, or when a plateau did not end the run."""
         best_before = progress.best_cider if progress.best_seen_cider is None else progress.best_seen_cider
         if counts_as_gain(cider, best_before, self.config.eval.min_gain):
             progress.evals_without_gain = 0
@@ -85,7 +94,9 @@ class EndOfRun:
             return None
         reason, why = self.reason_to_end(progress, elapsed)
         end = decided_end(self.config, progress.step)
-        if reason is None or end >= self.config.train.max_steps:  # the run ends there anyway (wsd: already decaying)
+        if reason is None:
+            return why or None
+        if end >= self.config.train.max_steps:  # the run ends there anyway (wsd: already decaying)
             return None
         progress.stage_end, progress.stop_reason = end, reason
         self.run_end.step = end
@@ -94,19 +105,36 @@ class EndOfRun:
         decay = f" (the lr decays over steps {start}-{end})" if end > progress.step else ""
         return f"{why}: ending at step {end}{decay}"
 
+    def budget_left(self, progress: Progress, elapsed: float) -> float:
+        """The share of the stage's budget still left: of the steps to ``train.max_steps``, and with
+        ``train.max_minutes`` of its time, whichever is less."""
+        train = self.config.train
+        left = 1.0 - progress.step / train.max_steps
+        if train.max_minutes:
+            left = min(left, 1.0 - elapsed / (train.max_minutes * 60))
+        return left
+
     def reason_to_end(self, progress: Progress, elapsed: float) -> tuple[str | None, str]:
-        """("plateau" | "budget", why) when the run should end now, else (None, "")."""
+        """("plateau" | "budget", why) when the run should end now, else (None, why it goes on despite a plateau, or
+        "")."""
         evaluation, train = self.config.eval, self.config.train
-        if evaluation.patience and progress.evals_without_gain >= evaluation.patience:
+        count = progress.evals_without_gain
+        if evaluation.patience and count >= evaluation.patience:
             gained = f"gained {evaluation.min_gain * 100:g}%" if evaluation.min_gain else "improved"
-            count = progress.evals_without_gain
-            return "plateau", f"val CIDEr-D has not {gained} for {count} evaluation{'s' * (count != 1)}"
+            plateau = f"val CIDEr-D has not {gained} for {count} evaluation{'s' * (count != 1)}"
+            left = self.budget_left(progress, elapsed)
+            if count >= 2 * evaluation.patience or left <= PLATEAU_SHARE:
+                return "plateau", plateau
+            goes_on = (f"{plateau}, with {left:.0%} of the budget left: training goes on until a plateau in the "
+                       f"last {PLATEAU_SHARE:.0%} or {2 * evaluation.patience} evaluations without a gain")
+        else:
+            goes_on = ""
         done = progress.step - self.first_step
         if not train.max_minutes or done <= 0:
-            return None, ""
+            return None, goes_on
         seconds_per_step = elapsed / done
         if elapsed + seconds_per_step * steps_if_not_ended(self.config, progress.step) <= train.max_minutes * 60:
-            return None, ""
+            return None, goes_on
         return "budget", (f"the time budget train.max_minutes={train.max_minutes:g} would run out before the next "
                           f"validation ({elapsed / 60:.1f} min so far, {seconds_per_step:.2f} s per step)")
 
