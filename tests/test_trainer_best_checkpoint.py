@@ -42,10 +42,10 @@ def test_the_first_validation_is_the_reference_and_only_a_clear_gain_replaces_it
     kept, why = keeps_as_best(progress, mean(NOISY), NOISY, 2.0)
     assert not kept and why == ("step 25: val CIDEr-D 1.2500 is above the best 1.0000 but not 2 standard errors above "
                                 "the run's start (paired z 0.33); best/ stays at step 0")
-    progress.step = 50  # a clear gain after a noisy one: its own evidence suffices (pooled, the two give z 1.60)
+    progress.step = 50
     assert keeps_as_best(progress, mean(CLEAR), CLEAR, 2.0) == (
-        True, "step 50: best/ moves here (val CIDEr-D 2.0000; paired z 24.49 alone, 1.60 pooled over 2 validations in "
-              "a row above the run's start)")
+        True, "step 50: best/ moves here (val CIDEr-D 2.0000; paired z 24.49; 2 validations in a row above the run's "
+              "start, pooled z 1.60 x sqrt(2) = 2.26)")
     assert keeps_as_best(progress, 0.5, {key: 0.5 for key in START}, 2.0) == (False, "")  # lower: never
     assert progress.reference_cider == START  # the reference stays the start
 
@@ -96,17 +96,22 @@ def test_one_unconfirmed_spike_does_not_move_best(seed):
     assert best_steps(reference, validations) == [0] * 6
 
 
-def test_the_same_scores_again_are_no_new_evidence():
-    reference, validations = scripted_validations([0.05], z_alone=1.0)
-    progress = Progress()
-    keeps_as_best(progress, mean(reference), reference, 2.0)
-    progress.best_cider, progress.best_step = mean(reference), 0
-    for step in range(1, 11):
-        progress.step = step
-        kept, why = keeps_as_best(progress, mean(validations[0]), validations[0], 2.0)
-        assert not kept
-    assert progress.streak_length == 10 and why.endswith("(paired z 1.00 alone, 1.00 pooled over 10 validations in a "
-                                                         "row above the run's start); best/ stays at step 0")
+def test_a_gain_that_persists_is_kept_after_min_z_squared_over_z_squared_validations():
+    """The same scores at every validation (paired z 1.01): pooling adds nothing, persistence does: kept at the
+    fourth in a row for best_min_z 2, at the ninth for 3."""
+    reference, validations = scripted_validations([0.05], z_alone=1.01)
+    for min_z, kept_at in [(2.0, 4), (3.0, 9)]:
+        progress = Progress()
+        keeps_as_best(progress, mean(reference), reference, min_z)
+        progress.best_cider, progress.best_step = mean(reference), 0
+        verdicts = []
+        for step in range(1, 10):
+            progress.step = step
+            verdicts.append(keeps_as_best(progress, mean(validations[0]), validations[0], min_z))
+            if verdicts[-1][0]:
+                break
+        assert len(verdicts) == kept_at and not any(kept for kept, _ in verdicts[:-1])
+    assert verdicts[-1][1].endswith("pooled z 1.01 x sqrt(9) = 3.03)")
 
 
 def test_a_validation_at_or_below_the_start_ends_the_streak():

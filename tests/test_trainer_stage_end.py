@@ -81,18 +81,30 @@ WSD = ["schedule.name=wsd", "schedule.warmup_steps=2", "schedule.decay_steps=4",
 
 
 def test_wsd_is_constant_then_decays_over_decay_steps_to_the_decided_end(tiny_prepared, tmp_path, monkeypatch):
-    scores = {2: 0.5, 4: 0.4, 6: 0.4, 8: 0.3, 10: 0.3}  # no gain at 4 and 6: twice eval.patience, decided at 6
+    loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, {2: 0.5, 4: 0.4, 6: 0.4, 8: 0.3}, *WSD,
+                         "eval.patience=1")
+    loop.run()
+    lr = loop.config.optim.lr
+    assert loop.progress.step == 8 and summary(tmp_path)["stop_reason"] == "plateau"  # decided at step 4
+    lrs = [loop.log.lrs[step] for step in range(1, 9)]  # logged at step s: the lr of optimizer step s - 1
+    assert lrs[:5] == pytest.approx([lr / 2, lr, lr, lr, lr])  # warmup, then constant up to the decision
+    assert all(later < earlier for earlier, later in zip(lrs[4:], lrs[5:]))  # the decay over the last 4 steps
+    assert lrs[7] == pytest.approx(lr * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(3 / 4 * torch.pi)).item())))
+    assert lrs == [expected_lr(loop.config, 8, step) for step in range(8)]
+    assert loop.scheduler.get_last_lr()[0] == pytest.approx(0.1 * lr)  # min_lr_ratio at the end
+    assert loop.log.validation_steps == [2, 4, 6, 8]
+
+
+def test_an_early_wsd_plateau_decays_the_lr_and_training_goes_on_at_its_floor(tiny_prepared, tmp_path, monkeypatch):
+    scores = {2: 0.5, 4: 0.4, 6: 0.6, 8: 0.7, 10: 0.65}  # step 4: decay over 4-8; gains; no gain at 10: converged
     loop = scripted_loop(monkeypatch, tiny_prepared, tmp_path, scores, *WSD, "eval.patience=1")
     loop.run()
     lr = loop.config.optim.lr
-    assert loop.progress.step == 10 and summary(tmp_path)["stop_reason"] == "plateau"
-    lrs = [loop.log.lrs[step] for step in range(1, 11)]  # logged at step s: the lr of optimizer step s - 1
-    assert lrs[:7] == pytest.approx([lr / 2, lr, lr, lr, lr, lr, lr])  # warmup, then constant up to the decision
-    assert all(later < earlier for earlier, later in zip(lrs[6:], lrs[7:]))  # the decay over the last 4 steps
-    assert lrs[9] == pytest.approx(lr * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(3 / 4 * torch.pi)).item())))
-    assert lrs == [expected_lr(loop.config, 10, step) for step in range(10)]
-    assert loop.scheduler.get_last_lr()[0] == pytest.approx(0.1 * lr)  # min_lr_ratio at the end
-    assert loop.log.validation_steps == [2, 4, 6, 8, 10]
+    assert (loop.progress.step, loop.progress.decay_end, summary(tmp_path)["stop_reason"]) == (10, 8, "plateau")
+    lrs = [loop.log.lrs[step] for step in range(1, 11)]
+    assert lrs == [expected_lr(loop.config, 8, step) for step in range(10)]
+    assert lrs[8:] == pytest.approx([0.1 * lr] * 2)  # after the decay: the floor
+    assert verify_checkpoint(step_checkpoint_dir(tmp_path, 10))["decay_end"] == 8
 
 
 def test_wsd_undecided_decays_at_the_end_of_max_steps():
@@ -128,19 +140,19 @@ def test_budget_ends_the_run_before_it_would_run_out(tiny_prepared, tmp_path, mo
 
 
 def test_resume_after_the_decision_keeps_the_end_and_the_lr(tiny_prepared, tmp_path, monkeypatch):
-    scores = {2: 0.5, 4: 0.4, 6: 0.45, 8: 0.3, 10: 0.3}  # decided at 6, ending at 10
+    scores = {2: 0.5, 4: 0.4, 6: 0.45, 8: 0.3}
     straight = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "straight", scores, *WSD, "eval.patience=1")
     straight.run()
     first = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "resumed", scores, *WSD, "eval.patience=1",
-                          "checkpoint.every_steps=2", "train.stop_at_step=8")
+                          "checkpoint.every_steps=2", "train.stop_at_step=6")
     first.run()
-    assert first.progress.step == 8 and summary(tmp_path / "resumed")["stop_reason"] == "paused"
+    assert first.progress.step == 6 and summary(tmp_path / "resumed")["stop_reason"] == "paused"
     resumed = scripted_loop(monkeypatch, tiny_prepared, tmp_path / "resumed", scores, *WSD, "eval.patience=1",
                             "checkpoint.every_steps=2", resume="latest")
-    assert resumed.progress.stage_end == 10 and resumed.end_step() == 10
-    assert resumed.scheduler.lr_lambdas[0].keywords["end"].step == 10  # the schedule decays to the restored end
+    assert resumed.progress.stage_end == 8 and resumed.end_step() == 8
+    assert resumed.scheduler.lr_lambdas[0].keywords["end"].step == 8  # the schedule decays to the restored end
     resumed.run()
-    assert resumed.progress.step == 10 and summary(tmp_path / "resumed")["stop_reason"] == "plateau"
+    assert resumed.progress.step == 8 and summary(tmp_path / "resumed")["stop_reason"] == "plateau"
     assert {**first.log.lrs, **resumed.log.lrs} == straight.log.lrs
     for a, b in zip(straight.unwrapped.trainable_parameters(), resumed.unwrapped.trainable_parameters()):
         assert torch.equal(a, b)
@@ -213,6 +225,18 @@ def test_a_plateau_with_most_of_the_budget_left_does_not_end_the_stage_until_it_
     assert lines[6] == "val CIDEr-D has not gained 1% for 4 evaluations: ending at step 1750"
     _, rising = plateau_after(config, [1.59, 2.04, 2.35, 2.10, 1.94, 2.40, 2.10, 2.00, 2.50])
     assert rising.stage_end is None and rising.evals_without_gain == 0  # a gain resets the count
+
+
+def test_an_early_wsd_plateau_starts_the_decay_and_a_plateau_after_it_ends_the_stage():
+    config = load_config(None, ["data.root=x", "train.max_steps=3000", "eval.every_steps=250", "eval.patience=2",
+                                "eval.min_gain=0.01", "schedule.name=wsd", "schedule.decay_steps=250"])
+    lines, progress = plateau_after(config, [1.59, 2.04, 2.35, 2.10, 1.94, 2.29, 2.45, 2.40, 2.41])
+    assert lines[4] == ("val CIDEr-D has not gained 1% for 2 evaluations, with 58% of the budget left: the lr decays "
+                        "over steps 1250-1500, then training goes on at the lowest lr until it gains no more (2 "
+                        "evaluations), the last 25% of the budget, or the budget ends it")
+    assert lines[5:8] == [None] * 3 and progress.decay_end == 1500  # 2.29: one without a gain; 2.45: a gain
+    assert lines[8] == "val CIDEr-D has not gained 1% for 2 evaluations: ending at step 2250"
+    assert (progress.stage_end, progress.stop_reason) == (2250, "plateau")
 
 
 @pytest.mark.parametrize("minutes_per_step, ends_at", [(0.001, None), (0.004, 1250)])

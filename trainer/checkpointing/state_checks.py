@@ -27,6 +27,7 @@ FIELDS: dict[str, tuple[str, float | None, bool, bool]] = {
     "validated_step": ("int", 0, True, False),
     "run_id": ("str", None, False, False),
     "stage_end": ("int", 0, True, False),
+    "decay_end": ("int", 0, True, False),
     "evals_without_gain": ("int", 0, False, False),
     "stop_reason": ("str", None, False, False),
     "reference_cider": ("object", None, True, False),

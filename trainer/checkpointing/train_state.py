@@ -40,6 +40,7 @@ class Progress:
     validated_step: int | None = None  # the last step whose validation finished
     run_id: str = ""  # set once when a run starts fresh, kept by every resume: the lineage best/ belongs to
     stage_end: int | None = None  # the step a validation decided the run ends at (None: train.max_steps)
+    decay_end: int | None = None  # wsd: the step its decay reaches the floor, once a validation decided it
     evals_without_gain: int = 0  # validations in a row without a gain of eval.min_gain
     stop_reason: str = ""  # why stage_end was decided: "plateau" or "budget" (trainer.training.stage_end)
     # per-image val CIDEr-D of the run's first validation, by image id, when eval.best_min_z is set (main process only;

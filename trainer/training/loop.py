@@ -254,6 +254,7 @@ class TrainingLoop:
             update_checkpoint_state(step_checkpoint_dir(self.config.output_dir, progress.step),
                                     best_cider=progress.best_cider, best_step=progress.best_step,
                                     validated_step=progress.step, stage_end=progress.stage_end,
+                                    decay_end=progress.decay_end,
                                     evals_without_gain=progress.evals_without_gain, stop_reason=progress.stop_reason,
                                     reference_cider=progress.reference_cider, best_seen_cider=progress.best_seen_cider,
                                     streak_cider=progress.streak_cider, streak_length=progress.streak_length)

@@ -194,7 +194,7 @@ def build_training_state(checkpoint: Path | None, config: TrainConfig, accelerat
         if best is not None and best.get("best_cider") is not None and (
                 progress.best_cider is None or best["best_cider"] > progress.best_cider):
             progress.best_cider, progress.best_step = best["best_cider"], best["best_step"]
-        run_end.step = progress.stage_end
+        run_end.step = progress.stage_end if progress.decay_end is None else progress.decay_end
         logger.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", checkpoint, progress.step,
                     progress.epoch, progress.step_in_epoch)
         if progress.stage_end is not None:

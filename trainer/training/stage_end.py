@@ -2,19 +2,23 @@
 
 After every validation each rank calls ``EndOfRun.after_validation`` with what the main process measured (CIDEr-D and
 the invocation's elapsed seconds, broadcast by the loop), so every rank decides the same. It counts the validations in
-a row without a gain of ``eval.min_gain`` over the best CIDEr-D so far, and decides the end once:
+a row without a gain of ``eval.min_gain`` over the best CIDEr-D so far (a plateau: ``eval.patience`` of them) and
+decides:
 
-- "plateau": ``eval.patience`` of them while at most a quarter of the stage's budget is left (``PLATEAU_SHARE``), or
-  twice ``eval.patience`` of them at any time (converged: that many validations in a row, a stretch of training
-  twice as long as patience asks, brought no gain). On a val split of a few hundred images one high reading at the
-  peak learning rate makes the next few look like a plateau; with most of the budget left, training goes on.
+- "plateau" once at most a quarter of the stage's budget is left (``PLATEAU_SHARE``), or earlier when validation says
+  the stage has converged: for ``schedule.name: wsd`` a plateau after an earlier one started the decay (validations
+  at the lowest learning rate brought no gain), for other schedules twice ``eval.patience`` validations without a
+  gain. With more budget left, a wsd plateau starts the decay (the lr falls over ``schedule.decay_steps`` and stays at
+  its floor) and training goes on: on a val split of a few hundred images one high reading at the peak learning rate
+  makes the next few look like a plateau, and on a small training set the peak rate overfits where the lowest does
+  not.
 - "budget": the main process estimates that ``train.max_minutes`` would run out before the next validation could
   decide it.
 
 The budget left is the smaller of the steps left to ``train.max_steps`` and the time left of ``train.max_minutes``,
-each as a share of the whole. The end is the step just validated, or for ``schedule.name: wsd`` that step +
-``schedule.decay_steps`` (the lr decays over them, ``trainer.training.schedules``). The decision lives
-in ``Progress`` (``stage_end``, ``evals_without_gain``, ``stop_reason``), so ``--resume`` keeps it; with
+each as a share of the whole. The end is the step just validated, or for wsd that step + ``schedule.decay_steps``
+unless the decay already started (``trainer.training.schedules``). The decision lives
+in ``Progress`` (``stage_end``, ``decay_end``, ``evals_without_gain``, ``stop_reason``), so ``--resume`` keeps it; with
 ``train.max_minutes: 0`` it depends on the validation results only. At the end the main process writes
 ``output_dir/run_summary.json``.
 """
@@ -40,19 +44,21 @@ def counts_as_gain(cider: float | None, best_before: float | None, min_gain: flo
     return best_before is None or (cider is not None and cider > best_before * (1 + min_gain))
 
 
-def decided_end(config, step: int) -> int:
+def decided_end(config, step: int, decay_end: int | None = None) -> int:
     """Where a run whose end is decided at ``step`` ends: there, or for wsd after its decay (never started inside the
-    warmup)."""
+    warmup), or at ``decay_end`` when an earlier plateau started the decay already."""
     schedule = config.schedule
     if schedule.name != "wsd":
         return step
+    if decay_end is not None:
+        return max(step, decay_end)
     return max(step, schedule.warmup_steps) + schedule.decay_steps
 
 
-def steps_if_not_ended(config, step: int) -> int:
+def steps_if_not_ended(config, step: int, decay_end: int | None = None) -> int:
     """Steps still to train if the run's end is not decided at ``step``: to the next validation (wsd: and the decay
-    after it), at most to ``train.max_steps``."""
-    decay = config.schedule.decay_steps if config.schedule.name == "wsd" else 0
+    after it, unless it started), at most to ``train.max_steps``."""
+    decay = config.schedule.decay_steps if config.schedule.name == "wsd" and decay_end is None else 0
     return min(config.eval.every_steps + decay, config.train.max_steps - step)
 
 
@@ -93,17 +99,33 @@ class EndOfRun:
         if progress.stage_end is not None:
             return None
         reason, why = self.reason_to_end(progress, elapsed)
-        end = decided_end(self.config, progress.step)
+        if reason == "decay":
+            return self.start_decay(progress, why)
         if reason is None:
             return why or None
+        end = decided_end(self.config, progress.step, progress.decay_end)
         if end >= self.config.train.max_steps:  # the run ends there anyway (wsd: already decaying)
             return None
         progress.stage_end, progress.stop_reason = end, reason
-        self.run_end.step = end
+        if progress.decay_end is None:
+            progress.decay_end = self.run_end.step = end
         schedule = self.config.schedule  # a run too short for the whole decay decays after its warmup
         start = max(end - schedule.decay_steps, schedule.warmup_steps)
-        decay = f" (the lr decays over steps {start}-{end})" if end > progress.step else ""
+        decay = f" (the lr decays over steps {start}-{end})" if end > progress.step and end == progress.decay_end else ""
         return f"{why}: ending at step {end}{decay}"
+
+    def start_decay(self, progress: Progress, why: str) -> str | None:
+        """An early wsd plateau: the lr decays from now over ``schedule.decay_steps`` and stays at its floor; the
+        plateau count starts over."""
+        schedule = self.config.schedule
+        start = max(progress.step, schedule.warmup_steps)
+        if start + schedule.decay_steps >= self.config.train.max_steps:  # it decays to max_steps anyway
+            return None
+        progress.decay_end = self.run_end.step = start + schedule.decay_steps
+        progress.evals_without_gain = 0
+        return (f"{why}: the lr decays over steps {start}-{progress.decay_end}, then training goes on at the lowest "
+                f"lr until it gains no more ({self.config.eval.patience} evaluations), the last "
+                f"{PLATEAU_SHARE:.0%} of the budget, or the budget ends it")
 
     def budget_left(self, progress: Progress, elapsed: float) -> float:
         """The share of the stage's budget still left: of the steps to ``train.max_steps``, and with
@@ -115,25 +137,28 @@ class EndOfRun:
         return left
 
     def reason_to_end(self, progress: Progress, elapsed: float) -> tuple[str | None, str]:
-        """("plateau" | "budget", why) when the run should end now, else (None, why it goes on despite a plateau, or
-        "")."""
+        """("plateau" | "budget", why) when the run should end now, ("decay", why) when an early wsd plateau should
+        start the decay, else (None, why it goes on despite a plateau, or "")."""
         evaluation, train = self.config.eval, self.config.train
-        count = progress.evals_without_gain
+        count, wsd = progress.evals_without_gain, self.config.schedule.name == "wsd"
+        goes_on = ""
         if evaluation.patience and count >= evaluation.patience:
             gained = f"gained {evaluation.min_gain * 100:g}%" if evaluation.min_gain else "improved"
             plateau = f"val CIDEr-D has not {gained} for {count} evaluation{'s' * (count != 1)}"
             left = self.budget_left(progress, elapsed)
-            if count >= 2 * evaluation.patience or left <= PLATEAU_SHARE:
+            converged = progress.decay_end is not None if wsd else count >= 2 * evaluation.patience
+            if converged or left <= PLATEAU_SHARE:
                 return "plateau", plateau
+            if wsd:
+                return "decay", f"{plateau}, with {left:.0%} of the budget left"
             goes_on = (f"{plateau}, with {left:.0%} of the budget left: training goes on until a plateau in the "
                        f"last {PLATEAU_SHARE:.0%} or {2 * evaluation.patience} evaluations without a gain")
-        else:
-            goes_on = ""
         done = progress.step - self.first_step
         if not train.max_minutes or done <= 0:
             return None, goes_on
         seconds_per_step = elapsed / done
-        if elapsed + seconds_per_step * steps_if_not_ended(self.config, progress.step) <= train.max_minutes * 60:
+        steps = steps_if_not_ended(self.config, progress.step, progress.decay_end)
+        if elapsed + seconds_per_step * steps <= train.max_minutes * 60:
             return None, goes_on
         return "budget", (f"the time budget train.max_minutes={train.max_minutes:g} would run out before the next "
                           f"validation ({elapsed / 60:.1f} min so far, {seconds_per_step:.2f} s per step)")
